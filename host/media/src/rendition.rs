@@ -1,0 +1,339 @@
+//! One rendition's rolling window and the snapshots that blocking playlist reloads wait on.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::part::{part_channel, PartConsumer, PartProducer};
+
+/// The published state of a rendition after one part: where the live edge is, and the
+/// rendered playlists. Playlists are rendered once per version by the packager, never per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenditionSnapshot {
+    /// Bumped on every publish.
+    pub version: u64,
+    /// Oldest media sequence number still in the window.
+    pub first_msn: u64,
+    /// Media sequence number of the segment being built (its parts so far are listed).
+    pub next_msn: u64,
+    /// How many parts of `next_msn` are complete.
+    pub parts_done: u32,
+    pub target_duration: Duration,
+    pub part_target: Duration,
+    /// The full media playlist.
+    pub playlist: Bytes,
+    /// The delta update (`EXT-X-SKIP`), when the window is long enough to skip anything.
+    pub playlist_skip: Option<Bytes>,
+    /// `EXT-X-ENDLIST` was written: nothing more will be published.
+    pub ended: bool,
+}
+
+impl RenditionSnapshot {
+    /// Whether this version satisfies a blocking reload for `_HLS_msn=msn[&_HLS_part=part]`
+    /// (RFC 8216bis 6.2.5.2): segment `msn` is complete, or part `part` of it is.
+    pub fn satisfies(&self, msn: u64, part: Option<u32>) -> bool {
+        if self.ended || msn < self.next_msn {
+            return true;
+        }
+        match part {
+            Some(p) => msn == self.next_msn && p < self.parts_done,
+            None => false,
+        }
+    }
+
+    /// Whether `_HLS_msn=msn` is so far ahead of the live edge that the server should answer
+    /// 400 at once instead of blocking (RFC 8216bis 6.2.5.2: more than two segments past the
+    /// last one in the playlist).
+    pub fn too_far_ahead(&self, msn: u64) -> bool {
+        msn > self.next_msn.saturating_add(2)
+    }
+}
+
+/// The result of looking an object up in the window.
+#[derive(Debug)]
+pub enum Lookup<T> {
+    Found(T),
+    /// It was in the window and has been evicted (HTTP 410).
+    Gone,
+    /// It does not exist, or not yet (HTTP 404).
+    Missing,
+}
+
+#[derive(Debug)]
+struct Segment {
+    msn: u64,
+    /// Global part sequence numbers of its parts.
+    parts: Range<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    init: Option<Bytes>,
+    /// Every part in the window by global sequence number, the open one last.
+    parts: VecDeque<(u64, PartConsumer)>,
+    /// Complete segments, oldest first.
+    segments: VecDeque<Segment>,
+    /// Objects below these have left the window (410 rather than 404).
+    first_msn: u64,
+    first_part: u64,
+}
+
+impl Window {
+    fn part(&self, seq: u64) -> Option<&PartConsumer> {
+        let front = self.parts.front()?.0;
+        let (s, p) = self
+            .parts
+            .get(usize::try_from(seq.checked_sub(front)?).ok()?)?;
+        (*s == seq).then_some(p)
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    window: Mutex<Window>,
+}
+
+impl Shared {
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Creates a rendition: the packager side and a cloneable reader side.
+pub fn rendition_channel() -> (RenditionProducer, RenditionConsumer) {
+    let (tx, rx) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        window: Mutex::new(Window::default()),
+    });
+    (
+        RenditionProducer {
+            shared: Arc::clone(&shared),
+            tx,
+        },
+        RenditionConsumer { shared, rx },
+    )
+}
+
+/// The writer of one rendition, owned by the stream's packaging task.
+///
+/// Parts are named by a global, monotonic sequence number rather than by (segment, index):
+/// the preload hint must name the next part before anyone knows whether it will start a
+/// new segment (that depends on the next frame being a keyframe).
+#[derive(Debug)]
+pub struct RenditionProducer {
+    shared: Arc<Shared>,
+    tx: watch::Sender<Option<Arc<RenditionSnapshot>>>,
+}
+
+impl RenditionProducer {
+    /// Replaces the init segment (a new one follows a codec change).
+    pub fn set_init(&self, init: Bytes) {
+        self.shared.window().init = Some(init);
+    }
+
+    /// Opens part `seq`. Readers can attach to it at once, which is what lets a request for
+    /// the preload-hinted part stream the part while it is written. Opening a part that is
+    /// already open returns `None`.
+    pub fn begin_part(&self, seq: u64) -> Option<PartProducer> {
+        let mut w = self.shared.window();
+        if w.parts.back().is_some_and(|(s, _)| *s >= seq) {
+            return None;
+        }
+        if w.parts.is_empty() {
+            w.first_part = w.first_part.max(seq);
+        }
+        let (producer, consumer) = part_channel();
+        w.parts.push_back((seq, consumer));
+        Some(producer)
+    }
+
+    /// Records that segment `msn` is complete and made of parts `parts`.
+    pub fn complete_segment(&self, msn: u64, parts: Range<u64>) {
+        let mut w = self.shared.window();
+        if w.segments.is_empty() {
+            w.first_msn = w.first_msn.max(msn);
+        }
+        w.segments.push_back(Segment { msn, parts });
+    }
+
+    /// Publishes a new version, evicting segments older than `snapshot.first_msn` (and their
+    /// parts), and wakes every blocked reader whose condition it satisfies.
+    pub fn publish(&self, snapshot: RenditionSnapshot) {
+        {
+            let mut w = self.shared.window();
+            while w
+                .segments
+                .front()
+                .is_some_and(|s| s.msn < snapshot.first_msn)
+            {
+                if let Some(seg) = w.segments.pop_front() {
+                    w.first_part = w.first_part.max(seg.parts.end);
+                }
+            }
+            let first_part = w.first_part;
+            while w.parts.front().is_some_and(|(s, _)| *s < first_part) {
+                w.parts.pop_front();
+            }
+            w.first_msn = w.first_msn.max(snapshot.first_msn);
+        }
+        self.tx.send_replace(Some(Arc::new(snapshot)));
+    }
+
+    /// The latest published version.
+    pub fn snapshot(&self) -> Option<Arc<RenditionSnapshot>> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn consumer(&self) -> RenditionConsumer {
+        RenditionConsumer {
+            shared: Arc::clone(&self.shared),
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+/// A reader of one rendition. Clone it freely: one per request.
+#[derive(Debug, Clone)]
+pub struct RenditionConsumer {
+    shared: Arc<Shared>,
+    rx: watch::Receiver<Option<Arc<RenditionSnapshot>>>,
+}
+
+impl RenditionConsumer {
+    /// The latest published version, if any.
+    pub fn snapshot(&self) -> Option<Arc<RenditionSnapshot>> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits until a published version satisfies `_HLS_msn=msn[&_HLS_part=part]`.
+    /// Returns `None` if the producer is gone without ever satisfying it.
+    /// The caller bounds the wait (3× target duration) with a timer.
+    pub async fn wait_for(
+        &mut self,
+        msn: u64,
+        part: Option<u32>,
+    ) -> Option<Arc<RenditionSnapshot>> {
+        let snap = self
+            .rx
+            .wait_for(|s| s.as_ref().is_some_and(|s| s.satisfies(msn, part)))
+            .await
+            .ok()?;
+        snap.clone()
+    }
+
+    /// Waits for the first published version.
+    pub async fn first(&mut self) -> Option<Arc<RenditionSnapshot>> {
+        let snap = self.rx.wait_for(Option::is_some).await.ok()?;
+        snap.clone()
+    }
+
+    pub fn init(&self) -> Option<Bytes> {
+        self.shared.window().init.clone()
+    }
+
+    /// Part `seq` (global part sequence number): complete, or still being written.
+    pub fn part(&self, seq: u64) -> Lookup<PartConsumer> {
+        let w = self.shared.window();
+        if seq < w.first_part {
+            return Lookup::Gone;
+        }
+        match w.part(seq) {
+            Some(p) => Lookup::Found(p.clone()),
+            None => Lookup::Missing,
+        }
+    }
+
+    /// All parts of complete segment `msn`, in order.
+    pub fn segment(&self, msn: u64) -> Lookup<Vec<PartConsumer>> {
+        let w = self.shared.window();
+        if msn < w.first_msn {
+            return Lookup::Gone;
+        }
+        let Some(seg) = w.segments.iter().find(|s| s.msn == msn) else {
+            return Lookup::Missing;
+        };
+        let parts: Option<Vec<PartConsumer>> =
+            seg.parts.clone().map(|seq| w.part(seq).cloned()).collect();
+        match parts {
+            Some(p) => Lookup::Found(p),
+            None => Lookup::Missing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(version: u64, first: u64, next: u64, parts: u32) -> RenditionSnapshot {
+        RenditionSnapshot {
+            version,
+            first_msn: first,
+            next_msn: next,
+            parts_done: parts,
+            target_duration: Duration::from_secs(2),
+            part_target: Duration::from_millis(500),
+            playlist: Bytes::from(format!("v{version}")),
+            playlist_skip: None,
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn blocking_conditions() {
+        let s = snap(1, 0, 5, 2);
+        assert!(s.satisfies(4, None));
+        assert!(s.satisfies(4, Some(9)));
+        assert!(!s.satisfies(5, None));
+        assert!(s.satisfies(5, Some(1)));
+        assert!(!s.satisfies(5, Some(2)));
+        assert!(!s.satisfies(6, Some(0)));
+        assert!(!s.too_far_ahead(7));
+        assert!(s.too_far_ahead(8));
+    }
+
+    #[tokio::test]
+    async fn wait_for_wakes_on_the_satisfying_version() {
+        let (p, c) = rendition_channel();
+        p.publish(snap(1, 0, 0, 1));
+        let mut waiter = c.clone();
+        let task = tokio::spawn(async move { waiter.wait_for(0, Some(2)).await });
+        p.publish(snap(2, 0, 0, 2));
+        p.publish(snap(3, 0, 0, 3));
+        let got = task.await.unwrap().unwrap();
+        assert!(got.version >= 3);
+    }
+
+    #[test]
+    fn window_eviction_answers_gone() {
+        let (p, c) = rendition_channel();
+        let mut seq = 10;
+        for msn in 0..3 {
+            let first = seq;
+            for _ in 0..2 {
+                let w = p.begin_part(seq).unwrap();
+                w.push(Bytes::from(format!("{msn}.{seq}")));
+                w.finish();
+                seq += 1;
+            }
+            p.complete_segment(msn, first..seq);
+        }
+        assert!(p.begin_part(seq - 1).is_none(), "a part opens once");
+        let open = p.begin_part(seq).unwrap();
+        assert!(matches!(c.part(seq), Lookup::Found(ref part) if !part.is_complete()));
+        assert!(matches!(c.segment(0), Lookup::Found(ref v) if v.len() == 2));
+        p.publish(snap(1, 1, 3, 0));
+        assert!(matches!(c.part(10), Lookup::Gone));
+        assert!(matches!(c.part(11), Lookup::Gone));
+        assert!(matches!(c.segment(0), Lookup::Gone));
+        assert!(matches!(c.part(12), Lookup::Found(_)));
+        assert!(matches!(c.segment(1), Lookup::Found(_)));
+        assert!(matches!(c.segment(3), Lookup::Missing));
+        assert!(matches!(c.part(99), Lookup::Missing));
+        drop(open);
+    }
+}
