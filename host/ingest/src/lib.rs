@@ -1,1 +1,34 @@
 //! Weir's contribution ingest: RTMP (rml_rtmp) with FLV demux, stream-key auth and takeover.
+//!
+//! - [`flv`] is the pure core: [`FlvDemuxer`] turns FLV audio/video tag bodies into
+//!   [`MediaEvent`](weir_media::MediaEvent)s (H.264 + AAC), [`FlvTagReader`] splits an FLV
+//!   byte stream into tags, and [`FlvFile`] reads a whole `.flv` file.
+//! - [`rtmp`] is the tokio driver: [`serve_rtmp`] accepts publishers on
+//!   `rtmp://HOST:PORT/APP/KEY`, asks a [`PublishHandler`] where each stream's media goes, and
+//!   keeps one publisher per stream key ([`ActiveKeys`]).
+//!
+//! Every failure ends one session with one log line and an [`Error`] naming what was seen.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use weir_ingest::flv::{FlvDemuxer, StreamHints};
+//! use weir_media::{Codec, MediaEvent};
+//!
+//! let mut demux = FlvDemuxer::default();
+//! demux.set_hints(StreamHints { video: Some(false), audio: Some(true) });
+//! // AAC sequence header (AAC-LC, 48 kHz, stereo), then one raw AAC frame 21 ms later.
+//! demux.push_audio(0, Bytes::from_static(&[0xAF, 0x00, 0x11, 0x90]))?;
+//! demux.push_audio(21, Bytes::from_static(&[0xAF, 0x01, 0x21, 0x10]))?;
+//!
+//! let Some(MediaEvent::Tracks(tracks)) = demux.poll_event() else { panic!("tracks first") };
+//! assert!(matches!(&tracks[0].codec, Codec::Aac(c) if c.sample_rate == 48_000));
+//! let Some(MediaEvent::Sample(frame)) = demux.poll_event() else { panic!("then the frame") };
+//! assert_eq!((frame.dts, frame.duration), (21 * 48, Some(1024)));
+//! # Ok::<(), weir_ingest::Error>(())
+//! ```
+
+mod error;
+pub mod flv;
+
+pub use error::{Error, Result};
+pub use flv::{FlvDemuxer, FlvFile, FlvTagReader};

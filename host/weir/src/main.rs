@@ -1,1 +1,309 @@
-fn main() {}
+//! `weir`: the live-video origin and LL-HLS packager.
+//!
+//! `weir serve` with no arguments plays a built-in live test stream and accepts RTMP
+//! publishers; see README.md.
+
+mod config;
+mod pipeline;
+mod testsrc;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+use weir_media::{MediaEvent, StreamKey, StreamRegistry};
+
+use crate::config::{valid_stream_name, Config};
+use crate::pipeline::{PipelineMetrics, PipelineSettings};
+
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about = "Live-video origin and Low-Latency HLS packager")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ingest, package and serve live streams (plays a built-in test stream with no config).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// TOML config file (see examples/weir.toml). CLI flags override it.
+    #[arg(short, long, env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP listener (HTTP/1.1 and h2c), e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// HTTPS listener (HTTP/2 via ALPN); needs --tls-cert and --tls-key.
+    #[arg(long)]
+    https: Option<SocketAddr>,
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// RTMP listener, e.g. 0.0.0.0:1935.
+    #[arg(long)]
+    rtmp: Option<SocketAddr>,
+    /// Target segment duration in milliseconds.
+    #[arg(long)]
+    segment_ms: Option<u64>,
+    /// Target part duration in milliseconds.
+    #[arg(long)]
+    part_ms: Option<u64>,
+    /// Playlist window in seconds.
+    #[arg(long)]
+    window_s: Option<u64>,
+    /// Do not serve the built-in test stream.
+    #[arg(long)]
+    no_test_source: bool,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(a) = self.http {
+            c.server.http = a;
+        }
+        if let Some(a) = self.https {
+            c.server.https = Some(a);
+        }
+        if let Some(p) = &self.tls_cert {
+            c.server.tls_cert = Some(p.clone());
+        }
+        if let Some(p) = &self.tls_key {
+            c.server.tls_key = Some(p.clone());
+        }
+        if let Some(a) = self.rtmp {
+            c.rtmp.listen = a;
+        }
+        if let Some(v) = self.segment_ms {
+            c.packager.segment_ms = v;
+        }
+        if let Some(v) = self.part_ms {
+            c.packager.part_ms = v;
+        }
+        if let Some(v) = self.window_s {
+            c.packager.window_s = v;
+        }
+        if self.no_test_source {
+            c.test_source.enabled = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.config()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("weir")
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(serve(config))
+        }
+    }
+}
+
+/// Routes an RTMP publish to a stream name and a packaging pipeline.
+struct Publisher {
+    config: Config,
+    registry: StreamRegistry,
+    settings: PipelineSettings,
+    metrics: Arc<PipelineMetrics>,
+}
+
+impl Publisher {
+    fn stream_name(&self, key: &StreamKey) -> Option<String> {
+        if let Some(k) = self.config.ingest.keys.iter().find(|k| k.key == key.expose()) {
+            return Some(k.stream.clone());
+        }
+        let name = key.expose();
+        (self.config.ingest.allow_any_key
+            && valid_stream_name(name)
+            && !(self.config.test_source.enabled && name == self.config.test_source.name))
+            .then(|| name.to_owned())
+    }
+}
+
+impl weir_ingest::PublishHandler for Publisher {
+    fn publish(
+        &self,
+        _session: &weir_ingest::SessionInfo,
+        key: &StreamKey,
+    ) -> Result<tokio::sync::mpsc::Sender<MediaEvent>, weir_ingest::Refusal> {
+        let Some(name) = self.stream_name(key) else {
+            return Err(weir_ingest::Refusal::UnknownKey);
+        };
+        Ok(pipeline::spawn_stream(
+            &self.registry,
+            &name,
+            self.settings.clone(),
+            Arc::clone(&self.metrics),
+        ))
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let registry = StreamRegistry::new();
+    let metrics = Arc::new(PipelineMetrics::default());
+    let settings = PipelineSettings {
+        packager: weir_packager::Settings {
+            segment_target: config.segment_target(),
+            part_target: config.part_target(),
+            window: Duration::from_secs(config.packager.window_s),
+        },
+        linger: Duration::from_secs(config.packager.linger_s),
+    };
+    settings.packager.validate().context("packager settings")?;
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shutdown = move || {
+        let mut rx = shutdown_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    // Origin.
+    let http = TcpListener::bind(config.server.http)
+        .await
+        .with_context(|| format!("binding server.http {}", config.server.http))?;
+    let http_addr = http.local_addr()?;
+    let origin = Arc::new(weir_origin::Origin::new(
+        weir_origin::OriginSettings {
+            cors_allow_origin: config.server.cors_allow_origin.clone(),
+            assets: weir_origin::StaticAssets {
+                index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
+                hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
+            },
+            ..weir_origin::OriginSettings::default()
+        },
+        registry.clone(),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(Arc::clone(&origin).serve(http, None, shutdown()));
+    let mut https_addr = None;
+    if let (Some(addr), Some(cert), Some(key)) =
+        (config.server.https, &config.server.tls_cert, &config.server.tls_key)
+    {
+        let tls = weir_origin::load_tls(cert, key).context("loading server.tls_cert/tls_key")?;
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding server.https {addr}"))?;
+        https_addr = Some(l.local_addr()?);
+        tasks.spawn(Arc::clone(&origin).serve(l, Some(tls), shutdown()));
+    }
+
+    // RTMP ingest.
+    let mut rtmp_addr = None;
+    if config.rtmp.enabled {
+        let l = TcpListener::bind(config.rtmp.listen)
+            .await
+            .with_context(|| format!("binding rtmp.listen {}", config.rtmp.listen))?;
+        rtmp_addr = Some(l.local_addr()?);
+        let handler = Arc::new(Publisher {
+            config: config.clone(),
+            registry: registry.clone(),
+            settings: settings.clone(),
+            metrics: Arc::clone(&metrics),
+        });
+        let rtmp_settings = weir_ingest::RtmpSettings {
+            app: config.rtmp.app.clone(),
+            max_connections: config.rtmp.max_connections,
+            ..weir_ingest::RtmpSettings::default()
+        };
+        tasks.spawn(weir_ingest::serve_rtmp(l, rtmp_settings, handler, shutdown()));
+    }
+
+    // Built-in test stream.
+    if config.test_source.enabled {
+        let clip = testsrc::Clip::builtin()?;
+        let tx = pipeline::spawn_stream(
+            &registry,
+            &config.test_source.name,
+            settings.clone(),
+            Arc::clone(&metrics),
+        );
+        tokio::spawn(testsrc::run(clip, tx));
+    }
+
+    print_banner(&config, http_addr, https_addr, rtmp_addr);
+
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => { r.context("waiting for ctrl-c")?; info!("shutting down"); }
+        Some(r) = tasks.join_next() => {
+            if let Err(e) = r { error!(error = %e, "a listener task failed"); }
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+fn print_banner(
+    config: &Config,
+    http: SocketAddr,
+    https: Option<SocketAddr>,
+    rtmp: Option<SocketAddr>,
+) {
+    let host = |a: SocketAddr| {
+        if a.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        } else {
+            a
+        }
+    };
+    // Machine-readable lines first (the tests read them), then the human ones.
+    println!("listening http={http}");
+    if let Some(a) = https {
+        println!("listening https={a}");
+    }
+    if let Some(a) = rtmp {
+        println!("listening rtmp={a}");
+    }
+    println!();
+    println!("weir {} is up", env!("CARGO_PKG_VERSION"));
+    println!("  player:      http://{}/", host(http));
+    if config.test_source.enabled {
+        println!(
+            "  test stream: http://{}/live/{}/master.m3u8",
+            host(http),
+            config.test_source.name
+        );
+    }
+    if let Some(a) = https {
+        println!("  over TLS:    https://{}/", host(a));
+    }
+    if let Some(a) = rtmp {
+        println!("  publish to:  rtmp://{}/{}/<stream-key>", host(a), config.rtmp.app);
+        println!("               then play http://{}/live/<stream-key>/master.m3u8", host(http));
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,4 @@
+//! weir-cache integration tests, one module per area.
+
+mod eviction;
+mod fill;

@@ -1,0 +1,155 @@
+//! What an operator can tune. Defaults are the `DEFAULT_*` constants.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use weir_cache::CacheSettings;
+
+use crate::{Error, Result};
+
+/// Blocking reloads wait this many target durations before answering 503 (RFC 8216bis 6.2.5.2).
+pub const BLOCKING_RELOAD_TARGETS: u32 = 3;
+pub const DEFAULT_FIRST_PLAYLIST_WAIT: Duration = Duration::from_secs(4);
+pub const DEFAULT_MEDIA_MAX_AGE: Duration = Duration::from_secs(300);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 256;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The player page and script served at `/` and `/hls.min.js`. Empty means 404.
+#[derive(Clone, Default)]
+pub struct StaticAssets {
+    pub index_html: Bytes,
+    pub hls_js: Bytes,
+}
+
+impl std::fmt::Debug for StaticAssets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticAssets")
+            .field("index_html_len", &self.index_html.len())
+            .field("hls_js_len", &self.hls_js.len())
+            .finish()
+    }
+}
+
+/// Origin settings, kept apart from its state ([`crate::Origin`]).
+#[derive(Clone, Debug)]
+pub struct OriginSettings {
+    /// `Access-Control-Allow-Origin` on every response: `*` or one origin.
+    pub cors_allow_origin: String,
+    /// How long a playlist request waits for a stream that exists but has not published its
+    /// first playlist yet, before answering 404.
+    pub first_playlist_wait: Duration,
+    /// `max-age` for complete parts, segments and init segments, which are immutable while
+    /// they are in the window.
+    pub media_max_age: Duration,
+    /// HTTP/1.1: a client must send a request's headers within this (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// Bound on producing a response head, blocking reloads included: keep it above
+    /// 3× the longest target duration.
+    pub request_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    /// HTTP/2 PING interval that finds dead peers; `None` disables.
+    pub http2_keep_alive_interval: Option<Duration>,
+    pub http2_max_concurrent_streams: u32,
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// After shutdown is signalled, in-flight requests get this long before connections
+    /// are closed.
+    pub shutdown_grace: Duration,
+    /// The segment cache.
+    pub cache: CacheSettings,
+    pub assets: StaticAssets,
+}
+
+impl Default for OriginSettings {
+    fn default() -> Self {
+        Self {
+            cors_allow_origin: "*".to_owned(),
+            first_playlist_wait: DEFAULT_FIRST_PLAYLIST_WAIT,
+            media_max_age: DEFAULT_MEDIA_MAX_AGE,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            http2_keep_alive_interval: Some(DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            cache: CacheSettings::default(),
+            assets: StaticAssets::default(),
+        }
+    }
+}
+
+impl OriginSettings {
+    /// Checks the settings, naming the offending key.
+    pub fn validate(&self) -> Result<()> {
+        self.cors_header()?;
+        let positive = [
+            ("header_read_timeout", self.header_read_timeout),
+            ("request_timeout", self.request_timeout),
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return Err(Error::Settings {
+                    key,
+                    message: "must be greater than zero".to_owned(),
+                });
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(Error::Settings {
+                key: "max_connections",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err(Error::Settings {
+                key: "http2_max_concurrent_streams",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn cors_header(&self) -> Result<HeaderValue> {
+        let bad = |message: &str| Error::Settings {
+            key: "cors_allow_origin",
+            message: message.to_owned(),
+        };
+        if self.cors_allow_origin.is_empty() {
+            return Err(bad("must be `*` or an origin such as https://player.example"));
+        }
+        HeaderValue::from_str(&self.cors_allow_origin)
+            .map_err(|_| bad("not a valid header value"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        OriginSettings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_settings_name_the_key() {
+        let s = OriginSettings {
+            cors_allow_origin: "bad\nvalue".into(),
+            ..OriginSettings::default()
+        };
+        assert!(s.validate().unwrap_err().to_string().contains("cors_allow_origin"));
+        let s = OriginSettings {
+            request_timeout: Duration::ZERO,
+            ..OriginSettings::default()
+        };
+        assert!(s.validate().unwrap_err().to_string().contains("request_timeout"));
+    }
+}

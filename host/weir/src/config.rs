@@ -1,0 +1,249 @@
+//! The configuration tree: one TOML file, then CLI overrides, then [`Config::validate`].
+//!
+//! Every table denies unknown keys, so a typo is an error that names the key rather than a
+//! setting that silently does nothing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub rtmp: RtmpConfig,
+    pub packager: PackagerConfig,
+    pub ingest: IngestConfig,
+    pub test_source: TestSourceConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            rtmp: RtmpConfig::default(),
+            packager: PackagerConfig::default(),
+            ingest: IngestConfig::default(),
+            test_source: TestSourceConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Plain-text listener: HTTP/1.1 and HTTP/2 prior knowledge (h2c), for use behind a CDN.
+    pub http: SocketAddr,
+    /// TLS listener (HTTP/2 via ALPN, and HTTP/1.1). Needs `tls_cert` and `tls_key`.
+    pub https: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// `Access-Control-Allow-Origin` sent on every response.
+    pub cors_allow_origin: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            https: None,
+            tls_cert: None,
+            tls_key: None,
+            cors_allow_origin: "*".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Set to `false` to disable RTMP ingest.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The RTMP application publishers use: `rtmp://host/<app>/<key>`.
+    pub app: String,
+    pub max_connections: usize,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            app: "live".to_owned(),
+            max_connections: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackagerConfig {
+    /// Target segment duration in milliseconds (segments are cut on keyframes).
+    pub segment_ms: u64,
+    /// Target part duration in milliseconds.
+    pub part_ms: u64,
+    /// How much of the stream the playlist keeps, in seconds.
+    pub window_s: u64,
+    /// How long an ended stream stays servable (with `EXT-X-ENDLIST`), in seconds.
+    pub linger_s: u64,
+}
+
+impl Default for PackagerConfig {
+    fn default() -> Self {
+        Self {
+            segment_ms: 2000,
+            part_ms: 500,
+            window_s: 30,
+            linger_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Accept any stream key and serve it under its own name (`/live/<key>/…`), as
+    /// nginx-rtmp does. Turn off in production and list `keys` instead, so that the
+    /// secret publish key never appears in a playback URL.
+    pub allow_any_key: bool,
+    pub keys: Vec<KeyConfig>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            allow_any_key: true,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// A publish key and the public stream name it publishes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub key: String,
+    pub stream: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestSourceConfig {
+    /// Serve the built-in looping test stream.
+    pub enabled: bool,
+    /// Its stream name: `/live/<name>/master.m3u8`.
+    pub name: String,
+}
+
+impl Default for TestSourceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            name: "test".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let p = &self.packager;
+        if p.part_ms < 100 {
+            bail!("packager.part_ms = {} is below the 100 ms minimum", p.part_ms);
+        }
+        if p.part_ms >= p.segment_ms {
+            bail!(
+                "packager.part_ms ({}) must be smaller than packager.segment_ms ({})",
+                p.part_ms,
+                p.segment_ms
+            );
+        }
+        if p.segment_ms > 10_000 {
+            bail!("packager.segment_ms = {} is above the 10 s maximum", p.segment_ms);
+        }
+        if p.window_s * 1000 < 3 * p.segment_ms {
+            bail!(
+                "packager.window_s = {} must hold at least 3 segments ({} ms)",
+                p.window_s,
+                3 * p.segment_ms
+            );
+        }
+        let s = &self.server;
+        match (&s.https, &s.tls_cert, &s.tls_key) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+            (Some(_), _, _) => bail!("server.https needs both server.tls_cert and server.tls_key"),
+            (None, _, _) => bail!("server.tls_cert/server.tls_key are set but server.https is not"),
+        }
+        if self.rtmp.app.is_empty() || !self.rtmp.app.chars().all(valid_name_char) {
+            bail!("rtmp.app = {:?} must be non-empty [A-Za-z0-9_-]", self.rtmp.app);
+        }
+        for (i, k) in self.ingest.keys.iter().enumerate() {
+            if k.key.is_empty() {
+                bail!("ingest.keys[{i}].key is empty");
+            }
+            if !valid_stream_name(&k.stream) {
+                bail!("ingest.keys[{i}].stream = {:?} must be [A-Za-z0-9_-]{{1,64}}", k.stream);
+            }
+        }
+        if !self.ingest.allow_any_key && self.ingest.keys.is_empty() && self.rtmp.enabled {
+            bail!("ingest.allow_any_key = false but ingest.keys is empty: nobody could publish");
+        }
+        if self.test_source.enabled && !valid_stream_name(&self.test_source.name) {
+            bail!("test_source.name = {:?} must be [A-Za-z0-9_-]{{1,64}}", self.test_source.name);
+        }
+        Ok(())
+    }
+
+    pub fn segment_target(&self) -> Duration {
+        Duration::from_millis(self.packager.segment_ms)
+    }
+
+    pub fn part_target(&self) -> Duration {
+        Duration::from_millis(self.packager.part_ms)
+    }
+}
+
+fn valid_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Stream names appear in URLs: keep them to a conservative alphabet.
+pub fn valid_stream_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(valid_name_char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err = toml::from_str::<Config>("[packager]\nsegment_msec = 1000\n").unwrap_err();
+        assert!(err.to_string().contains("segment_msec"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c: Config = toml::from_str("[packager]\nsegment_ms = 1000\npart_ms = 1000\n").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("packager.part_ms"), "{e}");
+        c.packager.part_ms = 200;
+        c.validate().unwrap();
+        c.server.https = Some("127.0.0.1:0".parse().unwrap());
+        assert!(c.validate().unwrap_err().to_string().contains("server.tls_cert"));
+    }
+}

@@ -1,0 +1,91 @@
+//! The built-in live test stream: a short shipped clip (testsrc2 pattern + tone, H.264/AAC,
+//! one-second GOPs), looped forever with rewritten, continuous timestamps and paced by the
+//! wall clock, so `weir serve` plays something with zero configuration.
+//!
+//! The clip is `assets/testsrc.flv`; `assets/README.md` has the ffmpeg command that made it.
+//! It goes through the same FLV demuxer as RTMP ingest, and then the same pipeline.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+use weir_media::{MediaEvent, Sample, Track};
+
+static CLIP: &[u8] = include_bytes!("../assets/testsrc.flv");
+
+/// The decoded clip, ready to loop.
+pub struct Clip {
+    tracks: Vec<Track>,
+    samples: Vec<Sample>,
+    /// Loop length in each track's timescale.
+    period: Vec<i64>,
+    period_dur: Duration,
+}
+
+impl Clip {
+    pub fn builtin() -> anyhow::Result<Self> {
+        Self::from_flv(CLIP)
+    }
+
+    pub fn from_flv(bytes: &[u8]) -> anyhow::Result<Self> {
+        let events = weir_ingest::flv::read_file(bytes).context("decoding the test clip")?;
+        let mut tracks = None;
+        let mut samples = Vec::new();
+        for e in events {
+            match e {
+                MediaEvent::Tracks(t) if tracks.is_none() => tracks = Some(t),
+                MediaEvent::Tracks(_) => bail!("the test clip changes codec parameters"),
+                MediaEvent::Sample(s) => samples.push(s),
+            }
+        }
+        let Some(tracks) = tracks else { bail!("the test clip has no tracks") };
+        // The loop period is the video length (frame count × frame duration); audio beyond
+        // it is dropped so that the loop seam never overlaps.
+        let video = tracks.iter().position(|t| t.kind() == weir_media::TrackKind::Video);
+        let primary = video.unwrap_or(0);
+        let ts: Vec<i64> = samples.iter().filter(|s| s.track == primary).map(|s| s.dts).collect();
+        let (Some(first), Some(last)) = (ts.first(), ts.last()) else {
+            bail!("the test clip has no samples")
+        };
+        let n = i64::try_from(ts.len()).context("clip too long")?;
+        let frame = if n > 1 { (last - first) / (n - 1) } else { 1 };
+        let period_primary = last - first + frame;
+        let secs = period_primary as f64 / f64::from(tracks[primary].timescale);
+        let period: Vec<i64> =
+            tracks.iter().map(|t| (secs * f64::from(t.timescale)).round() as i64).collect();
+        samples.retain(|s| {
+            s.dts - first * i64::from(tracks[s.track].timescale) / i64::from(tracks[primary].timescale)
+                + i64::from(s.duration.unwrap_or(0))
+                <= period[s.track]
+        });
+        Ok(Self { tracks, samples, period, period_dur: Duration::from_secs_f64(secs) })
+    }
+
+    pub fn period(&self) -> Duration {
+        self.period_dur
+    }
+}
+
+/// Feeds the clip into `tx` in real time, forever (until the receiver goes away).
+pub async fn run(clip: Clip, tx: mpsc::Sender<MediaEvent>) {
+    info!(period = ?clip.period(), "test source started");
+    if tx.send(MediaEvent::Tracks(clip.tracks.clone())).await.is_err() {
+        return;
+    }
+    let start = Instant::now();
+    for lap in 0i64.. {
+        for s in &clip.samples {
+            let mut s = s.clone();
+            s.dts += lap * clip.period[s.track];
+            let ts = clip.tracks[s.track].timescale;
+            let at = Duration::from_secs_f64(s.dts.max(0) as f64 / f64::from(ts));
+            tokio::time::sleep_until(start + at).await;
+            if tx.send(MediaEvent::Sample(s)).await.is_err() {
+                warn!("test source stopped: pipeline gone");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs Weir's whole test suite: unit and integration tests of every crate, then the
+# end-to-end tests (real ffmpeg → weir → hls.js/Shaka in Chromium). Run scripts/setup.sh
+# once first. End-to-end tests fail (instead of skipping) when a tool is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export WEIR_E2E_REQUIRED=${WEIR_E2E_REQUIRED:-1}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+echo "== format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build (the end-to-end tests run this binary)"
+cargo build --locked -p weir
+
+echo "== unit and integration tests"
+cargo test --workspace --locked --exclude weir-e2e
+
+echo "== end-to-end tests"
+# One at a time: they share two cores with ffmpeg and Chromium.
+cargo test --locked -p weir-e2e -- --test-threads=1 --nocapture

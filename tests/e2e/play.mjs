@@ -1,0 +1,151 @@
+// Plays an HLS URL in a real player (hls.js or Shaka) inside headless Debian Chromium and
+// prints one JSON report on stdout. Used by the end-to-end tests (tests/all/) and by
+// bench/latency.sh. Exits non-zero only when the harness itself fails; judging the
+// report is the caller's job.
+//
+//   node play.mjs --url http://127.0.0.1:8080/live/test/master.m3u8 --player hls --seconds 12
+//
+// Options: --player hls|shaka, --seconds N (play time to observe), --timeout N (give up on
+// start after N s), --chromium PATH (default /usr/bin/chromium or $CHROMIUM), --force-level N
+// (hls.js: switch to level N after start).
+import { chromium } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => {
+    if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']);
+    return acc;
+  }, []),
+);
+const url = args.url;
+const player = args.player ?? 'hls';
+const seconds = Number(args.seconds ?? 12);
+const startTimeout = Number(args.timeout ?? 20);
+const executablePath = args.chromium ?? process.env.CHROMIUM ?? '/usr/bin/chromium';
+if (!url) {
+  console.error('usage: node play.mjs --url URL [--player hls|shaka] [--seconds N]');
+  process.exit(2);
+}
+
+const libs = {
+  hls: require.resolve('hls.js/dist/hls.min.js'),
+  shaka: require.resolve('shaka-player/dist/shaka-player.compiled.js'),
+};
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+    '--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessSendPreflights,BlockInsecurePrivateNetworkRequests',
+  ],
+});
+const report = {
+  player, url, started: false, played: 0, fatal: [], errors: [], stalls: 0,
+  latency: { samples: [] }, requests: { total: 0, blocking: 0, parts: 0, skip: 0 }, protocols: {},
+  levels: [], switchedTo: null,
+};
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  // The page lives on its own (intercepted, loopback) origin, so every request to weir is
+  // cross-origin and CORS is exercised; a loopback origin keeps Private Network Access quiet.
+  await page.route('http://localhost:9/player.html', (route) =>
+    route.fulfill({ contentType: 'text/html', body: '<!doctype html><video id=v muted autoplay playsinline></video>' }));
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  cdp.on('Network.responseReceived', (e) => {
+    if (!e.response.url.startsWith('http://localhost:9')) {
+      const p = e.response.protocol ?? 'unknown';
+      report.protocols[p] = (report.protocols[p] ?? 0) + 1;
+    }
+  });
+  page.on('request', (r) => {
+    const u = r.url();
+    if (u.startsWith('http://localhost:9')) return;
+    report.requests.total++;
+    if (/[?&]_HLS_msn=/.test(u)) report.requests.blocking++;
+    if (/[?&]_HLS_skip=/.test(u)) report.requests.skip++;
+    if (/\/part\d+\.m4s/.test(u)) report.requests.parts++;
+  });
+  page.on('console', (m) => { if (m.type() === 'error') report.errors.push(`console: ${m.text()}`.slice(0, 300)); });
+  page.on('pageerror', (e) => report.errors.push(`pageerror: ${e.message}`.slice(0, 300)));
+  await page.goto('http://localhost:9/player.html');
+  await page.addScriptTag({ content: readFileSync(libs[player], 'utf8') });
+
+  await page.evaluate(({ url, player }) => {
+    const video = document.getElementById('v');
+    const w = window;
+    w.weir = { fatal: [], stalls: 0, latency: () => null, levels: [], switchTo: () => null, started: false };
+    video.addEventListener('playing', () => { w.weir.started = true; });
+    video.addEventListener('waiting', () => { if (w.weir.started) w.weir.stalls++; });
+    if (player === 'hls') {
+      const hls = new w.Hls({ lowLatencyMode: true, backBufferLength: 30 });
+      w.hls = hls;
+      hls.on(w.Hls.Events.ERROR, (_, d) => { if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`); });
+      hls.on(w.Hls.Events.MANIFEST_PARSED, (_, d) => {
+        w.weir.levels = d.levels.map((l) => ({ width: l.width, height: l.height, bitrate: l.bitrate }));
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+      w.weir.latency = () => (hls.playingDate ? Date.now() - hls.playingDate.getTime() : null);
+      w.weir.switchTo = (n) => { hls.currentLevel = n; return hls.currentLevel; };
+      w.weir.level = () => hls.currentLevel;
+    } else {
+      w.shaka.polyfill.installAll();
+      const p = new w.shaka.Player();
+      w.shakaPlayer = p;
+      p.addEventListener('error', (e) => { if (e.detail.severity === 2) w.weir.fatal.push(`shaka ${e.detail.code}`); });
+      p.configure({ streaming: { lowLatencyMode: true } });
+      p.attach(video).then(() => p.load(url)).catch((e) => w.weir.fatal.push(`shaka load ${e.code ?? e}`));
+      w.weir.latency = () => {
+        const d = p.getPlayheadTimeAsDate();
+        return d ? Date.now() - d.getTime() : null;
+      };
+      w.weir.level = () => null;
+    }
+    video.play().catch(() => {});
+  }, { url, player });
+
+  const startDeadline = Date.now() + startTimeout * 1000;
+  while (Date.now() < startDeadline) {
+    const s = await page.evaluate(() => ({ started: window.weir.started, fatal: window.weir.fatal.length }));
+    if (s.started || s.fatal) break;
+    await page.waitForTimeout(100);
+  }
+  report.started = await page.evaluate(() => window.weir.started);
+  if (report.started) {
+    const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
+    const end = Date.now() + seconds * 1000;
+    let switched = false;
+    while (Date.now() < end) {
+      await page.waitForTimeout(500);
+      const lat = await page.evaluate(() => window.weir.latency());
+      if (lat !== null && Number.isFinite(lat)) report.latency.samples.push(lat);
+      if (args['force-level'] !== undefined && !switched && Date.now() > end - seconds * 500) {
+        report.switchedTo = await page.evaluate((n) => window.weir.switchTo(n), Number(args['force-level']));
+        switched = true;
+      }
+    }
+    const t1 = await page.evaluate(() => document.getElementById('v').currentTime);
+    report.played = t1 - t0;
+  }
+  const w = await page.evaluate(() => ({
+    fatal: window.weir.fatal, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
+    videoWidth: document.getElementById('v').videoWidth, videoHeight: document.getElementById('v').videoHeight,
+    shakaStats: window.shakaPlayer ? window.shakaPlayer.getStats() : null,
+  }));
+  Object.assign(report, { fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
+  if (w.shakaStats) report.stalls = Math.max(report.stalls, w.shakaStats.stallsDetected ?? 0);
+  const sorted = [...report.latency.samples].sort((a, b) => a - b);
+  const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1000 : null);
+  report.latency.p50 = q(0.5);
+  report.latency.p95 = q(0.95);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));

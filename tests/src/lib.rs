@@ -1,0 +1,374 @@
+//! Harness for Weir's end-to-end tests: it runs the real `weir` binary, real publishers
+//! (the ffmpeg CLI) and real players (hls.js and Shaka in Debian Chromium, through
+//! `tests/e2e/play.mjs`), all on 127.0.0.1.
+//!
+//! Tests call [`require_tools`] first: on a machine without ffmpeg, Chromium or the npm
+//! packages it prints why and skips, unless `WEIR_E2E_REQUIRED=1` (set by `.ci/run`), in
+//! which case a missing tool fails the test.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `weir` binary: `$WEIR_BIN`, or the one cargo built next to this test binary.
+pub fn weir_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/all-<hash> → target/<profile>/weir
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("weir")
+}
+
+/// Checks that the real tools are present. Returns `false` (after printing why) when the
+/// test should be skipped.
+pub fn require_tools() -> bool {
+    let mut missing = Vec::new();
+    for tool in ["ffmpeg", "ffprobe", "node", "curl", "openssl"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            missing.push(tool.to_owned());
+        }
+    }
+    if !chromium().exists() {
+        missing.push(format!("chromium ({})", chromium().display()));
+    }
+    if !repo_root().join("tests/e2e/node_modules/playwright-core").exists() {
+        missing.push("tests/e2e/node_modules (run: npm ci --prefix tests/e2e)".to_owned());
+    }
+    if !weir_bin().exists() {
+        missing.push(format!("{} (run: cargo build -p weir)", weir_bin().display()));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("end-to-end test needs: {}", missing.join(", "));
+    if std::env::var("WEIR_E2E_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+pub fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running weir server.
+pub struct Weir {
+    pub proc: Proc,
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    pub rtmp: Option<SocketAddr>,
+    /// stderr (the log), collected as it arrives.
+    log: mpsc::Receiver<String>,
+    log_lines: Vec<String>,
+}
+
+impl Weir {
+    /// Starts `weir serve` on 127.0.0.1:0 ports with the given extra arguments.
+    pub fn start(extra: &[&str]) -> Result<Self> {
+        let mut cmd = Command::new(weir_bin());
+        cmd.args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+            .args(extra)
+            .env("WEIR_LOG", std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().with_context(|| format!("spawning {}", weir_bin().display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[weir] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let (atx, arx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = atx.send(line);
+            }
+        });
+        let mut proc = Proc { child, name: "weir".into() };
+        let (mut http, mut https, mut rtmp) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match arx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("listening ") {
+                        let (k, v) = rest.split_once('=').context("listening line")?;
+                        let addr: SocketAddr = v.parse()?;
+                        match k {
+                            "http" => http = Some(addr),
+                            "https" => https = Some(addr),
+                            "rtmp" => rtmp = Some(addr),
+                            _ => {}
+                        }
+                    } else if line.starts_with("weir ") {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !proc.is_running() {
+                        bail!("weir exited during startup");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("weir closed stdout during startup"),
+            }
+        }
+        let http = http.context("weir never printed its http address")?;
+        Ok(Self { proc, http, https, rtmp, log, log_lines: Vec::new() })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.https.expect("weir started without https"))
+    }
+
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://{}/live/{key}", self.rtmp.expect("weir started without rtmp"))
+    }
+
+    /// Every log line so far.
+    pub fn log(&mut self) -> &[String] {
+        while let Ok(l) = self.log.try_recv() {
+            self.log_lines.push(l);
+        }
+        &self.log_lines
+    }
+}
+
+/// Publishes a synthetic test pattern with the ffmpeg CLI, as the TESTING.md recipe does.
+pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<Proc> {
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=30")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
+        .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string(), "-sc_threshold", "0"])
+        .args(["-b:v", "1500k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"])
+        .args(["-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawning ffmpeg")?;
+    Ok(Proc { child, name: "ffmpeg".into() })
+}
+
+/// A GET with curl; returns (status, body). `--http2-prior-knowledge` etc. go in `extra`.
+pub fn curl(url: &str, extra: &[&str]) -> Result<(u16, Vec<u8>)> {
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .context("running curl")?;
+    if !out.status.success() {
+        bail!("curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut body = out.stdout;
+    let nl = body.iter().rposition(|&b| b == b'\n').context("curl output")?;
+    let status: u16 = std::str::from_utf8(&body[nl + 1..])?.trim().parse()?;
+    body.truncate(nl);
+    Ok((status, body))
+}
+
+/// Polls `url` until it answers 200, up to `timeout`.
+pub fn wait_for_200(url: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Ok((200, body)) = curl(url, &[]) {
+            return Ok(body);
+        }
+        if Instant::now() > end {
+            bail!("{url} did not answer 200 within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What `tests/e2e/play.mjs` reports.
+#[derive(Debug, Deserialize)]
+pub struct PlayReport {
+    pub player: String,
+    pub started: bool,
+    pub played: f64,
+    pub fatal: Vec<String>,
+    pub errors: Vec<String>,
+    pub stalls: Option<u64>,
+    pub latency: Latency,
+    pub requests: Requests,
+    pub protocols: std::collections::BTreeMap<String, u64>,
+    #[serde(rename = "videoWidth")]
+    pub video_width: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Latency {
+    pub samples: Vec<f64>,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Requests {
+    pub total: u64,
+    pub blocking: u64,
+    pub parts: u64,
+    pub skip: u64,
+}
+
+/// Starts a player in Chromium; `join` it for the report.
+pub struct Player {
+    proc: Proc,
+    out: std::process::ChildStdout,
+}
+
+impl Player {
+    pub fn start(player: &str, url: &str, seconds: u32) -> Result<Self> {
+        let mut child = Command::new("node")
+            .current_dir(repo_root().join("tests/e2e"))
+            .args(["play.mjs", "--player", player, "--url", url, "--seconds", &seconds.to_string()])
+            .env("CHROMIUM", chromium())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning node play.mjs")?;
+        let out = child.stdout.take().context("stdout")?;
+        Ok(Self { proc: Proc { child, name: format!("player {player}") }, out })
+    }
+
+    pub fn join(mut self) -> Result<PlayReport> {
+        let mut s = String::new();
+        self.out.read_to_string(&mut s)?;
+        let status = self.proc.wait_timeout(Duration::from_secs(30));
+        if !status.is_some_and(|s| s.success()) {
+            bail!("play.mjs failed ({status:?}): {s}");
+        }
+        let line = s.lines().last().context("play.mjs printed nothing")?;
+        let report: PlayReport = serde_json::from_str(line).with_context(|| format!("parsing {line}"))?;
+        eprintln!(
+            "[{}] played {:.1}s, fatal {:?}, stalls {:?}, latency p50 {:?} p95 {:?}, requests {:?}, protocols {:?}",
+            report.player,
+            report.played,
+            report.fatal,
+            report.stalls,
+            report.latency.p50,
+            report.latency.p95,
+            report.requests,
+            report.protocols
+        );
+        Ok(report)
+    }
+}
+
+/// Makes a self-signed certificate for 127.0.0.1/localhost with the openssl CLI.
+pub fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("openssl req failed");
+    }
+    Ok((cert, key))
+}
+
+/// Parses a media playlist with m3u8-rs, failing with the text on error.
+pub fn parse_media_playlist(text: &[u8]) -> Result<m3u8_rs::MediaPlaylist> {
+    match m3u8_rs::parse_playlist_res(text) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => Ok(p),
+        Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => bail!("expected a media playlist"),
+        Err(e) => bail!("m3u8-rs cannot parse playlist: {e:?}\n{}", String::from_utf8_lossy(text)),
+    }
+}
+
+/// Reads `_HLS_msn`-style numbers out of a playlist: (media sequence, count of segments).
+pub fn live_edge(text: &[u8]) -> Result<(u64, usize)> {
+    let p = parse_media_playlist(text)?;
+    Ok((p.media_sequence, p.segments.len()))
+}
+
+/// End-to-end tests share two cores: run them one at a time so that players measure weir,
+/// not each other.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The HTTP version curl negotiated ("1.1", "2"), with its status.
+pub fn curl_version(url: &str, extra: &[&str]) -> Result<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .context("running curl")?;
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let (code, ver) = s.split_once(' ').context("curl -w output")?;
+    Ok((code.parse()?, ver.to_owned()))
+}
