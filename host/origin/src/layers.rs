@@ -1,0 +1,161 @@
+//! Every cross-cutting HTTP concern, in one place, outermost first.
+//!
+//! Per connection (built by [`connection_builder`] and applied in `server.rs`):
+//! connection limit → TLS handshake timeout → HTTP/1.1 header-read timeout,
+//! HTTP/2 stream limit and keep-alive.
+//!
+//! Per request ([`Origin::handle`]): access log → CORS → HEAD → deadline → phases.
+//! Plain functions rather than tower layers: the stack is fixed and small, and a reader sees
+//! the whole order here.
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tracing::{field, Instrument};
+
+use crate::body::{self, Body};
+use crate::error::{error_response, Fault};
+use crate::settings::OriginSettings;
+use crate::{Error, Origin};
+
+/// Headers a player script may read from a cross-origin response beyond the safelisted ones.
+const EXPOSE_HEADERS: &str = "Content-Length, Date, Age";
+
+/// The hyper connection builder, with the per-connection limits.
+pub(crate) fn connection_builder(settings: &OriginSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Slowloris: a client that trickles request headers is cut off. This timer also runs
+        // while a keep-alive connection waits for its next request, so it bounds idle HTTP/1.1
+        // connections too.
+        .header_read_timeout(settings.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // One player connection carries playlist and part requests in parallel; this caps
+        // what one client can hold open.
+        .max_concurrent_streams(settings.http2_max_concurrent_streams)
+        // Finds peers that vanished without a FIN, which would otherwise hold blocked streams.
+        .keep_alive_interval(settings.http2_keep_alive_interval)
+        .keep_alive_timeout(settings.header_read_timeout);
+    builder
+}
+
+impl Origin {
+    /// Serves one request through every layer and phase. Each connection calls this; it
+    /// needs no socket, so tests and embedders can call it directly. The request body is
+    /// never read.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+        let (head, _body) = request.into_parts();
+        self.access_log(head).await
+    }
+
+    /// Layer 1, outermost: a span per request and the access log. Outermost so the status it
+    /// records is the one sent (after CORS, HEAD and the deadline have had their say) and the
+    /// latency covers every layer. Latency ends at the response head; a streamed part's body
+    /// continues after it. The query is not logged (it may carry CDN tokens).
+    async fn access_log(&self, head: http::request::Parts) -> Response<Body> {
+        let span = tracing::info_span!(
+            "request",
+            method = %head.method,
+            path = %head.uri.path(),
+            version = ?head.version,
+            status = field::Empty,
+            latency_ms = field::Empty,
+        );
+        let started = tokio::time::Instant::now();
+        let response = self.cors(head).instrument(span.clone()).await;
+        let status = response.status().as_u16();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        span.record("status", status);
+        span.record("latency_ms", latency_ms);
+        span.in_scope(|| {
+            if response.status().is_server_error() {
+                tracing::warn!(status, latency_ms, "served");
+            } else {
+                tracing::info!(status, latency_ms, "served");
+            }
+        });
+        response
+    }
+
+    /// Layer 2: CORS. Outside the deadline and the phases so that errors, timeouts and
+    /// preflights all carry the headers a browser needs before it lets a player read them.
+    async fn cors(&self, head: http::request::Parts) -> Response<Body> {
+        let mut response = if head.method == Method::OPTIONS {
+            preflight(&head)
+        } else {
+            self.head_method(head).await
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.cors_allow_origin.clone(),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+        response
+    }
+
+    /// Layer 3: HEAD runs the GET path and drops the body, keeping `Content-Length`, so both
+    /// methods share one code path and always agree on headers.
+    async fn head_method(&self, head: http::request::Parts) -> Response<Body> {
+        let is_head = head.method == Method::HEAD;
+        let mut response = self.deadline(head).await;
+        if is_head {
+            *response.body_mut() = body::empty();
+        }
+        response
+    }
+
+    /// Layer 4, innermost: a deadline on producing the response head. Inside CORS so a
+    /// timeout still reaches a browser; outside the phases so it bounds all of them. Blocking
+    /// reloads carry their own tighter limit (3× target duration → 503). Bodies are not
+    /// bounded: a streamed part legitimately lasts as long as the part.
+    async fn deadline(&self, head: http::request::Parts) -> Response<Body> {
+        match tokio::time::timeout(self.settings.request_timeout, self.run_phases(head)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                log_error(&err);
+                error_response(&err)
+            }
+            Err(_) => {
+                let err = Error::RequestTimeout;
+                log_error(&err);
+                error_response(&err)
+            }
+        }
+    }
+}
+
+fn log_error(err: &Error) {
+    let class = err.classify();
+    match class.fault {
+        Fault::Internal => tracing::error!(error = %err, "request failed"),
+        Fault::Upstream => tracing::debug!(error = %err, "request failed upstream"),
+        Fault::Downstream => tracing::debug!(error = %err, "bad request"),
+    }
+}
+
+/// Answers a CORS preflight (or any OPTIONS): 204 with what the browser may send.
+fn preflight(head: &http::request::Parts) -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    let methods = HeaderValue::from_static("GET, HEAD, OPTIONS");
+    headers.insert(header::ALLOW, methods.clone());
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
+    if let Some(requested) = head.headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    response
+}

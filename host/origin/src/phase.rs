@@ -1,0 +1,457 @@
+//! The per-request phases (drawn in the crate docs) and the manifest-filter extension point.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use weir_cache::{BoxFuture, CachedObject};
+use weir_media::{Lookup, RenditionConsumer};
+
+use crate::body::{self, Body};
+use crate::route::{self, HlsQuery, Route, Skip};
+use crate::settings::BLOCKING_RELOAD_TARGETS;
+use crate::{Error, Origin, Result};
+
+pub(crate) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// `video/mp4` for init, parts and segments alike: hls.js, Shaka and AVPlayer all accept it
+/// (`video/iso.segment` trips some players and CDN MIME filters).
+pub(crate) const MEDIA_TYPE: &str = "video/mp4";
+
+/// What one request carries through the phases. A [`ManifestFilter`] sees it, which is how
+/// a plugin learns the tenant's stream, the rendition and the request attributes it varies on.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// Method, URI and headers of the request (the body is never read).
+    pub request: http::request::Parts,
+    /// Phase 1's result.
+    pub route: Route,
+    /// Phase 2's result: the object's identity, LL-HLS directives included.
+    pub cache_key: Option<String>,
+    /// Set by phase 3 for playlists: the version served, to key filtered output by.
+    pub playlist_version: Option<u64>,
+}
+
+/// Phase 4: rewrites playlists before they are sent. Segments and parts never pass through
+/// it. The plugin host implements this later; [`PassThrough`] is the default.
+///
+/// A filter must always answer: on its own failure it applies its failure policy and returns
+/// a playlist (the input, for pass-through), because media never waits for a plugin.
+pub trait ManifestFilter: Send + Sync + 'static {
+    fn media_playlist<'a>(&'a self, ctx: &'a RequestCtx, playlist: Bytes) -> BoxFuture<'a, Bytes> {
+        let _ = ctx;
+        Box::pin(std::future::ready(playlist))
+    }
+
+    fn multivariant_playlist<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        playlist: Bytes,
+    ) -> BoxFuture<'a, Bytes> {
+        let _ = ctx;
+        Box::pin(std::future::ready(playlist))
+    }
+}
+
+/// Serves playlists exactly as the packager rendered them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PassThrough;
+
+impl ManifestFilter for PassThrough {}
+
+/// What a CDN may do with a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheControl {
+    /// Never changes while it exists: complete parts and segments.
+    Immutable(Duration),
+    MaxAge(Duration),
+    /// Store, but revalidate every time (the player page).
+    NoCache,
+    NoStore,
+}
+
+impl CacheControl {
+    fn header(self) -> HeaderValue {
+        match self {
+            CacheControl::Immutable(d) => {
+                header_value(format!("public, max-age={}, immutable", d.as_secs()))
+            }
+            CacheControl::MaxAge(d) => header_value(format!("public, max-age={}", d.as_secs())),
+            CacheControl::NoCache => HeaderValue::from_static("no-cache"),
+            CacheControl::NoStore => HeaderValue::from_static("no-store"),
+        }
+    }
+}
+
+fn header_value(s: String) -> HeaderValue {
+    // Only digits and ASCII text are formatted in, so this never falls back.
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PlaylistKind {
+    Multivariant,
+    Media,
+}
+
+/// Phase 3's result.
+pub(crate) enum Fetched {
+    Playlist {
+        kind: PlaylistKind,
+        body: Bytes,
+        version: Option<u64>,
+        cache: CacheControl,
+    },
+    Object {
+        body: Body,
+        /// `None` while the body is still being written (a streamed part).
+        len: Option<usize>,
+        content_type: &'static str,
+        cache: CacheControl,
+    },
+}
+
+impl Fetched {
+    fn bytes(body: Bytes, content_type: &'static str, cache: CacheControl) -> Self {
+        Fetched::Object {
+            len: Some(body.len()),
+            body: body::full(body),
+            content_type,
+            cache,
+        }
+    }
+}
+
+impl Origin {
+    /// Runs the phases for one request. The layers around it (see `layers.rs`) add the
+    /// deadline, HEAD handling, CORS and the access log.
+    pub(crate) async fn run_phases(&self, request: http::request::Parts) -> Result<Response<Body>> {
+        // Phase 1: route. Only GET and HEAD get this far (OPTIONS is answered by the CORS layer).
+        if request.method != Method::GET && request.method != Method::HEAD {
+            return Err(Error::MethodNotAllowed);
+        }
+        let route = route::parse(request.uri.path(), request.uri.query())?;
+        // Phase 2: cache key.
+        let cache_key = cache_key(&route);
+        let mut ctx = RequestCtx {
+            request,
+            route,
+            cache_key,
+            playlist_version: None,
+        };
+        // Phase 3: fetch from the registry's window (or the cache).
+        let fetched = self.fetch(&ctx).await?;
+        // Phase 4: manifest filter, playlists only.
+        let fetched = match fetched {
+            Fetched::Playlist {
+                kind,
+                body,
+                version,
+                cache,
+            } => {
+                ctx.playlist_version = version;
+                let body = match kind {
+                    PlaylistKind::Media => self.filter.media_playlist(&ctx, body).await,
+                    PlaylistKind::Multivariant => {
+                        self.filter.multivariant_playlist(&ctx, body).await
+                    }
+                };
+                Fetched::Playlist {
+                    kind,
+                    body,
+                    version,
+                    cache,
+                }
+            }
+            object => object,
+        };
+        // Phase 5: response.
+        Ok(respond(fetched))
+    }
+
+    async fn fetch(&self, ctx: &RequestCtx) -> Result<Fetched> {
+        let assets = &self.settings.assets;
+        match &ctx.route {
+            Route::Health => Ok(Fetched::bytes(
+                Bytes::from_static(b"ok\n"),
+                "text/plain; charset=utf-8",
+                CacheControl::NoStore,
+            )),
+            Route::PlayerPage => static_asset(
+                &assets.index_html,
+                "text/html; charset=utf-8",
+                // Revalidated so a new deploy's page is picked up at once.
+                CacheControl::NoCache,
+            ),
+            Route::PlayerScript => static_asset(
+                &assets.hls_js,
+                "text/javascript; charset=utf-8",
+                CacheControl::MaxAge(Duration::from_secs(3600)),
+            ),
+            Route::Multivariant { stream } => {
+                let stream = self.registry.get(stream).ok_or(Error::NotFound)?;
+                let body = stream
+                    .multivariant()
+                    .ok_or(Error::NotYet("multivariant playlist"))?;
+                Ok(Fetched::Playlist {
+                    kind: PlaylistKind::Multivariant,
+                    body,
+                    version: None,
+                    // Changes only when renditions do; short so a new ladder shows up quickly.
+                    cache: CacheControl::MaxAge(Duration::from_secs(1)),
+                })
+            }
+            Route::MediaPlaylist {
+                stream,
+                rendition,
+                query,
+            } => {
+                let rendition = self.rendition(stream, rendition)?;
+                self.media_playlist(rendition, *query).await
+            }
+            Route::Init { stream, rendition } => {
+                let init = self
+                    .rendition(stream, rendition)?
+                    .init()
+                    .ok_or(Error::NotYet("init segment"))?;
+                // Replaced on a codec change, so not `immutable`.
+                Ok(Fetched::bytes(init, MEDIA_TYPE, CacheControl::MaxAge(self.settings.media_max_age)))
+            }
+            Route::Part {
+                stream,
+                rendition,
+                seq,
+            } => {
+                let part = match self.rendition(stream, rendition)?.part(*seq) {
+                    Lookup::Found(part) => part,
+                    Lookup::Gone => return Err(Error::Gone("part")),
+                    Lookup::Missing => return Err(Error::NotYet("part")),
+                };
+                // Complete or not, the body at this URL never changes: a CDN may keep it.
+                let cache = CacheControl::Immutable(self.settings.media_max_age);
+                Ok(match part.bytes() {
+                    Some(bytes) => Fetched::bytes(bytes, MEDIA_TYPE, cache),
+                    None => Fetched::Object {
+                        body: body::part_stream(part),
+                        len: None,
+                        content_type: MEDIA_TYPE,
+                        cache,
+                    },
+                })
+            }
+            Route::Segment {
+                stream,
+                rendition,
+                msn,
+            } => {
+                // The window decides 404/410 first, so an evicted segment is 410 even while
+                // the cache still holds its bytes.
+                let parts = match self.rendition(stream, rendition)?.segment(*msn) {
+                    Lookup::Found(parts) => parts,
+                    Lookup::Gone => return Err(Error::Gone("segment")),
+                    Lookup::Missing => return Err(Error::NotYet("segment")),
+                };
+                let key = ctx.cache_key.as_deref().unwrap_or_default();
+                let object = self
+                    .cache
+                    .get_or_fill(key, || concatenate(parts))
+                    .await?;
+                Ok(Fetched::bytes(
+                    object.body.clone(),
+                    MEDIA_TYPE,
+                    CacheControl::Immutable(self.settings.media_max_age),
+                ))
+            }
+        }
+    }
+
+    fn rendition(&self, stream: &str, rendition: &str) -> Result<RenditionConsumer> {
+        self.registry
+            .get(stream)
+            .and_then(|s| s.rendition(rendition))
+            .ok_or(Error::NotFound)
+    }
+
+    async fn media_playlist(
+        &self,
+        mut rendition: RenditionConsumer,
+        query: HlsQuery,
+    ) -> Result<Fetched> {
+        let current = match rendition.snapshot() {
+            Some(snapshot) => snapshot,
+            None => {
+                // The stream is up but its packager has not cut a part yet.
+                let first = tokio::time::timeout(
+                    self.settings.first_playlist_wait,
+                    rendition.first(),
+                );
+                first
+                    .await
+                    .map_err(|_| Error::NotYet("media playlist"))?
+                    .ok_or(Error::StreamGone)?
+            }
+        };
+        let snapshot = match query.msn {
+            None => current,
+            Some(msn) => {
+                if current.too_far_ahead(msn) {
+                    return Err(Error::BadRequest(format!(
+                        "_HLS_msn={msn} is more than two segments past the live edge (next is {})",
+                        current.next_msn
+                    )));
+                }
+                if current.satisfies(msn, query.part) {
+                    current
+                } else {
+                    let limit = current
+                        .target_duration
+                        .saturating_mul(BLOCKING_RELOAD_TARGETS);
+                    tokio::time::timeout(limit, rendition.wait_for(msn, query.part))
+                        .await
+                        .map_err(|_| Error::ReloadTimeout)?
+                        .ok_or(Error::StreamGone)?
+                }
+            }
+        };
+        let body = match query.skip {
+            Some(Skip::Yes | Skip::V2) => snapshot
+                .playlist_skip
+                .clone()
+                .unwrap_or_else(|| snapshot.playlist.clone()),
+            None => snapshot.playlist.clone(),
+        };
+        let cache = if query.is_blocking() {
+            // A blocking URL names one future version: its answer never changes.
+            CacheControl::MaxAge(snapshot.target_duration.saturating_mul(6))
+        } else {
+            // About half a part, so CDNs fold reloads together without adding much latency.
+            CacheControl::MaxAge((snapshot.part_target / 2).max(Duration::from_secs(1)))
+        };
+        Ok(Fetched::Playlist {
+            kind: PlaylistKind::Media,
+            body,
+            version: Some(snapshot.version),
+            cache,
+        })
+    }
+}
+
+/// A complete segment's body: its parts back to back.
+async fn concatenate(
+    parts: Vec<weir_media::PartConsumer>,
+) -> Result<CachedObject> {
+    let mut bodies = Vec::with_capacity(parts.len());
+    for mut part in parts {
+        bodies.push(part.collect().await?);
+    }
+    let mut out = Vec::with_capacity(bodies.iter().map(Bytes::len).sum());
+    for b in &bodies {
+        out.extend_from_slice(b);
+    }
+    Ok(CachedObject::new(Bytes::from(out), MEDIA_TYPE))
+}
+
+fn static_asset(
+    bytes: &Bytes,
+    content_type: &'static str,
+    cache: CacheControl,
+) -> Result<Fetched> {
+    if bytes.is_empty() {
+        return Err(Error::NotFound);
+    }
+    Ok(Fetched::bytes(bytes.clone(), content_type, cache))
+}
+
+/// Phase 2: the object's identity. Segments are filled through the cache under this key;
+/// playlist filter output will be keyed by it plus the playlist version.
+fn cache_key(route: &Route) -> Option<String> {
+    match route {
+        Route::Health | Route::PlayerPage | Route::PlayerScript => None,
+        Route::Multivariant { stream } => Some(format!("{stream}/master.m3u8")),
+        Route::MediaPlaylist {
+            stream,
+            rendition,
+            query,
+        } => {
+            let mut key = format!("{stream}/{rendition}/index.m3u8?");
+            if let Some(msn) = query.msn {
+                key.push_str(&format!("_HLS_msn={msn}&"));
+            }
+            if let Some(part) = query.part {
+                key.push_str(&format!("_HLS_part={part}&"));
+            }
+            match query.skip {
+                Some(Skip::Yes) => key.push_str("_HLS_skip=YES"),
+                Some(Skip::V2) => key.push_str("_HLS_skip=v2"),
+                None => {}
+            }
+            Some(key)
+        }
+        Route::Init { stream, rendition } => Some(format!("{stream}/{rendition}/init.mp4")),
+        Route::Part {
+            stream,
+            rendition,
+            seq,
+        } => Some(format!("{stream}/{rendition}/part{seq}.m4s")),
+        Route::Segment {
+            stream,
+            rendition,
+            msn,
+        } => Some(format!("{stream}/{rendition}/seg{msn}.m4s")),
+    }
+}
+
+/// Phase 5: status, headers, body.
+fn respond(fetched: Fetched) -> Response<Body> {
+    let (body, len, content_type, cache) = match fetched {
+        Fetched::Playlist { body, cache, .. } => {
+            let len = body.len();
+            (body::full(body), Some(len), PLAYLIST_TYPE, cache)
+        }
+        Fetched::Object {
+            body,
+            len,
+            content_type,
+            cache,
+        } => (body, len, content_type, cache),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, cache.header());
+    if let Some(len) = len {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keys_include_the_directives() {
+        let route = route::parse(
+            "/live/a/720p/index.m3u8",
+            Some("_HLS_msn=4&_HLS_part=1&_HLS_skip=YES&cb=1"),
+        )
+        .unwrap();
+        assert_eq!(
+            cache_key(&route).unwrap(),
+            "a/720p/index.m3u8?_HLS_msn=4&_HLS_part=1&_HLS_skip=YES"
+        );
+        let seg = route::parse("/live/a/720p/seg9.m4s", None).unwrap();
+        assert_eq!(cache_key(&seg).unwrap(), "a/720p/seg9.m4s");
+    }
+
+    #[test]
+    fn cache_control_headers() {
+        let d = Duration::from_secs(300);
+        assert_eq!(
+            CacheControl::Immutable(d).header(),
+            "public, max-age=300, immutable"
+        );
+        assert_eq!(CacheControl::MaxAge(Duration::from_millis(1500)).header(), "public, max-age=1");
+        assert_eq!(CacheControl::NoStore.header(), "no-store");
+    }
+}
