@@ -2,11 +2,12 @@
 //! one chunk (`moof`+`mdat`). They write into a `Vec<u8>` and know nothing about cutting.
 
 use bytes::Bytes;
+use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
 use mp4_atom::{
-    Atom, Audio, Avc1, Avcc, Codec as SampleEntry, DecoderConfig, DecoderSpecific, Dinf, Dref,
-    DrefEntry, Encode, EsDescriptor, Esds, FixedPoint, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
-    Moof, Moov, Mp4a, Mvex, Mvhd, SLConfig, Smhd, Stbl, Stco, Stsd, Styp, Tfdt, Tfhd, Tkhd, Traf,
-    Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual, Vmhd,
+    Atom, Audio, Avc1, Avcc, Codec as SampleEntry, Dinf, Dref, DrefEntry, Encode, Esds, FixedPoint,
+    FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco,
+    Stsd, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual,
+    Vmhd,
 };
 use weir_media::{AacConfig, Codec, H264Config, Track};
 
@@ -257,7 +258,8 @@ pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8
     let mut offset = scratch.len() as u64 + 8;
     for (traf, run) in moof.traf.iter_mut().zip(runs) {
         if let Some(trun) = traf.trun.first_mut() {
-            trun.data_offset = Some(i32::try_from(offset).map_err(|_| mp4_atom::Error::TooLarge(Moof::KIND))?);
+            trun.data_offset =
+                Some(i32::try_from(offset).map_err(|_| mp4_atom::Error::TooLarge(Moof::KIND))?);
         }
         offset += run.samples.iter().map(|s| s.data.len() as u64).sum::<u64>();
     }
@@ -394,14 +396,26 @@ pub(crate) mod tests {
 
     #[test]
     fn chunk_round_trips_with_data_offsets() {
-        let video = [sample(9000, 3000, true, 3000, 100), sample(12000, 3000, false, -3000, 50)];
-        let audio = [sample(4800, 1024, true, 0, 7), sample(5824, 1024, true, 0, 9)];
+        let video = [
+            sample(9000, 3000, true, 3000, 100),
+            sample(12000, 3000, false, -3000, 50),
+        ];
+        let audio = [
+            sample(4800, 1024, true, 0, 7),
+            sample(5824, 1024, true, 0, 9),
+        ];
         let mut out = Vec::new();
         write_chunk(
             7,
             &[
-                TrackRun { track_id: 1, samples: &video },
-                TrackRun { track_id: 2, samples: &audio },
+                TrackRun {
+                    track_id: 1,
+                    samples: &video,
+                },
+                TrackRun {
+                    track_id: 2,
+                    samples: &audio,
+                },
             ],
             &mut out,
         )
@@ -420,7 +434,9 @@ pub(crate) mod tests {
         assert!(buf.is_empty());
         assert_eq!(mdat.data.len(), 166);
         assert_eq!(moof.mfhd.sequence_number, 7);
-        let [v, a] = moof.traf.as_slice() else { panic!("two trafs") };
+        let [v, a] = moof.traf.as_slice() else {
+            panic!("two trafs")
+        };
         assert!(v.tfhd.default_base_is_moof && a.tfhd.default_base_is_moof);
         assert_eq!(v.tfdt.as_ref().unwrap().base_media_decode_time, 9000);
         assert_eq!(a.tfdt.as_ref().unwrap().base_media_decode_time, 4800);

@@ -1,5 +1,6 @@
-//! Weir's packager: turns one rendition's [`Sample`]s into muxed CMAF parts and segments, and
-//! keeps the LL-HLS playlist model of its rolling window. Pure: no IO, no clock, no async.
+//! Weir's packager: turns one rendition's [`Sample`](weir_media::Sample)s into muxed CMAF
+//! parts and segments, and keeps the LL-HLS playlist model of its rolling window. Pure: no IO,
+//! no clock, no async.
 //!
 //! - [`Packager`] is a sans-IO state machine: [`Packager::push`] a sample (with the wall-clock
 //!   time the caller read, used only to anchor `EXT-X-PROGRAM-DATE-TIME`), then drain
@@ -53,6 +54,9 @@
 //! assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part"));
 //! ```
 
+// Tests may unwrap; the library itself never does (clippy::unwrap_used is on for it).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cmaf;
 mod packager;
 mod playlist;
@@ -93,7 +97,11 @@ pub enum Error {
     #[error("sample for track {track}, but the rendition has {tracks} tracks")]
     UnknownTrack { track: usize, tracks: usize },
     #[error("track {track}: dts {dts} does not follow the previous dts {previous}")]
-    NonMonotonicDts { track: usize, dts: i64, previous: i64 },
+    NonMonotonicDts {
+        track: usize,
+        dts: i64,
+        previous: i64,
+    },
     #[error("track {track}: dts {dts} is out of the representable range")]
     TimestampOutOfRange { track: usize, dts: i64 },
     #[error("sample pushed after finish()")]

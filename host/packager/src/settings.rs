@@ -89,9 +89,21 @@ mod tests {
     #[test]
     fn rejects_bad_values_by_name() {
         let cases = [
-            (Duration::from_secs(2), Duration::from_millis(20), "part_target"),
-            (Duration::from_secs(2), Duration::from_secs(2), "shorter than segment_target"),
-            (Duration::from_millis(100), Duration::from_millis(50), "window"),
+            (
+                Duration::from_secs(2),
+                Duration::from_millis(20),
+                "part_target",
+            ),
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+                "shorter than segment_target",
+            ),
+            (
+                Duration::from_millis(100),
+                Duration::from_millis(50),
+                "window",
+            ),
         ];
         for (segment_target, part_target, needle) in cases {
             let s = Settings {

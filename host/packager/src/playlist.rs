@@ -1,0 +1,405 @@
+//! The LL-HLS playlist model: plain values, rendered with `write_to`.
+//!
+//! Rendering follows RFC 8216bis and Apple's LL-HLS additions. Every tag is written where
+//! `m3u8-rs` (and therefore most tooling) can still parse the playlist: LL-HLS tags it does
+//! not know come out as unknown tags attached to the next segment, never as errors.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+/// `EXT-X-VERSION` of media playlists: 9 for `EXT-X-SKIP` (6 would do for parts and hints).
+const MEDIA_VERSION: u32 = 9;
+/// `EXT-X-VERSION` of multivariant playlists.
+const MULTIVARIANT_VERSION: u32 = 6;
+
+/// One rendition's media playlist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaPlaylist {
+    /// `EXT-X-TARGETDURATION`, whole seconds.
+    pub target_duration: u64,
+    /// `EXT-X-PART-INF:PART-TARGET`.
+    pub part_target: Duration,
+    /// `PART-HOLD-BACK`: at least three part targets.
+    pub part_hold_back: Duration,
+    /// `CAN-SKIP-UNTIL` (six target durations), when the window is long enough to skip.
+    pub can_skip_until: Option<Duration>,
+    /// `EXT-X-MEDIA-SEQUENCE`: the msn of the first segment (complete or in progress).
+    pub media_sequence: u64,
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`, written when nonzero.
+    pub discontinuity_sequence: u64,
+    /// `EXT-X-MAP` URI.
+    pub map_uri: String,
+    /// Complete segments, oldest first.
+    pub segments: Vec<SegmentEntry>,
+    /// The segment being written: its completed parts so far.
+    pub partial: Option<PartialSegment>,
+    /// URI of the part being written (`EXT-X-PRELOAD-HINT:TYPE=PART`).
+    pub preload_hint: Option<String>,
+    pub rendition_reports: Vec<RenditionReport>,
+    /// `EXT-X-ENDLIST`: the stream is over. No preload hint is written then.
+    pub ended: bool,
+}
+
+/// One complete segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentEntry {
+    pub msn: u64,
+    pub duration: Duration,
+    /// `EXT-X-PROGRAM-DATE-TIME` in Unix milliseconds.
+    pub program_date_time_ms: u64,
+    pub uri: String,
+    /// Its parts; empty for segments old enough that their parts are no longer listed.
+    pub parts: Vec<PartEntry>,
+    pub discontinuity: bool,
+    /// `EXT-X-GAP`: the segment has no media (the contribution was lost).
+    pub gap: bool,
+}
+
+/// One part (`EXT-X-PART`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartEntry {
+    pub uri: String,
+    pub duration: Duration,
+    pub independent: bool,
+    pub gap: bool,
+}
+
+/// The segment in progress: its date and the parts completed so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialSegment {
+    pub msn: u64,
+    pub program_date_time_ms: u64,
+    pub parts: Vec<PartEntry>,
+    pub discontinuity: bool,
+}
+
+/// `EXT-X-RENDITION-REPORT` for a sibling rendition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenditionReport {
+    /// Relative to this playlist, e.g. `../720p/index.m3u8`.
+    pub uri: String,
+    pub last_msn: u64,
+    pub last_part: u32,
+}
+
+impl MediaPlaylist {
+    /// Renders the playlist. With `skip` (a `_HLS_skip=YES` request), complete segments
+    /// further than `CAN-SKIP-UNTIL` from the end are replaced by `EXT-X-SKIP`; when nothing
+    /// can be skipped, the full playlist is written.
+    pub fn write_to(&self, w: &mut impl Write, skip: bool) -> io::Result<()> {
+        writeln!(w, "#EXTM3U")?;
+        writeln!(w, "#EXT-X-VERSION:{MEDIA_VERSION}")?;
+        writeln!(w, "#EXT-X-TARGETDURATION:{}", self.target_duration)?;
+        write!(
+            w,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={}",
+            secs(self.part_hold_back, 3)
+        )?;
+        if let Some(until) = self.can_skip_until {
+            write!(w, ",CAN-SKIP-UNTIL={}", secs(until, 3))?;
+        }
+        writeln!(w)?;
+        writeln!(
+            w,
+            "#EXT-X-PART-INF:PART-TARGET={}",
+            secs(self.part_target, 5)
+        )?;
+        writeln!(w, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence)?;
+        if self.discontinuity_sequence != 0 {
+            writeln!(
+                w,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            )?;
+        }
+
+        let skipped = if skip { self.skippable() } else { 0 };
+        if skipped > 0 {
+            writeln!(w, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")?;
+        }
+        // After the skip, so that it applies to the first segment actually listed.
+        writeln!(w, "#EXT-X-MAP:URI=\"{}\"", self.map_uri)?;
+
+        for segment in self.segments.iter().skip(skipped) {
+            if segment.discontinuity {
+                writeln!(w, "#EXT-X-DISCONTINUITY")?;
+            }
+            write_pdt(w, segment.program_date_time_ms)?;
+            write_parts(w, &segment.parts)?;
+            if segment.gap {
+                writeln!(w, "#EXT-X-GAP")?;
+            }
+            writeln!(w, "#EXTINF:{},", secs(segment.duration, 5))?;
+            writeln!(w, "{}", segment.uri)?;
+        }
+        if let Some(partial) = self.partial.as_ref().filter(|p| !p.parts.is_empty()) {
+            if partial.discontinuity {
+                writeln!(w, "#EXT-X-DISCONTINUITY")?;
+            }
+            write_pdt(w, partial.program_date_time_ms)?;
+            write_parts(w, &partial.parts)?;
+        }
+        if self.ended {
+            writeln!(w, "#EXT-X-ENDLIST")?;
+        } else if let Some(hint) = &self.preload_hint {
+            writeln!(w, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"")?;
+        }
+        for report in &self.rendition_reports {
+            writeln!(
+                w,
+                "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+                report.uri, report.last_msn, report.last_part
+            )?;
+        }
+        Ok(())
+    }
+
+    /// How many leading complete segments a delta update may skip: those that end at least
+    /// `CAN-SKIP-UNTIL` before the end of the playlist (RFC 8216bis 6.2.5.1).
+    pub fn skippable(&self) -> usize {
+        let Some(until) = self.can_skip_until else {
+            return 0;
+        };
+        let partial: Duration = self
+            .partial
+            .iter()
+            .flat_map(|p| &p.parts)
+            .map(|p| p.duration)
+            .sum();
+        // Walk back from the end, summing what follows each segment.
+        let mut after = partial;
+        let mut skippable = 0;
+        for (i, segment) in self.segments.iter().enumerate().rev() {
+            if after >= until {
+                skippable = i + 1;
+                break;
+            }
+            after += segment.duration;
+        }
+        skippable
+    }
+
+    /// The rendered playlist as a string.
+    pub fn render(&self, skip: bool) -> String {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail, and every piece written is UTF-8.
+        let _ = self.write_to(&mut out, skip);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn write_pdt(w: &mut impl Write, unix_ms: u64) -> io::Result<()> {
+    writeln!(
+        w,
+        "#EXT-X-PROGRAM-DATE-TIME:{}",
+        format_program_date_time(unix_ms)
+    )
+}
+
+fn write_parts(w: &mut impl Write, parts: &[PartEntry]) -> io::Result<()> {
+    for part in parts {
+        write!(
+            w,
+            "#EXT-X-PART:DURATION={},URI=\"{}\"",
+            secs(part.duration, 5),
+            part.uri
+        )?;
+        if part.independent {
+            write!(w, ",INDEPENDENT=YES")?;
+        }
+        if part.gap {
+            write!(w, ",GAP=YES")?;
+        }
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+/// The multivariant ("master") playlist: one variant per rendition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultivariantPlaylist {
+    pub variants: Vec<Variant>,
+}
+
+/// One `EXT-X-STREAM-INF` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub uri: String,
+    /// Peak bits per second (`BANDWIDTH`).
+    pub bandwidth: u64,
+    pub average_bandwidth: Option<u64>,
+    /// RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: String,
+    pub resolution: Option<(u16, u16)>,
+    pub frame_rate: Option<f64>,
+}
+
+impl MultivariantPlaylist {
+    pub fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+        writeln!(w, "#EXTM3U")?;
+        writeln!(w, "#EXT-X-VERSION:{MULTIVARIANT_VERSION}")?;
+        // Every part and segment we cut starts decodable at a keyframe.
+        writeln!(w, "#EXT-X-INDEPENDENT-SEGMENTS")?;
+        for v in &self.variants {
+            write!(w, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth)?;
+            if let Some(avg) = v.average_bandwidth {
+                write!(w, ",AVERAGE-BANDWIDTH={avg}")?;
+            }
+            write!(w, ",CODECS=\"{}\"", v.codecs)?;
+            if let Some((width, height)) = v.resolution {
+                write!(w, ",RESOLUTION={width}x{height}")?;
+            }
+            if let Some(fps) = v.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
+                write!(w, ",FRAME-RATE={fps:.3}")?;
+            }
+            writeln!(w)?;
+            writeln!(w, "{}", v.uri)?;
+        }
+        Ok(())
+    }
+
+    /// The rendered playlist as a string.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = self.write_to(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// `d` in seconds with exactly `decimals` digits after the point, rounded half up.
+fn secs(d: Duration, decimals: u32) -> String {
+    let unit = 10u128.pow(9 - decimals.min(9));
+    let scaled = (d.as_nanos() + unit / 2) / unit;
+    let one = 10u128.pow(decimals.min(9));
+    format!(
+        "{}.{:0width$}",
+        scaled / one,
+        scaled % one,
+        width = decimals as usize
+    )
+}
+
+/// Formats Unix milliseconds as the ISO 8601 date `EXT-X-PROGRAM-DATE-TIME` carries,
+/// in UTC with milliseconds: `2026-11-25T16:00:00.000Z`.
+pub fn format_program_date_time(unix_ms: u64) -> String {
+    let days = unix_ms / 86_400_000;
+    let ms_of_day = unix_ms % 86_400_000;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// Howard Hinnant's `civil_from_days` for days since 1970-01-01 (non-negative only).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates() {
+        assert_eq!(format_program_date_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_program_date_time(1_795_622_400_000),
+            "2026-11-25T16:00:00.000Z"
+        );
+        // Leap day, and the last millisecond of a leap year.
+        assert_eq!(
+            format_program_date_time(951_782_400_123),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            format_program_date_time(1_735_689_599_999),
+            "2024-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn formats_seconds() {
+        assert_eq!(secs(Duration::from_millis(500), 5), "0.50000");
+        assert_eq!(secs(Duration::from_millis(1500), 3), "1.500");
+        assert_eq!(secs(Duration::from_nanos(2_033_333_333), 5), "2.03333");
+        assert_eq!(secs(Duration::from_nanos(466_666_667), 5), "0.46667");
+        assert_eq!(secs(Duration::from_secs(12), 3), "12.000");
+    }
+
+    fn segment(msn: u64, parts: usize) -> SegmentEntry {
+        SegmentEntry {
+            msn,
+            duration: Duration::from_secs(2),
+            program_date_time_ms: msn * 2000,
+            uri: format!("seg{msn}.m4s"),
+            parts: (0..parts)
+                .map(|i| PartEntry {
+                    uri: format!("part{}.m4s", msn * 4 + i as u64),
+                    duration: Duration::from_millis(500),
+                    independent: i == 0,
+                    gap: false,
+                })
+                .collect(),
+            discontinuity: false,
+            gap: false,
+        }
+    }
+
+    fn playlist(segments: u64) -> MediaPlaylist {
+        MediaPlaylist {
+            target_duration: 2,
+            part_target: Duration::from_millis(500),
+            part_hold_back: Duration::from_millis(1500),
+            can_skip_until: Some(Duration::from_secs(12)),
+            media_sequence: 0,
+            discontinuity_sequence: 0,
+            map_uri: "init.mp4".into(),
+            segments: (0..segments).map(|m| segment(m, 0)).collect(),
+            partial: None,
+            preload_hint: None,
+            rendition_reports: Vec::new(),
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn skips_only_beyond_the_boundary() {
+        // 6 × 2 s: the first segment ends 10 s before the end, under 12 s.
+        assert_eq!(playlist(6).skippable(), 0);
+        // 7 × 2 s: segment 0 ends exactly 12 s before the end.
+        assert_eq!(playlist(7).skippable(), 1);
+        assert_eq!(playlist(15).skippable(), 9);
+        let mut p = playlist(15);
+        p.can_skip_until = None;
+        assert_eq!(p.skippable(), 0);
+        assert!(!p.render(true).contains("EXT-X-SKIP"));
+    }
+
+    #[test]
+    fn partial_without_parts_writes_no_dangling_date() {
+        let mut p = playlist(1);
+        p.partial = Some(PartialSegment {
+            msn: 1,
+            program_date_time_ms: 2000,
+            parts: Vec::new(),
+            discontinuity: false,
+        });
+        p.preload_hint = Some("part4.m4s".into());
+        let text = p.render(false);
+        assert_eq!(text.matches("PROGRAM-DATE-TIME").count(), 1, "{text}");
+        assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part4.m4s\"\n"));
+    }
+}
