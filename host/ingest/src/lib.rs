@@ -29,6 +29,11 @@
 
 mod error;
 pub mod flv;
+pub mod rtmp;
 
 pub use error::{Error, Result};
 pub use flv::{FlvDemuxer, FlvFile, FlvTagReader};
+pub use rtmp::{
+    serve_rtmp, serve_rtmp_with_keys, ActiveKeys, PublishHandler, Refusal, RtmpSettings,
+    SessionInfo,
+};

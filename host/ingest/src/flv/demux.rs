@@ -16,8 +16,10 @@ pub const DEFAULT_NO_KEYFRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long (in media time) to wait for a missing track's configuration before starting
 /// without it.
 pub const DEFAULT_TRACK_WAIT: Duration = Duration::from_secs(1);
-/// Samples held while waiting for a track's configuration, whatever their timestamps say.
+/// Samples (and bytes) held while waiting for a track's configuration, whatever their
+/// timestamps say: a publisher that never advances its clock cannot grow the queue.
 const MAX_PENDING: usize = 1024;
+const MAX_PENDING_BYTES: usize = 32 << 20;
 /// 90 kHz video ticks per millisecond.
 const VIDEO_TICKS_PER_MS: i64 = 90;
 /// PCM samples in one AAC frame.
@@ -137,6 +139,7 @@ pub struct FlvDemuxer {
     wait: Option<Wait>,
     audio_wait_done: bool,
     pending: Vec<(TrackKind, Sample)>,
+    pending_bytes: usize,
     first_video_ms: Option<i64>,
     last_keyframe_ms: Option<i64>,
     last_video_dts: Option<i64>,
@@ -165,6 +168,7 @@ impl FlvDemuxer {
             wait: None,
             audio_wait_done: false,
             pending: Vec::new(),
+            pending_bytes: 0,
             first_video_ms: None,
             last_keyframe_ms: None,
             last_video_dts: None,
@@ -341,8 +345,8 @@ impl FlvDemuxer {
             self.last_keyframe_ms = Some(ms);
         } else {
             let since = self.last_keyframe_ms.unwrap_or(first);
-            let limit = i64::try_from(self.settings.no_keyframe_timeout.as_millis())
-                .unwrap_or(i64::MAX);
+            let limit =
+                i64::try_from(self.settings.no_keyframe_timeout.as_millis()).unwrap_or(i64::MAX);
             if ms.saturating_sub(since) > limit {
                 return Err(Error::NoKeyframe(self.settings.no_keyframe_timeout));
             }
@@ -455,13 +459,14 @@ impl FlvDemuxer {
     }
 
     fn hold(&mut self, kind: TrackKind, sample: Sample, ms: i64) {
+        self.pending_bytes += sample.data.len();
         self.pending.push((kind, sample));
         let limit = i64::try_from(self.settings.track_wait.as_millis()).unwrap_or(i64::MAX);
         let expired = self
             .wait
             .as_ref()
             .is_some_and(|w| ms.saturating_sub(w.since_ms) >= limit);
-        if expired || self.pending.len() >= MAX_PENDING {
+        if expired || self.pending.len() >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
             self.flush_pending();
         }
     }
@@ -470,6 +475,7 @@ impl FlvDemuxer {
         if self.wait.take().is_some() {
             self.stats.dropped += self.pending.len() as u64;
             self.pending.clear();
+            self.pending_bytes = 0;
         }
     }
 
@@ -482,6 +488,7 @@ impl FlvDemuxer {
             self.audio_wait_done = true;
         }
         self.emit_tracks();
+        self.pending_bytes = 0;
         for (kind, sample) in std::mem::take(&mut self.pending) {
             self.emit(kind, sample);
         }
@@ -542,7 +549,8 @@ fn parse_avcc(avcc: &[u8]) -> Result<(u16, u16, u8)> {
         .ok_or_else(|| bad("no SPS in avcC".to_owned()))?
         .map_err(|e| bad(format!("SPS: {e:?}")))?;
     let nal = RefNal::new(sps, &[], true);
-    let sps = SeqParameterSet::from_bits(nal.rbsp_bits()).map_err(|e| bad(format!("SPS: {e:?}")))?;
+    let sps =
+        SeqParameterSet::from_bits(nal.rbsp_bits()).map_err(|e| bad(format!("SPS: {e:?}")))?;
     let (w, h) = sps
         .pixel_dimensions()
         .map_err(|e| bad(format!("SPS dimensions: {e:?}")))?;
@@ -637,6 +645,7 @@ fn audio_codec_name(id: u8) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -696,7 +705,9 @@ mod tests {
             d.push_audio(i * 1024 * 1000 / 48_000, aac_frame()).unwrap();
         }
         let events = drain(&mut d);
-        assert!(matches!(&events[0], MediaEvent::Tracks(t) if t.len() == 1 && t[0].timescale == 48_000));
+        assert!(
+            matches!(&events[0], MediaEvent::Tracks(t) if t.len() == 1 && t[0].timescale == 48_000)
+        );
         let s = samples(&events);
         assert_eq!(s.len(), 100);
         for (i, s) in s.iter().enumerate() {
@@ -767,7 +778,9 @@ mod tests {
             .push_video(0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2]))
             .unwrap_err();
         assert!(matches!(e, Error::BadAvcConfig(_)), "{e}");
-        let e = d.push_audio(0, Bytes::from_static(&[0xAF, 0, 0xf8])).unwrap_err();
+        let e = d
+            .push_audio(0, Bytes::from_static(&[0xAF, 0, 0xf8]))
+            .unwrap_err();
         assert!(matches!(e, Error::BadAacConfig(_)), "{e}");
     }
 

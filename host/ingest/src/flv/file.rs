@@ -44,7 +44,10 @@ enum State {
     Header,
     /// Skipping bytes as they arrive: the rest of the header and PreviousTagSize0, or
     /// (`trailer`) the PreviousTagSize after a tag.
-    Skip { left: u64, trailer: bool },
+    Skip {
+        left: u64,
+        trailer: bool,
+    },
     Tag,
 }
 
@@ -104,12 +107,8 @@ impl FlvTagReader {
                         return Err(Error::NotFlv(self.buf[..3].to_vec()));
                     }
                     let flags = self.buf[4];
-                    let data_offset = u32::from_be_bytes([
-                        self.buf[5],
-                        self.buf[6],
-                        self.buf[7],
-                        self.buf[8],
-                    ]);
+                    let data_offset =
+                        u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]);
                     if (data_offset as usize) < FILE_HEADER {
                         return Err(Error::NotFlv(self.buf[..FILE_HEADER].to_vec()));
                     }
@@ -298,6 +297,7 @@ impl Iterator for FlvFile {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -356,7 +356,10 @@ mod tests {
         // Claims 16 MiB - 1, carries 3 bytes.
         file.extend_from_slice(&[8, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]);
         let err = FlvFile::read_all(&file).unwrap_err();
-        assert!(matches!(err, Error::Truncated(ref m) if m.contains("16777215")), "{err}");
+        assert!(
+            matches!(err, Error::Truncated(ref m) if m.contains("16777215")),
+            "{err}"
+        );
     }
 
     #[test]

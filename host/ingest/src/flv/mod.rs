@@ -13,3 +13,9 @@ pub use demux::{
     DEFAULT_TRACK_WAIT,
 };
 pub use file::{FlvFile, FlvHeader, FlvTag, FlvTagReader};
+
+/// Every [`MediaEvent`](weir_media::MediaEvent) of a whole `.flv` file, or the first error:
+/// [`FlvFile::read_all`].
+pub fn read_file(data: &[u8]) -> crate::Result<Vec<weir_media::MediaEvent>> {
+    FlvFile::read_all(data)
+}

@@ -172,6 +172,7 @@ impl ChunkGuard {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use bytes::Bytes;
@@ -195,7 +196,11 @@ mod tests {
         let mut wire = Vec::new();
         wire.extend(message(&mut ser, 9, 0, 1000));
         wire.extend(message(&mut ser, 8, 20, 300));
-        wire.extend(ser.set_max_chunk_size(4096, RtmpTimestamp::new(0)).unwrap().bytes);
+        wire.extend(
+            ser.set_max_chunk_size(4096, RtmpTimestamp::new(0))
+                .unwrap()
+                .bytes,
+        );
         wire.extend(message(&mut ser, 9, 0x0100_0000, 9000)); // extended timestamp
         wire.extend(message(&mut ser, 9, 0x0100_0021, 9000));
         wire.extend(message(&mut ser, 8, 40, 0));
@@ -210,7 +215,16 @@ mod tests {
         }
         let mut g = ChunkGuard::new(8999);
         let err = g.check(&wire).unwrap_err();
-        assert!(matches!(err, Error::MessageTooLarge { len: 9000, max: 8999 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::MessageTooLarge {
+                    len: 9000,
+                    max: 8999
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

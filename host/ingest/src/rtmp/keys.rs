@@ -135,8 +135,7 @@ pub(crate) struct KeyClaim {
 impl KeyClaim {
     /// Records that media arrived now.
     pub(crate) fn touch(&self) {
-        self.last_media
-            .store(self.keys.now_ms(), Ordering::Relaxed);
+        self.last_media.store(self.keys.now_ms(), Ordering::Relaxed);
     }
 
     /// Completes when another publisher has taken the key over.
@@ -148,13 +147,17 @@ impl KeyClaim {
 impl Drop for KeyClaim {
     fn drop(&mut self) {
         let mut slots = self.keys.slots();
-        if slots.get(&self.key).is_some_and(|s| s.session == self.session) {
+        if slots
+            .get(&self.key)
+            .is_some_and(|s| s.session == self.session)
+        {
             slots.remove(&self.key);
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -176,7 +179,10 @@ mod tests {
             .await
             .unwrap();
         drop(first);
-        assert!(keys.is_active(&key), "the old claim must not free the new one");
+        assert!(
+            keys.is_active(&key),
+            "the old claim must not free the new one"
+        );
         drop(second);
         assert!(keys.is_empty());
     }

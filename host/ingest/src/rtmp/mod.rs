@@ -1,0 +1,229 @@
+//! The RTMP ingest server: a thin tokio driver over rml_rtmp and [`FlvDemuxer`](crate::FlvDemuxer).
+//!
+//! ```text
+//! accept ─► handshake ─► connect(app) ─► publish(key) ─► audio/video messages ─► FlvDemuxer ─► mpsc::Sender<MediaEvent>
+//!  (max_connections)  └──── handshake_timeout ───────┘     (idle_timeout, max_message_bytes)        (sink_timeout)
+//! ```
+//!
+//! Each connection is one tokio task with one tracing span (`rtmp{session, peer, app, key}`,
+//! the key redacted). Whatever ends a session (the publisher unpublishing, EOF, a timeout,
+//! bad input, a refusal, a takeover, even a panic inside rml_rtmp) ends only that session,
+//! with one log line naming the reason, and drops its `Sender`: that is how the pipeline
+//! learns the publisher left.
+//!
+//! **A slow pipeline.** Media goes into the handler's bounded channel with `try_send`; when
+//! it is full the session waits up to [`RtmpSettings::sink_timeout`] for room, then ends with
+//! [`Error::SinkStalled`](crate::Error::SinkStalled). Frames are never dropped silently: a
+//! lost H.264 reference frame corrupts the picture until the next keyframe, which is worse
+//! than a visible reconnect. While the session waits it does not read the socket, so TCP
+//! pushes back on the encoder, which is how RTMP encoders expect to be slowed.
+
+mod guard;
+mod keys;
+mod session;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+use weir_media::{MediaEvent, StreamKey};
+
+pub use keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
+
+pub const DEFAULT_APP: &str = "live";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Large enough for a 4K keyframe at contribution bitrates.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 8 << 20;
+pub const DEFAULT_SINK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How the RTMP server behaves. `Default` gives the `DEFAULT_*` values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtmpSettings {
+    /// The RTMP application publishers must connect to: `rtmp://host/APP/key`.
+    pub app: String,
+    /// Connections beyond this are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// From TCP accept until the publish is accepted (RTMP handshake, `connect`, `publish`):
+    /// a peer that trickles bytes cannot hold a connection open longer than this.
+    pub handshake_timeout: Duration,
+    /// No bytes from the peer for this long closes the session.
+    pub idle_timeout: Duration,
+    /// Video media time without a keyframe after which the session is closed.
+    pub no_keyframe_timeout: Duration,
+    /// The largest RTMP message accepted (checked on the chunk header, before buffering).
+    pub max_message_bytes: usize,
+    /// A key whose publisher sent no media for this long may be taken over by a new one.
+    pub takeover_after: Duration,
+    /// How long a full pipeline channel may hold up the session before it is closed.
+    pub sink_timeout: Duration,
+}
+
+impl Default for RtmpSettings {
+    fn default() -> Self {
+        Self {
+            app: DEFAULT_APP.to_owned(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            no_keyframe_timeout: crate::flv::DEFAULT_NO_KEYFRAME_TIMEOUT,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            takeover_after: DEFAULT_TAKEOVER_AFTER,
+            sink_timeout: DEFAULT_SINK_TIMEOUT,
+        }
+    }
+}
+
+/// Who is asking to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Unique per server, for correlating logs.
+    pub id: u64,
+    pub peer: SocketAddr,
+    /// The RTMP application it connected to (always the configured one).
+    pub app: String,
+}
+
+/// Why a publish was refused. Its text goes to the log and, as the RTMP status
+/// description, to the publisher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The key is not one this server publishes.
+    UnknownKey,
+    /// Refused for another reason.
+    Other(String),
+}
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self::Other(reason.into())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownKey => f.write_str("unknown stream key"),
+            Self::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// Decides where a published stream goes. Called from the session's task; keep it quick.
+pub trait PublishHandler: Send + Sync + 'static {
+    /// Whether `key` may publish at all (stream-key auth). Called before the one-publisher-
+    /// per-key check, so that a refused publisher never evicts an idle one.
+    fn authorize(&self, session: &SessionInfo, key: &StreamKey) -> Result<(), Refusal> {
+        let _ = (session, key);
+        Ok(())
+    }
+
+    /// The key is authorized and free (or taken over from an idle publisher): return where
+    /// its media goes. The session drops the `Sender` when it ends. On a takeover the old
+    /// session's `Sender` may still be alive for a moment after this returns.
+    fn publish(
+        &self,
+        session: &SessionInfo,
+        key: &StreamKey,
+    ) -> Result<mpsc::Sender<MediaEvent>, Refusal>;
+}
+
+/// Serves RTMP publishers on `listener` until `shutdown` completes, then closes every
+/// session and waits for them. One publisher per key, with takeover after
+/// `settings.takeover_after` of silence.
+pub async fn serve_rtmp(
+    listener: TcpListener,
+    settings: RtmpSettings,
+    handler: Arc<dyn PublishHandler>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let keys = ActiveKeys::new(settings.takeover_after);
+    serve_rtmp_with_keys(listener, settings, handler, keys, shutdown).await;
+}
+
+/// [`serve_rtmp`] with a caller-owned key registry, to share one-publisher-per-key between
+/// listeners (or to observe it). `settings.takeover_after` is ignored: the registry's own
+/// applies.
+pub async fn serve_rtmp_with_keys(
+    listener: TcpListener,
+    settings: RtmpSettings,
+    handler: Arc<dyn PublishHandler>,
+    keys: ActiveKeys,
+    shutdown: impl Future<Output = ()>,
+) {
+    let max_connections = settings.max_connections;
+    let ctx = Arc::new(session::Ctx {
+        settings,
+        handler,
+        keys,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sessions = JoinSet::new();
+    let mut peers: HashMap<tokio::task::Id, (u64, SocketAddr)> = HashMap::new();
+    let mut next_id = 0u64;
+    tokio::pin!(shutdown);
+    info!(addr = ?listener.local_addr().ok(), app = %ctx.settings.app, "RTMP ingest listening");
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(done) = sessions.join_next_with_id() => reap(done, &mut peers),
+            accepted = listener.accept() => match accepted {
+                Ok((sock, peer)) => {
+                    next_id += 1;
+                    if sessions.len() >= max_connections {
+                        warn!(session = next_id, %peer, max_connections, "connection refused: too many sessions");
+                        continue;
+                    }
+                    let _ = sock.set_nodelay(true);
+                    let task = session::run(sock, peer, next_id, Arc::clone(&ctx), stop_rx.clone());
+                    let handle = sessions.spawn(task);
+                    peers.insert(handle.id(), (next_id, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    info!(sessions = sessions.len(), "RTMP ingest shutting down");
+    stop_tx.send_replace(true);
+    while let Some(done) = sessions.join_next_with_id().await {
+        reap(done, &mut peers);
+    }
+}
+
+fn reap(
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    peers: &mut HashMap<tokio::task::Id, (u64, SocketAddr)>,
+) {
+    match done {
+        Ok((id, ())) => {
+            peers.remove(&id);
+        }
+        Err(e) => {
+            let (session, peer) = peers
+                .remove(&e.id())
+                .map_or((0, "unknown".to_owned()), |(s, p)| (s, p.to_string()));
+            if e.is_panic() {
+                let payload = e.into_panic();
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic".to_owned());
+                error!(session, %peer, panic = %msg, "RTMP session panicked; closed it");
+            } else {
+                warn!(session, %peer, error = %e, "RTMP session task cancelled");
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! weir-ingest integration tests: one binary, a module per area.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod flv;
+mod rtmp;
+mod support;
