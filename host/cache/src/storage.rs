@@ -112,6 +112,7 @@ impl Storage for MokaStorage {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -14,7 +14,9 @@ use crate::Error;
 pub type Body = UnsyncBoxBody<Bytes, Error>;
 
 pub(crate) fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub(crate) fn empty() -> Body {

@@ -107,9 +107,12 @@ impl Error {
             // A blocking request too far ahead becomes valid later: never let a CDN keep it.
             Error::BadRequest(_) => c(StatusCode::BAD_REQUEST, Downstream, false, "no-store"),
             Error::NotFound => c(StatusCode::NOT_FOUND, Downstream, false, "no-cache"),
-            Error::MethodNotAllowed => {
-                c(StatusCode::METHOD_NOT_ALLOWED, Downstream, false, "no-store")
-            }
+            Error::MethodNotAllowed => c(
+                StatusCode::METHOD_NOT_ALLOWED,
+                Downstream,
+                false,
+                "no-store",
+            ),
             // Gone stays gone: a CDN may remember that for a while.
             Error::Gone(_) => c(StatusCode::GONE, Downstream, false, "public, max-age=60"),
             // A future part or a stream about to start: exists any moment, so never cached.
@@ -117,18 +120,26 @@ impl Error {
             Error::ReloadTimeout => c(StatusCode::SERVICE_UNAVAILABLE, Upstream, true, "no-store"),
             Error::StreamGone => c(StatusCode::NOT_FOUND, Upstream, true, "no-cache"),
             Error::PartAborted(_) => c(StatusCode::SERVICE_UNAVAILABLE, Upstream, true, "no-store"),
-            Error::RequestTimeout => {
-                c(StatusCode::SERVICE_UNAVAILABLE, Internal, true, "no-store")
-            }
+            Error::RequestTimeout => c(StatusCode::SERVICE_UNAVAILABLE, Internal, true, "no-store"),
             Error::Cache(e) => match e.fill_source::<Error>() {
                 Some(inner) => inner.classify(),
-                None => c(StatusCode::INTERNAL_SERVER_ERROR, Internal, true, "no-store"),
+                None => c(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Internal,
+                    true,
+                    "no-store",
+                ),
             },
             Error::Settings { .. }
             | Error::TlsFile { .. }
             | Error::TlsPem { .. }
             | Error::Tls(_)
-            | Error::Io(_) => c(StatusCode::INTERNAL_SERVER_ERROR, Internal, false, "no-store"),
+            | Error::Io(_) => c(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Internal,
+                false,
+                "no-store",
+            ),
         }
     }
 
@@ -167,12 +178,16 @@ pub fn error_response(err: &Error) -> Response<Body> {
         HeaderValue::from_static(class.cache_control),
     );
     if matches!(err, Error::MethodNotAllowed) {
-        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        headers.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
     }
     response
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -39,8 +39,7 @@ pub(crate) fn connection_builder(settings: &OriginSettings) -> auto::Builder<Tok
         // what one client can hold open.
         .max_concurrent_streams(settings.http2_max_concurrent_streams)
         // Finds peers that vanished without a FIN, which would otherwise hold blocked streams.
-        .keep_alive_interval(settings.http2_keep_alive_interval)
-        .keep_alive_timeout(settings.header_read_timeout);
+        .keep_alive_interval(settings.http2_keep_alive_interval);
     builder
 }
 

@@ -1,1 +1,152 @@
-//! Weir's HTTP origin: HTTP/1.1, HTTP/2 (TLS+ALPN, h2c), LL-HLS blocking reload and part streaming.
+//! Weir's HTTP origin: HTTP/1.1, HTTP/2 (TLS+ALPN, h2c), LL-HLS blocking reload and part
+//! streaming.
+//!
+//! - [`Origin`]: built from [`OriginSettings`] and a [`weir_media::StreamRegistry`]; run it
+//!   with [`Origin::serve`] on a `TcpListener`, optionally with a TLS config from
+//!   [`load_tls`]. [`Origin::handle`] serves one request without a socket.
+//! - [`Route`] and [`HlsQuery`]: what a URL asks for, LL-HLS directives parsed strictly
+//!   (`_HLS_msn`, `_HLS_part`, `_HLS_skip=YES|v2`; anything malformed is a 400).
+//! - [`ManifestFilter`]: the extension point where plugins rewrite playlists; [`PassThrough`]
+//!   by default. Parts and segments never pass through it.
+//! - [`Error`]: one error type; [`Error::classify`] gives status, fault and retryability,
+//!   and [`error_response`] is the only place an error becomes a response.
+//!
+//! # Phases of a request
+//!
+//! ```text
+//!  layers (layers.rs)      access log → CORS (answers OPTIONS) → HEAD → deadline
+//!                                                                            │
+//!  ┌─────────────────────────────────────────────────────────────────────────┘
+//!  ▼
+//!  1 route         path + query → Route (404 unknown, 400 malformed _HLS_*)
+//!  2 cache key     Route → "stream/rendition/seg7.m4s", "…/index.m3u8?_HLS_msn=…"
+//!  3 fetch         registry → stream → rendition window:
+//!                    playlist  latest snapshot, or block on wait_for(msn, part)
+//!                              ≤ 3× target (→ 503), too far ahead → 400
+//!                    part      complete bytes, or streamed as the packager writes it
+//!                    segment   its parts concatenated once, through the cache fill lock
+//!                    init      bytes          Gone → 410, Missing → 404
+//!  4 filter        ManifestFilter, playlists only (PassThrough today)
+//!  5 response      Content-Type, Content-Length, Cache-Control
+//! ```
+//!
+//! No lock is held across an await: a request blocked on one stream never delays another.
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use weir_media::{rendition_channel, RenditionSnapshot, StreamRegistry};
+//! use weir_origin::{Origin, OriginSettings};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let registry = StreamRegistry::new();
+//! let stream = registry.publish("demo");
+//! let (rendition, reader) = rendition_channel();
+//! stream.add_rendition("720p", reader);
+//! rendition.publish(RenditionSnapshot {
+//!     version: 1,
+//!     first_msn: 0,
+//!     next_msn: 0,
+//!     parts_done: 1,
+//!     target_duration: Duration::from_secs(2),
+//!     part_target: Duration::from_millis(500),
+//!     playlist: Bytes::from_static(b"#EXTM3U\n"),
+//!     playlist_skip: None,
+//!     ended: false,
+//! });
+//!
+//! let origin = Origin::new(OriginSettings::default(), registry).unwrap();
+//! let request = http::Request::get("/live/demo/720p/index.m3u8?_HLS_msn=0&_HLS_part=0")
+//!     .body(())
+//!     .unwrap();
+//! let response = origin.handle(request).await;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.headers()["content-type"], "application/vnd.apple.mpegurl");
+//!
+//! // Serving over TCP (and TLS, with `weir_origin::load_tls`):
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let server = std::sync::Arc::new(origin).serve(listener, None, async {});
+//! server.await.unwrap(); // the shutdown future is already ready: returns at once
+//! # });
+//! ```
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use weir_cache::Cache;
+use weir_media::StreamRegistry;
+
+mod body;
+mod error;
+mod layers;
+mod phase;
+mod route;
+mod server;
+mod settings;
+mod tls;
+
+pub use body::Body;
+pub use error::{error_response, Classification, Error, Fault, Result};
+pub use phase::{ManifestFilter, PassThrough, RequestCtx};
+pub use route::{parse as parse_route, parse_hls_query, HlsQuery, Route, Skip};
+pub use settings::*;
+pub use tls::{load_tls, tls_config};
+
+/// The origin's state: settings, the live streams, the segment cache and the manifest filter.
+/// Share it as `Arc<Origin>`; every request borrows it.
+pub struct Origin {
+    settings: OriginSettings,
+    registry: StreamRegistry,
+    cache: Cache,
+    filter: Arc<dyn ManifestFilter>,
+    cors_allow_origin: HeaderValue,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin")
+            .field("settings", &self.settings)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Origin {
+    /// Validates `settings` and builds an origin with an in-memory cache sized by
+    /// `settings.cache` and the [`PassThrough`] filter.
+    pub fn new(settings: OriginSettings, registry: StreamRegistry) -> Result<Self> {
+        settings.validate()?;
+        let cors_allow_origin = settings.cors_header()?;
+        Ok(Self {
+            cache: Cache::new(&settings.cache),
+            settings,
+            registry,
+            filter: Arc::new(PassThrough),
+            cors_allow_origin,
+        })
+    }
+
+    /// Uses `cache` (another backend, or one shared with other components) for segments.
+    pub fn with_cache(mut self, cache: Cache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Rewrites playlists through `filter` (phase 4).
+    pub fn with_manifest_filter(mut self, filter: Arc<dyn ManifestFilter>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    pub fn settings(&self) -> &OriginSettings {
+        &self.settings
+    }
+
+    pub fn registry(&self) -> &StreamRegistry {
+        &self.registry
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}

@@ -214,7 +214,11 @@ impl Origin {
                     .init()
                     .ok_or(Error::NotYet("init segment"))?;
                 // Replaced on a codec change, so not `immutable`.
-                Ok(Fetched::bytes(init, MEDIA_TYPE, CacheControl::MaxAge(self.settings.media_max_age)))
+                Ok(Fetched::bytes(
+                    init,
+                    MEDIA_TYPE,
+                    CacheControl::MaxAge(self.settings.media_max_age),
+                ))
             }
             Route::Part {
                 stream,
@@ -251,10 +255,7 @@ impl Origin {
                     Lookup::Missing => return Err(Error::NotYet("segment")),
                 };
                 let key = ctx.cache_key.as_deref().unwrap_or_default();
-                let object = self
-                    .cache
-                    .get_or_fill(key, || concatenate(parts))
-                    .await?;
+                let object = self.cache.get_or_fill(key, || concatenate(parts)).await?;
                 Ok(Fetched::bytes(
                     object.body.clone(),
                     MEDIA_TYPE,
@@ -280,10 +281,8 @@ impl Origin {
             Some(snapshot) => snapshot,
             None => {
                 // The stream is up but its packager has not cut a part yet.
-                let first = tokio::time::timeout(
-                    self.settings.first_playlist_wait,
-                    rendition.first(),
-                );
+                let first =
+                    tokio::time::timeout(self.settings.first_playlist_wait, rendition.first());
                 first
                     .await
                     .map_err(|_| Error::NotYet("media playlist"))?
@@ -336,9 +335,7 @@ impl Origin {
 }
 
 /// A complete segment's body: its parts back to back.
-async fn concatenate(
-    parts: Vec<weir_media::PartConsumer>,
-) -> Result<CachedObject> {
+async fn concatenate(parts: Vec<weir_media::PartConsumer>) -> Result<CachedObject> {
     let mut bodies = Vec::with_capacity(parts.len());
     for mut part in parts {
         bodies.push(part.collect().await?);
@@ -350,11 +347,7 @@ async fn concatenate(
     Ok(CachedObject::new(Bytes::from(out), MEDIA_TYPE))
 }
 
-fn static_asset(
-    bytes: &Bytes,
-    content_type: &'static str,
-    cache: CacheControl,
-) -> Result<Fetched> {
+fn static_asset(bytes: &Bytes, content_type: &'static str, cache: CacheControl) -> Result<Fetched> {
     if bytes.is_empty() {
         return Err(Error::NotFound);
     }
@@ -426,6 +419,7 @@ fn respond(fetched: Fetched) -> Response<Body> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -451,7 +445,10 @@ mod tests {
             CacheControl::Immutable(d).header(),
             "public, max-age=300, immutable"
         );
-        assert_eq!(CacheControl::MaxAge(Duration::from_millis(1500)).header(), "public, max-age=1");
+        assert_eq!(
+            CacheControl::MaxAge(Duration::from_millis(1500)).header(),
+            "public, max-age=1"
+        );
         assert_eq!(CacheControl::NoStore.header(), "no-store");
     }
 }

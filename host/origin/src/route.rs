@@ -167,9 +167,7 @@ pub fn parse_hls_query(query: &str) -> Result<HlsQuery> {
                     return Err(bad("_HLS_part is given more than once"));
                 }
                 let part = decimal(key, value)?;
-                q.part = Some(
-                    u32::try_from(part).map_err(|_| bad("_HLS_part is out of range"))?,
-                );
+                q.part = Some(u32::try_from(part).map_err(|_| bad("_HLS_part is out of range"))?);
             }
             "_HLS_skip" => {
                 if q.skip.is_some() {
@@ -209,6 +207,7 @@ fn bad(message: &str) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -252,7 +251,9 @@ mod tests {
             Some(Skip::Yes)
         );
         assert_eq!(
-            parse_hls_query(&format!("_HLS_msn={}", u64::MAX)).unwrap().msn,
+            parse_hls_query(&format!("_HLS_msn={}", u64::MAX))
+                .unwrap()
+                .msn,
             Some(u64::MAX)
         );
     }
@@ -285,7 +286,10 @@ mod tests {
         );
         assert!(matches!(
             parse("/live/a/720p/index.m3u8", Some("_HLS_msn=3")).unwrap(),
-            Route::MediaPlaylist { query: HlsQuery { msn: Some(3), .. }, .. }
+            Route::MediaPlaylist {
+                query: HlsQuery { msn: Some(3), .. },
+                ..
+            }
         ));
     }
 

@@ -123,14 +123,16 @@ impl OriginSettings {
             message: message.to_owned(),
         };
         if self.cors_allow_origin.is_empty() {
-            return Err(bad("must be `*` or an origin such as https://player.example"));
+            return Err(bad(
+                "must be `*` or an origin such as https://player.example",
+            ));
         }
-        HeaderValue::from_str(&self.cors_allow_origin)
-            .map_err(|_| bad("not a valid header value"))
+        HeaderValue::from_str(&self.cors_allow_origin).map_err(|_| bad("not a valid header value"))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -145,11 +147,19 @@ mod tests {
             cors_allow_origin: "bad\nvalue".into(),
             ..OriginSettings::default()
         };
-        assert!(s.validate().unwrap_err().to_string().contains("cors_allow_origin"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cors_allow_origin"));
         let s = OriginSettings {
             request_timeout: Duration::ZERO,
             ..OriginSettings::default()
         };
-        assert!(s.validate().unwrap_err().to_string().contains("request_timeout"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("request_timeout"));
     }
 }

@@ -4,7 +4,10 @@ use bytes::Bytes;
 use weir_cache::{CacheSettings, CachedObject, MokaStorage, Storage};
 
 fn kib(n: usize) -> Arc<CachedObject> {
-    Arc::new(CachedObject::new(Bytes::from(vec![0u8; n * 1024]), "video/mp4"))
+    Arc::new(CachedObject::new(
+        Bytes::from(vec![0u8; n * 1024]),
+        "video/mp4",
+    ))
 }
 
 #[tokio::test]
@@ -18,7 +21,10 @@ async fn evicts_by_weight_not_by_count() {
         storage.insert(format!("seg{i}"), kib(8)).await;
     }
     let size = storage.weighted_size().await;
-    assert!(size <= settings.max_bytes, "weighted size {size} over capacity");
+    assert!(
+        size <= settings.max_bytes,
+        "weighted size {size} over capacity"
+    );
     let mut present = 0;
     for i in 0..32 {
         if storage.get(&format!("seg{i}")).await.is_some() {

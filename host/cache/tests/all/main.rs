@@ -1,4 +1,5 @@
 //! weir-cache integration tests, one module per area.
+#![allow(clippy::unwrap_used)] // tests assert by unwrapping
 
 mod eviction;
 mod fill;

@@ -1,0 +1,236 @@
+//! Blocking playlist reload on a virtual clock.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use weir_media::StreamRegistry;
+
+use crate::support::{get, origin, snapshot, Live, TARGET};
+
+#[tokio::test(start_paused = true)]
+async fn returns_as_soon_as_the_part_is_published() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+
+    let start = Instant::now();
+    let request = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=4&_HLS_part=1").await }
+    });
+    tokio::time::sleep(Duration::from_millis(480)).await;
+    assert!(
+        !request.is_finished(),
+        "must block until part 1 of msn 4 exists"
+    );
+
+    live.rendition.publish(snapshot(2, 0, 4, 2));
+    let got = request.await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(480),
+        "no extra delay"
+    );
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "#EXTM3U\n#version 2\n");
+    assert_eq!(got.header("content-type"), "application/vnd.apple.mpegurl");
+    assert_eq!(got.header("cache-control"), "public, max-age=12");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_version_that_does_not_satisfy_keeps_it_blocked() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+    let request = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=5").await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    live.rendition.publish(snapshot(2, 0, 4, 2));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !request.is_finished(),
+        "a new part of msn 4 does not complete msn 5"
+    );
+    live.rendition.publish(snapshot(3, 0, 6, 0));
+    assert_eq!(request.await.unwrap().text(), "#EXTM3U\n#version 3\n");
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_published_is_503_after_exactly_three_target_durations() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+
+    let start = Instant::now();
+    let request = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=5&_HLS_part=0").await }
+    });
+    tokio::time::sleep(TARGET * 3 - Duration::from_millis(1)).await;
+    assert!(
+        !request.is_finished(),
+        "still waiting 1 ms before the limit"
+    );
+    let got = request.await.unwrap();
+    assert_eq!(start.elapsed(), TARGET * 3);
+    assert_eq!(got.status, 503);
+    assert_eq!(got.header("cache-control"), "no-store");
+    drop(live);
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_far_ahead_is_400_at_once() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+    let start = Instant::now();
+    let got = get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=7").await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(got.status, 400);
+    assert!(
+        got.text().contains("more than two segments"),
+        "{}",
+        got.text()
+    );
+    // Two past the edge is still allowed to block.
+    let edge = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=6").await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!edge.is_finished());
+    drop(live);
+}
+
+#[tokio::test(start_paused = true)]
+async fn already_satisfied_returns_at_once() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 2));
+    let origin = origin(registry);
+    let start = Instant::now();
+    for query in ["_HLS_msn=3", "_HLS_msn=4&_HLS_part=1", "_HLS_msn=0"] {
+        let got = get(&origin, &format!("/live/a/720p/index.m3u8?{query}")).await;
+        assert_eq!(got.status, 200, "{query}");
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_blocked_stream_does_not_delay_another() {
+    let registry = StreamRegistry::new();
+    let a = Live::publish(&registry, "a");
+    let b = Live::publish(&registry, "b");
+    a.rendition.publish(snapshot(1, 0, 4, 1));
+    b.rendition.publish(snapshot(1, 0, 9, 1));
+    b.part(40, "b-part");
+    let origin = origin(registry);
+
+    let mut blocked = Vec::new();
+    for _ in 0..50 {
+        let origin = origin.clone();
+        blocked.push(tokio::spawn(async move {
+            get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=5").await
+        }));
+    }
+    tokio::task::yield_now().await;
+    let start = Instant::now();
+    assert_eq!(get(&origin, "/live/b/720p/index.m3u8").await.status, 200);
+    assert_eq!(get(&origin, "/live/b/720p/part40.m4s").await.body, "b-part");
+    assert_eq!(
+        get(&origin, "/live/b/720p/index.m3u8?_HLS_msn=9&_HLS_part=0")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(blocked.iter().all(|t| !t.is_finished()));
+    a.rendition.publish(snapshot(2, 0, 6, 0));
+    for task in blocked {
+        assert_eq!(task.await.unwrap().status, 200);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_for_the_first_playlist_of_a_new_stream() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    let origin = origin(registry);
+    let start = Instant::now();
+    let request = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8").await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    live.rendition.publish(snapshot(1, 0, 0, 1));
+    let got = request.await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(got.header("cache-control"), "public, max-age=1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_never_starts_is_404_after_the_first_playlist_wait() {
+    let registry = StreamRegistry::new();
+    let _live = Live::publish(&registry, "a");
+    let origin = origin(registry);
+    let start = Instant::now();
+    let got = get(&origin, "/live/a/720p/index.m3u8").await;
+    assert_eq!(got.status, 404);
+    assert_eq!(got.header("cache-control"), "no-cache");
+    assert_eq!(start.elapsed(), origin.settings().first_playlist_wait);
+}
+
+#[tokio::test(start_paused = true)]
+async fn publisher_leaving_releases_blocked_requests() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+    let start = Instant::now();
+    let request = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=5").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(live);
+    let got = request.await.unwrap();
+    assert_eq!(got.status, 404);
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn skip_serves_the_delta_update_when_there_is_one() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+    let full = get(&origin, "/live/a/720p/index.m3u8?_HLS_skip=YES").await;
+    assert_eq!(
+        full.text(),
+        "#EXTM3U\n#version 1\n",
+        "no delta yet: the full playlist"
+    );
+    let mut with_skip = snapshot(2, 0, 4, 2);
+    with_skip.playlist_skip = Some(Bytes::from_static(b"#EXTM3U\n#EXT-X-SKIP\n"));
+    live.rendition.publish(with_skip);
+    for q in [
+        "_HLS_skip=YES",
+        "_HLS_skip=v2",
+        "_HLS_msn=4&_HLS_part=1&_HLS_skip=YES",
+    ] {
+        let got = get(&origin, &format!("/live/a/720p/index.m3u8?{q}")).await;
+        assert_eq!(got.text(), "#EXTM3U\n#EXT-X-SKIP\n", "{q}");
+    }
+    assert_eq!(
+        get(&origin, "/live/a/720p/index.m3u8").await.text(),
+        "#EXTM3U\n#version 2\n"
+    );
+}

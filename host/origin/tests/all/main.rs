@@ -1,0 +1,10 @@
+//! weir-origin integration tests, one module per area.
+#![allow(clippy::unwrap_used)] // tests assert by unwrapping
+
+mod blocking;
+mod query;
+mod server;
+mod streaming;
+mod support;
+mod tls;
+mod window;
