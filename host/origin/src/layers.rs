@@ -75,7 +75,9 @@ impl Origin {
             if response.status().is_server_error() {
                 tracing::warn!(status, latency_ms, "served");
             } else {
-                tracing::info!(status, latency_ms, "served");
+                // One line per request at info would dominate the log at thousands of
+                // viewers (each polls every part); enable with WEIR_LOG=weir_origin=debug.
+                tracing::debug!(status, latency_ms, "served");
             }
         });
         response

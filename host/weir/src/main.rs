@@ -112,6 +112,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -202,9 +203,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             ..weir_origin::OriginSettings::default()
         },
         registry.clone(),
-    ));
+    )
+    .context("origin settings")?);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(Arc::clone(&origin).serve(http, None, shutdown()));
+    let o = Arc::clone(&origin);
+    let stop = shutdown();
+    tasks.spawn(async move { o.serve(http, None, stop).await.context("http listener") });
     let mut https_addr = None;
     if let (Some(addr), Some(cert), Some(key)) =
         (config.server.https, &config.server.tls_cert, &config.server.tls_key)
@@ -214,7 +218,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding server.https {addr}"))?;
         https_addr = Some(l.local_addr()?);
-        tasks.spawn(Arc::clone(&origin).serve(l, Some(tls), shutdown()));
+        let o = Arc::clone(&origin);
+        let stop = shutdown();
+        tasks.spawn(async move { o.serve(l, Some(tls), stop).await.context("https listener") });
     }
 
     // RTMP ingest.
@@ -235,7 +241,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             max_connections: config.rtmp.max_connections,
             ..weir_ingest::RtmpSettings::default()
         };
-        tasks.spawn(weir_ingest::serve_rtmp(l, rtmp_settings, handler, shutdown()));
+        let stop = shutdown();
+        tasks.spawn(async move {
+            weir_ingest::serve_rtmp(l, rtmp_settings, handler, stop).await;
+            Ok(())
+        });
     }
 
     // Built-in test stream.
@@ -254,8 +264,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r.context("waiting for ctrl-c")?; info!("shutting down"); }
-        Some(r) = tasks.join_next() => {
-            if let Err(e) = r { error!(error = %e, "a listener task failed"); }
+        Some(r) = tasks.join_next() => match r {
+            Ok(Ok(())) => info!("a listener stopped"),
+            Ok(Err(e)) => { error!(error = %format!("{e:#}"), "a listener failed"); return Err(e); }
+            Err(e) => error!(error = %e, "a listener task panicked"),
         }
     }
     let _ = shutdown_tx.send(true);
