@@ -45,7 +45,9 @@ fn garbage_rtmp_and_malformed_requests_leave_other_streams_playing() {
     let before = live_msn(&weir, playlist);
 
     // 1. Garbage instead of a handshake.
-    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     send_and_expect_close(rtmp, &garbage);
     // 2. A truncated handshake: C0 and a third of C1, then silence (handshake timeout).
     let mut c0c1 = vec![3u8];
@@ -73,9 +75,33 @@ fn garbage_rtmp_and_malformed_requests_leave_other_streams_playing() {
     }
     // 4. A publish that never sends a keyframe: ffmpeg with every keyframe packet dropped.
     let mut nokey = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
-        .args(["-t", "14", "-c:v", "libx264", "-tune", "zerolatency", "-g", "30"])
-        .args(["-bsf:v", "noise=drop=key", "-f", "flv", &weir.rtmp_url("nokey")])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+        ])
+        .args([
+            "-t",
+            "14",
+            "-c:v",
+            "libx264",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+        ])
+        .args([
+            "-bsf:v",
+            "noise=drop=key",
+            "-f",
+            "flv",
+            &weir.rtmp_url("nokey"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -102,17 +128,29 @@ fn garbage_rtmp_and_malformed_requests_leave_other_streams_playing() {
     // A second publisher on the busy key is refused; the first keeps going.
     let mut dup = ffmpeg_publish(&weir.rtmp_url("healthy"), 5, "320x240", 30).unwrap();
     let dup_status = dup.wait_timeout(Duration::from_secs(20));
-    assert!(dup_status.is_some_and(|s| !s.success()), "a second publisher on a busy key was accepted");
+    assert!(
+        dup_status.is_some_and(|s| !s.success()),
+        "a second publisher on a busy key was accepted"
+    );
 
     let _ = nokey.wait();
     let (code, _) = curl(&weir.url("/live/nokey/src/index.m3u8"), &[]).unwrap();
-    assert_eq!(code, 404, "a stream without keyframes must never be published");
+    assert_eq!(
+        code, 404,
+        "a stream without keyframes must never be published"
+    );
 
     std::thread::sleep(Duration::from_secs(3));
     let after = live_msn(&weir, playlist);
-    assert!(after > before + 1, "the healthy stream stalled: msn {before} → {after}");
+    assert!(
+        after > before + 1,
+        "the healthy stream stalled: msn {before} → {after}"
+    );
     assert!(weir.proc.is_running(), "weir died");
     let log = weir.log().join("\n");
     assert!(!log.contains("panicked"), "weir panicked:\n{log}");
-    assert!(log.to_lowercase().contains("keyframe"), "no log line names the missing keyframe:\n{log}");
+    assert!(
+        log.to_lowercase().contains("keyframe"),
+        "no log line names the missing keyframe:\n{log}"
+    );
 }

@@ -1,5 +1,8 @@
 //! End-to-end tests: real ffmpeg publishers → the weir binary → hls.js and Shaka in
 //! Chromium, curl, ffprobe. See tests/src/lib.rs for the harness.
 
+// A panic in a test helper is a test failure with a line number.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod players;

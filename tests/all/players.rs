@@ -7,11 +7,35 @@ use std::time::Duration;
 use weir_e2e::*;
 
 fn assert_played(r: &PlayReport, proto: &str) {
-    assert!(r.started, "{} never started playing: {:?}", r.player, r.errors);
-    assert!(r.fatal.is_empty(), "{} fatal errors: {:?}", r.player, r.fatal);
-    assert!(r.played >= 10.0, "{} played only {:.1}s", r.player, r.played);
-    assert!(r.requests.blocking > 0, "{} made no blocking _HLS_msn requests: {:?}", r.player, r.requests);
-    assert!(r.requests.parts > 0, "{} requested no parts: {:?}", r.player, r.requests);
+    assert!(
+        r.started,
+        "{} never started playing: {:?}",
+        r.player, r.errors
+    );
+    assert!(
+        r.fatal.is_empty(),
+        "{} fatal errors: {:?}",
+        r.player,
+        r.fatal
+    );
+    assert!(
+        r.played >= 10.0,
+        "{} played only {:.1}s",
+        r.player,
+        r.played
+    );
+    assert!(
+        r.requests.blocking > 0,
+        "{} made no blocking _HLS_msn requests: {:?}",
+        r.player,
+        r.requests
+    );
+    assert!(
+        r.requests.parts > 0,
+        "{} requested no parts: {:?}",
+        r.player,
+        r.requests
+    );
     assert!(
         r.protocols.keys().all(|p| p == proto) && r.protocols.contains_key(proto),
         "{} expected every response over {proto}, saw {:?}",
@@ -57,12 +81,20 @@ fn rtmp_publish_plays_in_hlsjs_and_shaka_over_http1_and_h2_tls() {
     }
     for (r, tls) in &reports {
         assert_played(r, if *tls { "h2" } else { "http/1.1" });
-        assert!(r.video_width == Some(1280), "{} decoded width {:?}", r.player, r.video_width);
+        assert!(
+            r.video_width == Some(1280),
+            "{} decoded width {:?}",
+            r.player,
+            r.video_width
+        );
     }
 
     // h2c prior knowledge, as a CDN would speak it.
-    let (code, ver) =
-        curl_version(&weir.url("/live/e2e/src/index.m3u8"), &["--http2-prior-knowledge"]).unwrap();
+    let (code, ver) = curl_version(
+        &weir.url("/live/e2e/src/index.m3u8"),
+        &["--http2-prior-knowledge"],
+    )
+    .unwrap();
     assert_eq!((code, ver.as_str()), (200, "2"));
 
     check_segments_decode(&weir, "/live/e2e/src");
@@ -81,8 +113,14 @@ fn low_latency_1s_segments_200ms_parts_plays_in_hlsjs() {
     if !require_tools() {
         return;
     }
-    let weir =
-        Weir::start(&["--no-test-source", "--segment-ms", "1000", "--part-ms", "200"]).unwrap();
+    let weir = Weir::start(&[
+        "--no-test-source",
+        "--segment-ms",
+        "1000",
+        "--part-ms",
+        "200",
+    ])
+    .unwrap();
     let _ffmpeg = ffmpeg_publish(&weir.rtmp_url("ll"), 30, "1280x720", 30).unwrap();
     let master = weir.url("/live/ll/master.m3u8");
     wait_for_200(&master, Duration::from_secs(20)).unwrap();
@@ -126,7 +164,11 @@ fn check_segments_decode(weir: &Weir, base: &str) {
     let mut pending_parts: Vec<String> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("#EXT-X-PART:") {
-            let uri = rest.split("URI=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+            let uri = rest
+                .split("URI=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap();
             pending_parts.push(uri.to_owned());
         } else if !line.starts_with('#') && !line.is_empty() {
             let (code, seg) = curl(&weir.url(&format!("{base}/{line}")), &[]).unwrap();
@@ -139,7 +181,10 @@ fn check_segments_decode(weir: &Weir, base: &str) {
                     joined.extend(part);
                     checked_parts += 1;
                 }
-                assert!(joined == seg, "{line} differs from the concatenation of its parts");
+                assert!(
+                    joined == seg,
+                    "{line} differs from the concatenation of its parts"
+                );
             }
             all.extend(seg);
             segs += 1;
@@ -159,12 +204,22 @@ fn check_segments_decode(weir: &Weir, base: &str) {
         .output()
         .unwrap();
     let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && errors.trim().is_empty(), "ffmpeg decode errors: {errors}");
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg decode errors: {errors}"
+    );
 
     // Continuous timestamps: every video packet one frame after the last, audio likewise.
     for (stream, step_tolerance) in [("v:0", 0.002), ("a:0", 0.002)] {
         let out = Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", stream, "-show_entries", "packet=dts_time,duration_time"])
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                stream,
+                "-show_entries",
+                "packet=dts_time,duration_time",
+            ])
             .args(["-of", "csv=p=0"])
             .arg(&file)
             .output()
@@ -178,7 +233,12 @@ fn check_segments_decode(weir: &Weir, base: &str) {
             .collect();
         assert!(rows.len() > 30, "{stream}: only {} packets", rows.len());
         for w in rows.windows(2) {
-            assert!(w[1].0 - w[0].0 < 0.1, "{stream}: hole between dts {} and {}", w[0].0, w[1].0);
+            assert!(
+                w[1].0 - w[0].0 < 0.1,
+                "{stream}: hole between dts {} and {}",
+                w[0].0,
+                w[1].0
+            );
             let gap = w[1].0 - (w[0].0 + w[0].1);
             assert!(
                 gap.abs() <= step_tolerance + 0.002,

@@ -80,13 +80,20 @@ try {
   await page.evaluate(({ url, player }) => {
     const video = document.getElementById('v');
     const w = window;
-    w.weir = { fatal: [], stalls: 0, latency: () => null, levels: [], switchTo: () => null, started: false };
+    w.weir = { fatal: [], nonfatal: [], stalls: 0, events: [], latency: () => null, levels: [], switchTo: () => null, started: false };
     video.addEventListener('playing', () => { w.weir.started = true; });
-    video.addEventListener('waiting', () => { if (w.weir.started) w.weir.stalls++; });
+    video.addEventListener('waiting', () => {
+      if (w.weir.started) w.weir.stalls++;
+      w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} waiting t=${video.currentTime.toFixed(2)}`);
+    });
+    video.addEventListener('playing', () => w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} playing t=${video.currentTime.toFixed(2)}`));
     if (player === 'hls') {
       const hls = new w.Hls({ lowLatencyMode: true, backBufferLength: 30 });
       w.hls = hls;
-      hls.on(w.Hls.Events.ERROR, (_, d) => { if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`); });
+      hls.on(w.Hls.Events.ERROR, (_, d) => {
+        if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`);
+        else w.weir.nonfatal.push(`${(performance.now() / 1000).toFixed(2)} ${d.details}`);
+      });
       hls.on(w.Hls.Events.MANIFEST_PARSED, (_, d) => {
         w.weir.levels = d.levels.map((l) => ({ width: l.width, height: l.height, bitrate: l.bitrate }));
       });
@@ -135,11 +142,11 @@ try {
     report.played = t1 - t0;
   }
   const w = await page.evaluate(() => ({
-    fatal: window.weir.fatal, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
+    fatal: window.weir.fatal, nonfatal: window.weir.nonfatal, events: window.weir.events, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
     videoWidth: document.getElementById('v').videoWidth, videoHeight: document.getElementById('v').videoHeight,
     shakaStats: window.shakaPlayer ? window.shakaPlayer.getStats() : null,
   }));
-  Object.assign(report, { fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
+  Object.assign(report, { nonfatal: w.nonfatal, events: w.events, fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
   if (w.shakaStats) report.stalls = Math.max(report.stalls, w.shakaStats.stallsDetected ?? 0);
   const sorted = [...report.latency.samples].sort((a, b) => a - b);
   const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1000 : null);

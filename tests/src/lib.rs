@@ -49,11 +49,17 @@ pub fn require_tools() -> bool {
     if !chromium().exists() {
         missing.push(format!("chromium ({})", chromium().display()));
     }
-    if !repo_root().join("tests/e2e/node_modules/playwright-core").exists() {
+    if !repo_root()
+        .join("tests/e2e/node_modules/playwright-core")
+        .exists()
+    {
         missing.push("tests/e2e/node_modules (run: npm ci --prefix tests/e2e)".to_owned());
     }
     if !weir_bin().exists() {
-        missing.push(format!("{} (run: cargo build -p weir)", weir_bin().display()));
+        missing.push(format!(
+            "{} (run: cargo build -p weir)",
+            weir_bin().display()
+        ));
     }
     if missing.is_empty() {
         return true;
@@ -118,11 +124,16 @@ impl Weir {
         let mut cmd = Command::new(weir_bin());
         cmd.args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
             .args(extra)
-            .env("WEIR_LOG", std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "WEIR_LOG",
+                std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().with_context(|| format!("spawning {}", weir_bin().display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", weir_bin().display()))?;
         let stdout = child.stdout.take().context("stdout")?;
         let stderr = child.stderr.take().context("stderr")?;
         let (tx, log) = mpsc::channel();
@@ -138,7 +149,10 @@ impl Weir {
                 let _ = atx.send(line);
             }
         });
-        let mut proc = Proc { child, name: "weir".into() };
+        let mut proc = Proc {
+            child,
+            name: "weir".into(),
+        };
         let (mut http, mut https, mut rtmp) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -162,11 +176,20 @@ impl Weir {
                         bail!("weir exited during startup");
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("weir closed stdout during startup"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("weir closed stdout during startup")
+                }
             }
         }
         let http = http.context("weir never printed its http address")?;
-        Ok(Self { proc, http, https, rtmp, log, log_lines: Vec::new() })
+        Ok(Self {
+            proc,
+            http,
+            https,
+            rtmp,
+            log,
+            log_lines: Vec::new(),
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -174,11 +197,17 @@ impl Weir {
     }
 
     pub fn https_url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.https.expect("weir started without https"))
+        format!(
+            "https://{}{path}",
+            self.https.expect("weir started without https")
+        )
     }
 
     pub fn rtmp_url(&self, key: &str) -> String {
-        format!("rtmp://{}/live/{key}", self.rtmp.expect("weir started without rtmp"))
+        format!(
+            "rtmp://{}/live/{key}",
+            self.rtmp.expect("weir started without rtmp")
+        )
     }
 
     /// Every log line so far.
@@ -194,34 +223,73 @@ impl Weir {
 pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<Proc> {
     let child = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=30")])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+        ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
-        .args(["-g", &gop.to_string(), "-keyint_min", &gop.to_string(), "-sc_threshold", "0"])
-        .args(["-b:v", "1500k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-g",
+            &gop.to_string(),
+            "-keyint_min",
+            &gop.to_string(),
+            "-sc_threshold",
+            "0",
+        ])
+        .args([
+            "-b:v", "1500k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+        ])
         .args(["-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .context("spawning ffmpeg")?;
-    Ok(Proc { child, name: "ffmpeg".into() })
+    Ok(Proc {
+        child,
+        name: "ffmpeg".into(),
+    })
 }
 
 /// A GET with curl; returns (status, body). `--http2-prior-knowledge` etc. go in `extra`.
 pub fn curl(url: &str, extra: &[&str]) -> Result<(u16, Vec<u8>)> {
     let out = Command::new("curl")
-        .args(["-sS", "-k", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .args([
+            "-sS",
+            "-k",
+            "--max-time",
+            "20",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
         .args(extra)
         .arg(url)
         .output()
         .context("running curl")?;
     if !out.status.success() {
-        bail!("curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "curl {url} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let mut body = out.stdout;
-    let nl = body.iter().rposition(|&b| b == b'\n').context("curl output")?;
+    let nl = body
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .context("curl output")?;
     let status: u16 = std::str::from_utf8(&body[nl + 1..])?.trim().parse()?;
     body.truncate(nl);
     Ok((status, body))
@@ -282,7 +350,15 @@ impl Player {
     pub fn start(player: &str, url: &str, seconds: u32) -> Result<Self> {
         let mut child = Command::new("node")
             .current_dir(repo_root().join("tests/e2e"))
-            .args(["play.mjs", "--player", player, "--url", url, "--seconds", &seconds.to_string()])
+            .args([
+                "play.mjs",
+                "--player",
+                player,
+                "--url",
+                url,
+                "--seconds",
+                &seconds.to_string(),
+            ])
             .env("CHROMIUM", chromium())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -290,7 +366,13 @@ impl Player {
             .spawn()
             .context("spawning node play.mjs")?;
         let out = child.stdout.take().context("stdout")?;
-        Ok(Self { proc: Proc { child, name: format!("player {player}") }, out })
+        Ok(Self {
+            proc: Proc {
+                child,
+                name: format!("player {player}"),
+            },
+            out,
+        })
     }
 
     pub fn join(mut self) -> Result<PlayReport> {
@@ -301,7 +383,8 @@ impl Player {
             bail!("play.mjs failed ({status:?}): {s}");
         }
         let line = s.lines().last().context("play.mjs printed nothing")?;
-        let report: PlayReport = serde_json::from_str(line).with_context(|| format!("parsing {line}"))?;
+        let report: PlayReport =
+            serde_json::from_str(line).with_context(|| format!("parsing {line}"))?;
         eprintln!(
             "[{}] played {:.1}s, fatal {:?}, stalls {:?}, latency p50 {:?} p95 {:?}, requests {:?}, protocols {:?}",
             report.player,
@@ -322,7 +405,14 @@ pub fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
         .arg("-keyout")
@@ -343,7 +433,10 @@ pub fn parse_media_playlist(text: &[u8]) -> Result<m3u8_rs::MediaPlaylist> {
     match m3u8_rs::parse_playlist_res(text) {
         Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => Ok(p),
         Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => bail!("expected a media playlist"),
-        Err(e) => bail!("m3u8-rs cannot parse playlist: {e:?}\n{}", String::from_utf8_lossy(text)),
+        Err(e) => bail!(
+            "m3u8-rs cannot parse playlist: {e:?}\n{}",
+            String::from_utf8_lossy(text)
+        ),
     }
 }
 
@@ -357,13 +450,23 @@ pub fn live_edge(text: &[u8]) -> Result<(u64, usize)> {
 /// not each other.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The HTTP version curl negotiated ("1.1", "2"), with its status.
 pub fn curl_version(url: &str, extra: &[&str]) -> Result<(u16, String)> {
     let out = Command::new("curl")
-        .args(["-sS", "-k", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"])
+        .args([
+            "-sS",
+            "-k",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{http_version}",
+        ])
         .args(extra)
         .arg(url)
         .output()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -18,18 +18,6 @@ pub struct Config {
     pub packager: PackagerConfig,
     pub ingest: IngestConfig,
     pub test_source: TestSourceConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            rtmp: RtmpConfig::default(),
-            packager: PackagerConfig::default(),
-            ingest: IngestConfig::default(),
-            test_source: TestSourceConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +146,10 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         let p = &self.packager;
         if p.part_ms < 100 {
-            bail!("packager.part_ms = {} is below the 100 ms minimum", p.part_ms);
+            bail!(
+                "packager.part_ms = {} is below the 100 ms minimum",
+                p.part_ms
+            );
         }
         if p.part_ms >= p.segment_ms {
             bail!(
@@ -168,7 +159,10 @@ impl Config {
             );
         }
         if p.segment_ms > 10_000 {
-            bail!("packager.segment_ms = {} is above the 10 s maximum", p.segment_ms);
+            bail!(
+                "packager.segment_ms = {} is above the 10 s maximum",
+                p.segment_ms
+            );
         }
         if p.window_s * 1000 < 3 * p.segment_ms {
             bail!(
@@ -184,21 +178,30 @@ impl Config {
             (None, _, _) => bail!("server.tls_cert/server.tls_key are set but server.https is not"),
         }
         if self.rtmp.app.is_empty() || !self.rtmp.app.chars().all(valid_name_char) {
-            bail!("rtmp.app = {:?} must be non-empty [A-Za-z0-9_-]", self.rtmp.app);
+            bail!(
+                "rtmp.app = {:?} must be non-empty [A-Za-z0-9_-]",
+                self.rtmp.app
+            );
         }
         for (i, k) in self.ingest.keys.iter().enumerate() {
             if k.key.is_empty() {
                 bail!("ingest.keys[{i}].key is empty");
             }
             if !valid_stream_name(&k.stream) {
-                bail!("ingest.keys[{i}].stream = {:?} must be [A-Za-z0-9_-]{{1,64}}", k.stream);
+                bail!(
+                    "ingest.keys[{i}].stream = {:?} must be [A-Za-z0-9_-]{{1,64}}",
+                    k.stream
+                );
             }
         }
         if !self.ingest.allow_any_key && self.ingest.keys.is_empty() && self.rtmp.enabled {
             bail!("ingest.allow_any_key = false but ingest.keys is empty: nobody could publish");
         }
         if self.test_source.enabled && !valid_stream_name(&self.test_source.name) {
-            bail!("test_source.name = {:?} must be [A-Za-z0-9_-]{{1,64}}", self.test_source.name);
+            bail!(
+                "test_source.name = {:?} must be [A-Za-z0-9_-]{{1,64}}",
+                self.test_source.name
+            );
         }
         Ok(())
     }
@@ -238,12 +241,17 @@ mod tests {
 
     #[test]
     fn validation_names_the_key() {
-        let mut c: Config = toml::from_str("[packager]\nsegment_ms = 1000\npart_ms = 1000\n").unwrap();
+        let mut c: Config =
+            toml::from_str("[packager]\nsegment_ms = 1000\npart_ms = 1000\n").unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("packager.part_ms"), "{e}");
         c.packager.part_ms = 200;
         c.validate().unwrap();
         c.server.https = Some("127.0.0.1:0".parse().unwrap());
-        assert!(c.validate().unwrap_err().to_string().contains("server.tls_cert"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.tls_cert"));
     }
 }

@@ -23,7 +23,11 @@ use crate::config::{valid_stream_name, Config};
 use crate::pipeline::{PipelineMetrics, PipelineSettings};
 
 #[derive(Parser, Debug)]
-#[command(name = "weir", version, about = "Live-video origin and Low-Latency HLS packager")]
+#[command(
+    name = "weir",
+    version,
+    about = "Live-video origin and Low-Latency HLS packager"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -138,7 +142,13 @@ struct Publisher {
 
 impl Publisher {
     fn stream_name(&self, key: &StreamKey) -> Option<String> {
-        if let Some(k) = self.config.ingest.keys.iter().find(|k| k.key == key.expose()) {
+        if let Some(k) = self
+            .config
+            .ingest
+            .keys
+            .iter()
+            .find(|k| k.key == key.expose())
+        {
             return Some(k.stream.clone());
         }
         let name = key.expose();
@@ -193,26 +203,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding server.http {}", config.server.http))?;
     let http_addr = http.local_addr()?;
-    let origin = Arc::new(weir_origin::Origin::new(
-        weir_origin::OriginSettings {
-            cors_allow_origin: config.server.cors_allow_origin.clone(),
-            assets: weir_origin::StaticAssets {
-                index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
-                hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
+    let origin = Arc::new(
+        weir_origin::Origin::new(
+            weir_origin::OriginSettings {
+                cors_allow_origin: config.server.cors_allow_origin.clone(),
+                assets: weir_origin::StaticAssets {
+                    index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
+                    hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
+                },
+                ..weir_origin::OriginSettings::default()
             },
-            ..weir_origin::OriginSettings::default()
-        },
-        registry.clone(),
-    )
-    .context("origin settings")?);
+            registry.clone(),
+        )
+        .context("origin settings")?,
+    );
     let mut tasks = tokio::task::JoinSet::new();
     let o = Arc::clone(&origin);
     let stop = shutdown();
     tasks.spawn(async move { o.serve(http, None, stop).await.context("http listener") });
     let mut https_addr = None;
-    if let (Some(addr), Some(cert), Some(key)) =
-        (config.server.https, &config.server.tls_cert, &config.server.tls_key)
-    {
+    if let (Some(addr), Some(cert), Some(key)) = (
+        config.server.https,
+        &config.server.tls_cert,
+        &config.server.tls_key,
+    ) {
         let tls = weir_origin::load_tls(cert, key).context("loading server.tls_cert/tls_key")?;
         let l = TcpListener::bind(addr)
             .await
@@ -313,8 +327,15 @@ fn print_banner(
         println!("  over TLS:    https://{}/", host(a));
     }
     if let Some(a) = rtmp {
-        println!("  publish to:  rtmp://{}/{}/<stream-key>", host(a), config.rtmp.app);
-        println!("               then play http://{}/live/<stream-key>/master.m3u8", host(http));
+        println!(
+            "  publish to:  rtmp://{}/{}/<stream-key>",
+            host(a),
+            config.rtmp.app
+        );
+        println!(
+            "               then play http://{}/live/<stream-key>/master.m3u8",
+            host(http)
+        );
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

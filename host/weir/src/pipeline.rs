@@ -93,7 +93,11 @@ fn now_unix_ms() -> u64 {
 }
 
 impl StreamTask {
-    fn new(stream: StreamProducer, settings: PipelineSettings, metrics: Arc<PipelineMetrics>) -> Self {
+    fn new(
+        stream: StreamProducer,
+        settings: PipelineSettings,
+        metrics: Arc<PipelineMetrics>,
+    ) -> Self {
         let (rendition, consumer) = rendition_channel();
         stream.add_rendition(SOURCE_RENDITION, consumer);
         Self {
@@ -120,7 +124,9 @@ impl StreamTask {
                         continue;
                     };
                     if let Err(e) = packager.push(now_unix_ms(), sample) {
-                        self.metrics.samples_rejected.fetch_add(1, Ordering::Relaxed);
+                        self.metrics
+                            .samples_rejected
+                            .fetch_add(1, Ordering::Relaxed);
                         warn!(error = %e, "sample rejected");
                         continue;
                     }
@@ -203,7 +209,9 @@ impl StreamTask {
                 Output::SegmentCompleted { msn, parts, .. } => {
                     self.rendition.complete_segment(msn, parts);
                     self.next_msn = msn + 1;
-                    self.metrics.segments_published.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .segments_published
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Output::WindowAdvanced { .. } => {}
             }
@@ -289,10 +297,19 @@ fn describe(tracks: &[Track]) -> String {
         .map(|t| match &t.codec {
             weir_media::Codec::H264(c) => format!("{} {}x{}", c.codec_string(), c.width, c.height),
             weir_media::Codec::Aac(c) => {
-                format!("{} {} Hz {} ch", c.codec_string(), c.sample_rate, c.channels)
+                format!(
+                    "{} {} Hz {} ch",
+                    c.codec_string(),
+                    c.sample_rate,
+                    c.channels
+                )
             }
         })
         .collect::<Vec<_>>()
         .join(", ")
-        + if tracks.iter().any(|t| t.kind() == TrackKind::Video) { "" } else { " (audio only)" }
+        + if tracks.iter().any(|t| t.kind() == TrackKind::Video) {
+            ""
+        } else {
+            " (audio only)"
+        }
 }

@@ -40,12 +40,20 @@ impl Clip {
                 MediaEvent::Sample(s) => samples.push(s),
             }
         }
-        let Some(tracks) = tracks else { bail!("the test clip has no tracks") };
+        let Some(tracks) = tracks else {
+            bail!("the test clip has no tracks")
+        };
         // The loop period is the video length (frame count × frame duration); audio beyond
         // it is dropped so that the loop seam never overlaps.
-        let video = tracks.iter().position(|t| t.kind() == weir_media::TrackKind::Video);
+        let video = tracks
+            .iter()
+            .position(|t| t.kind() == weir_media::TrackKind::Video);
         let primary = video.unwrap_or(0);
-        let ts: Vec<i64> = samples.iter().filter(|s| s.track == primary).map(|s| s.dts).collect();
+        let ts: Vec<i64> = samples
+            .iter()
+            .filter(|s| s.track == primary)
+            .map(|s| s.dts)
+            .collect();
         let (Some(first), Some(last)) = (ts.first(), ts.last()) else {
             bail!("the test clip has no samples")
         };
@@ -53,14 +61,23 @@ impl Clip {
         let frame = if n > 1 { (last - first) / (n - 1) } else { 1 };
         let period_primary = last - first + frame;
         let secs = period_primary as f64 / f64::from(tracks[primary].timescale);
-        let period: Vec<i64> =
-            tracks.iter().map(|t| (secs * f64::from(t.timescale)).round() as i64).collect();
+        let period: Vec<i64> = tracks
+            .iter()
+            .map(|t| (secs * f64::from(t.timescale)).round() as i64)
+            .collect();
         samples.retain(|s| {
-            s.dts - first * i64::from(tracks[s.track].timescale) / i64::from(tracks[primary].timescale)
+            s.dts
+                - first * i64::from(tracks[s.track].timescale)
+                    / i64::from(tracks[primary].timescale)
                 + i64::from(s.duration.unwrap_or(0))
                 <= period[s.track]
         });
-        Ok(Self { tracks, samples, period, period_dur: Duration::from_secs_f64(secs) })
+        Ok(Self {
+            tracks,
+            samples,
+            period,
+            period_dur: Duration::from_secs_f64(secs),
+        })
     }
 
     pub fn period(&self) -> Duration {
@@ -71,7 +88,11 @@ impl Clip {
 /// Feeds the clip into `tx` in real time, forever (until the receiver goes away).
 pub async fn run(clip: Clip, tx: mpsc::Sender<MediaEvent>) {
     info!(period = ?clip.period(), "test source started");
-    if tx.send(MediaEvent::Tracks(clip.tracks.clone())).await.is_err() {
+    if tx
+        .send(MediaEvent::Tracks(clip.tracks.clone()))
+        .await
+        .is_err()
+    {
         return;
     }
     let start = Instant::now();
