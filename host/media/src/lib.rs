@@ -28,12 +28,14 @@
 //! # }
 //! ```
 
+mod cue;
 mod key;
 mod part;
 mod registry;
 mod rendition;
 mod track;
 
+pub use cue::{CueEvent, CueKind};
 pub use key::{Redacted, StreamKey};
 pub use part::{part_channel, PartAborted, PartConsumer, PartProducer};
 pub use registry::{StreamConsumer, StreamProducer, StreamRegistry};

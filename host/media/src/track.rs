@@ -128,6 +128,8 @@ pub enum MediaEvent {
     /// codec parameters mid-session (a discontinuity). `Sample::track` indexes this list.
     Tracks(Vec<Track>),
     Sample(Sample),
+    /// A splice point (SCTE-35 or equivalent), in stream order with the samples.
+    Cue(crate::cue::CueEvent),
 }
 
 #[cfg(test)]

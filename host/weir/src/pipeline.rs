@@ -132,6 +132,10 @@ impl StreamTask {
                     }
                     self.drain();
                 }
+                MediaEvent::Cue(cue) => {
+                    // Rendering cues as EXT-X-DATERANGE is the packager's job (SCTE-35 issue).
+                    debug!(id = cue.id, kind = ?cue.kind, "cue received");
+                }
             }
         }
         info!("publisher left; ending stream");

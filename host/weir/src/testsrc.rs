@@ -38,6 +38,7 @@ impl Clip {
                 MediaEvent::Tracks(t) if tracks.is_none() => tracks = Some(t),
                 MediaEvent::Tracks(_) => bail!("the test clip changes codec parameters"),
                 MediaEvent::Sample(s) => samples.push(s),
+                MediaEvent::Cue(_) => {}
             }
         }
         let Some(tracks) = tracks else {
