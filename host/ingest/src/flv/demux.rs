@@ -670,7 +670,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 MediaEvent::Sample(s) => Some(s),
-                MediaEvent::Tracks(_) => None,
+                _ => None,
             })
             .collect()
     }

@@ -74,6 +74,7 @@ pub fn split(events: &[MediaEvent]) -> (Vec<Vec<Track>>, Vec<Sample>) {
         match e {
             MediaEvent::Tracks(t) => tracks.push(t.clone()),
             MediaEvent::Sample(s) => samples.push(s.clone()),
+            MediaEvent::Cue(_) => {}
         }
     }
     (tracks, samples)
