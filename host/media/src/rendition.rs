@@ -70,9 +70,14 @@ struct Segment {
     parts: Range<u64>,
 }
 
+/// Init segments kept per rendition: the current one and the ones that segments still in
+/// the window may reference (one per publisher return with new codec parameters).
+const MAX_INIT_GENERATIONS: usize = 8;
+
 #[derive(Debug, Default)]
 struct Window {
-    init: Option<Bytes>,
+    /// Init segments by generation, oldest first.
+    inits: VecDeque<(u32, Bytes)>,
     /// Every part in the window by global sequence number, the open one last.
     parts: VecDeque<(u64, PartConsumer)>,
     /// Complete segments, oldest first.
@@ -130,9 +135,21 @@ pub struct RenditionProducer {
 }
 
 impl RenditionProducer {
-    /// Replaces the init segment (a new one follows a codec change).
+    /// Sets the init segment of generation 0 (see [`RenditionProducer::set_init_generation`]).
     pub fn set_init(&self, init: Bytes) {
-        self.shared.window().init = Some(init);
+        self.set_init_generation(0, init);
+    }
+
+    /// Adds (or replaces) the init segment of `generation`. A new generation follows a
+    /// change of codec parameters; older ones stay servable for the segments that use them.
+    pub fn set_init_generation(&self, generation: u32, init: Bytes) {
+        let mut w = self.shared.window();
+        w.inits.retain(|(g, _)| *g != generation);
+        w.inits.push_back((generation, init));
+        w.inits.make_contiguous().sort_by_key(|(g, _)| *g);
+        while w.inits.len() > MAX_INIT_GENERATIONS {
+            w.inits.pop_front();
+        }
     }
 
     /// Opens part `seq`. Readers can attach to it at once, which is what lets a request for
@@ -231,8 +248,18 @@ impl RenditionConsumer {
         snap.clone()
     }
 
+    /// The newest init segment.
     pub fn init(&self) -> Option<Bytes> {
-        self.shared.window().init.clone()
+        self.shared.window().inits.back().map(|(_, b)| b.clone())
+    }
+
+    /// The init segment of `generation`, if it is still kept.
+    pub fn init_generation(&self, generation: u32) -> Option<Bytes> {
+        let w = self.shared.window();
+        w.inits
+            .iter()
+            .find(|(g, _)| *g == generation)
+            .map(|(_, b)| b.clone())
     }
 
     /// Part `seq` (global part sequence number): complete, or still being written.
@@ -323,6 +350,11 @@ mod tests {
             p.complete_segment(msn, first..seq);
         }
         assert!(p.begin_part(seq - 1).is_none(), "a part opens once");
+        p.set_init(Bytes::from_static(b"init0"));
+        p.set_init_generation(1, Bytes::from_static(b"init1"));
+        assert_eq!(c.init().unwrap(), Bytes::from_static(b"init1"));
+        assert_eq!(c.init_generation(0).unwrap(), Bytes::from_static(b"init0"));
+        assert!(c.init_generation(2).is_none());
         let open = p.begin_part(seq).unwrap();
         assert!(matches!(c.part(seq), Lookup::Found(ref part) if !part.is_complete()));
         assert!(matches!(c.segment(0), Lookup::Found(ref v) if v.len() == 2));

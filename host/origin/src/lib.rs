@@ -76,6 +76,7 @@ use http::HeaderValue;
 use weir_cache::Cache;
 use weir_media::StreamRegistry;
 
+mod api;
 mod body;
 mod error;
 mod layers;
@@ -85,6 +86,7 @@ mod server;
 mod settings;
 mod tls;
 
+pub use api::{json_response, text_response, ApiHandler, MAX_API_BODY};
 pub use body::Body;
 pub use error::{error_response, Classification, Error, Fault, Result};
 pub use phase::{ManifestFilter, PassThrough, RequestCtx};
@@ -99,6 +101,7 @@ pub struct Origin {
     registry: StreamRegistry,
     cache: Cache,
     filter: Arc<dyn ManifestFilter>,
+    api: Option<Arc<dyn ApiHandler>>,
     cors_allow_origin: HeaderValue,
 }
 
@@ -122,8 +125,15 @@ impl Origin {
             settings,
             registry,
             filter: Arc::new(PassThrough),
+            api: None,
             cors_allow_origin,
         })
+    }
+
+    /// Routes `/api/…` to `api` (the operator API of the embedding binary).
+    pub fn with_api(mut self, api: Arc<dyn ApiHandler>) -> Self {
+        self.api = Some(api);
+        self
     }
 
     /// Uses `cache` (another backend, or one shared with other components) for segments.

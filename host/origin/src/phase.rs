@@ -208,11 +208,17 @@ impl Origin {
                 let rendition = self.rendition(stream, rendition)?;
                 self.media_playlist(rendition, *query).await
             }
-            Route::Init { stream, rendition } => {
-                let init = self
-                    .rendition(stream, rendition)?
-                    .init()
-                    .ok_or(Error::NotYet("init segment"))?;
+            Route::Init {
+                stream,
+                rendition,
+                generation,
+            } => {
+                let r = self.rendition(stream, rendition)?;
+                let init = match generation {
+                    Some(g) => r.init_generation(*g),
+                    None => r.init(),
+                }
+                .ok_or(Error::NotYet("init segment"))?;
                 // Replaced on a codec change, so not `immutable`.
                 Ok(Fetched::bytes(
                     init,
@@ -379,7 +385,14 @@ fn cache_key(route: &Route) -> Option<String> {
             }
             Some(key)
         }
-        Route::Init { stream, rendition } => Some(format!("{stream}/{rendition}/init.mp4")),
+        Route::Init {
+            stream,
+            rendition,
+            generation,
+        } => Some(match generation {
+            Some(g) => format!("{stream}/{rendition}/init{g}.mp4"),
+            None => format!("{stream}/{rendition}/init.mp4"),
+        }),
         Route::Part {
             stream,
             rendition,

@@ -19,8 +19,12 @@ pub enum Route {
         rendition: String,
         query: HlsQuery,
     },
-    /// `GET /live/{stream}/{rendition}/init.mp4`
-    Init { stream: String, rendition: String },
+    /// `GET /live/{stream}/{rendition}/init.mp4` (the newest) or `init{generation}.mp4`.
+    Init {
+        stream: String,
+        rendition: String,
+        generation: Option<u32>,
+    },
     /// `GET /live/{stream}/{rendition}/part{seq}.m4s`, `seq` a global part sequence number.
     Part {
         stream: String,
@@ -103,7 +107,20 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route> {
                 });
             }
             if file == "init.mp4" {
-                return Ok(Route::Init { stream, rendition });
+                return Ok(Route::Init {
+                    stream,
+                    rendition,
+                    generation: None,
+                });
+            }
+            if let Some(generation) =
+                numbered(file, "init", ".mp4").and_then(|g| u32::try_from(g).ok())
+            {
+                return Ok(Route::Init {
+                    stream,
+                    rendition,
+                    generation: Some(generation),
+                });
             }
             if let Some(seq) = numbered(file, "part", ".m4s") {
                 return Ok(Route::Part {

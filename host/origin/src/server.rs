@@ -149,7 +149,12 @@ async fn serve_connection<I>(
 {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let origin = Arc::clone(&origin);
-        async move { Ok::<_, Infallible>(origin.handle(request).await) }
+        async move {
+            if origin.is_api(request.uri().path()) {
+                return Ok::<_, Infallible>(origin.handle_api(request).await);
+            }
+            Ok::<_, Infallible>(origin.handle(request).await)
+        }
     });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(connection).await {
