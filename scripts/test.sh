@@ -17,6 +17,9 @@ cargo build --locked -p weir
 echo "== unit and integration tests"
 cargo test --workspace --locked --exclude weir-e2e
 
+echo "== fuzz smoke (every parser, bounded)"
+./scripts/fuzz-smoke.sh
+
 echo "== end-to-end tests"
 # One at a time: they share two cores with ffmpeg and Chromium.
 cargo test --locked -p weir-e2e -- --test-threads=1 --nocapture

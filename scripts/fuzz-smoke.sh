@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A short, bounded cargo-fuzz run of every fuzz target (default 15 s each), seeded with the
+# real captures in host/*/tests/data. Longer runs: FUZZ_SECONDS=600 scripts/fuzz-smoke.sh.
+# cargo-fuzz needs nightly features; the one toolchain here is stable, so it runs with
+# RUSTC_BOOTSTRAP=1 (sanitizer flags), which is what the build below relies on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${FUZZ_SECONDS:-15}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+export RUSTC_BOOTSTRAP=1
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$(pwd)/../target/fuzz}
+cd fuzz
+cargo fuzz build -O
+for t in $(cargo fuzz list); do
+  corpus=$(mktemp -d)
+  case "$t" in
+    flv*) cp ../host/ingest/tests/data/*.flv "$corpus"/ 2>/dev/null || true ;;
+    ts*|pes*) cp ../host/ingest/tests/data/*.ts "$corpus"/ 2>/dev/null || true ;;
+  esac
+  echo "== fuzz $t for ${SECS}s"
+  cargo fuzz run -O "$t" "$corpus" -- -max_total_time="$SECS" -max_len=262144 -print_final_stats=1 2>&1 \
+    | grep -E "^(Done|stat::number_of_executed_units|==.*ERROR|SUMMARY)" || true
+  # cargo fuzz exits non-zero on a crash; re-check so a crash fails the run.
+  if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
+    echo "fuzz target $t crashed: $(ls artifacts/"$t"/crash-*)" >&2
+    exit 1
+  fi
+  rm -rf "$corpus"
+done
