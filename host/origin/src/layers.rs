@@ -68,6 +68,7 @@ impl Origin {
         let started = tokio::time::Instant::now();
         let response = self.cors(head).instrument(span.clone()).await;
         let status = response.status().as_u16();
+        self.stats.count(status);
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         span.record("status", status);
         span.record("latency_ms", latency_ms);

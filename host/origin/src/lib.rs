@@ -84,6 +84,7 @@ mod phase;
 mod route;
 mod server;
 mod settings;
+mod stats;
 mod tls;
 
 pub use api::{json_response, text_response, ApiHandler, MAX_API_BODY};
@@ -102,7 +103,15 @@ pub struct Origin {
     cache: Cache,
     filter: Arc<dyn ManifestFilter>,
     api: Option<Arc<dyn ApiHandler>>,
+    metrics: Option<Arc<dyn MetricsSource>>,
+    stats: stats::OriginStats,
     cors_allow_origin: HeaderValue,
+}
+
+/// Renders the embedding binary's metrics in the Prometheus text format for `GET /metrics`;
+/// the origin appends its own.
+pub trait MetricsSource: Send + Sync + 'static {
+    fn render(&self) -> String;
 }
 
 impl std::fmt::Debug for Origin {
@@ -126,8 +135,16 @@ impl Origin {
             registry,
             filter: Arc::new(PassThrough),
             api: None,
+            metrics: None,
+            stats: stats::OriginStats::default(),
             cors_allow_origin,
         })
+    }
+
+    /// Serves `metrics` (plus the origin's own) on `GET /metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Routes `/api/…` to `api` (the operator API of the embedding binary).

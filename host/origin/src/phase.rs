@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use weir_cache::{BoxFuture, CachedObject};
 use weir_media::{Lookup, RenditionConsumer};
@@ -176,6 +178,18 @@ impl Origin {
                 "text/plain; charset=utf-8",
                 CacheControl::NoStore,
             )),
+            Route::Metrics => {
+                let mut text = self
+                    .metrics
+                    .as_ref()
+                    .map_or_else(String::new, |m| m.render());
+                self.stats.render(&mut text, self.cache().fills_in_flight());
+                Ok(Fetched::bytes(
+                    Bytes::from(text),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    CacheControl::NoStore,
+                ))
+            }
             Route::PlayerPage => static_asset(
                 &assets.index_html,
                 "text/html; charset=utf-8",
@@ -310,9 +324,13 @@ impl Origin {
                     let limit = current
                         .target_duration
                         .saturating_mul(BLOCKING_RELOAD_TARGETS);
+                    let _blocked = self.stats.blocked();
                     tokio::time::timeout(limit, rendition.wait_for(msn, query.part))
                         .await
-                        .map_err(|_| Error::ReloadTimeout)?
+                        .map_err(|_| {
+                            self.stats.reload_timeouts.fetch_add(1, Ordering::Relaxed);
+                            Error::ReloadTimeout
+                        })?
                         .ok_or(Error::StreamGone)?
                 }
             }
@@ -364,7 +382,7 @@ fn static_asset(bytes: &Bytes, content_type: &'static str, cache: CacheControl) 
 /// playlist filter output will be keyed by it plus the playlist version.
 fn cache_key(route: &Route) -> Option<String> {
     match route {
-        Route::Health | Route::PlayerPage | Route::PlayerScript => None,
+        Route::Health | Route::Metrics | Route::PlayerPage | Route::PlayerScript => None,
         Route::Multivariant { stream } => Some(format!("{stream}/master.m3u8")),
         Route::MediaPlaylist {
             stream,

@@ -7,6 +7,8 @@ use crate::{Error, Result};
 pub enum Route {
     /// `GET /healthz`
     Health,
+    /// `GET /metrics` (Prometheus text format)
+    Metrics,
     /// `GET /`
     PlayerPage,
     /// `GET /hls.min.js`
@@ -48,7 +50,7 @@ impl Route {
             | Route::Init { stream, .. }
             | Route::Part { stream, .. }
             | Route::Segment { stream, .. } => Some(stream),
-            Route::Health | Route::PlayerPage | Route::PlayerScript => None,
+            Route::Health | Route::Metrics | Route::PlayerPage | Route::PlayerScript => None,
         }
     }
 }
@@ -85,6 +87,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route> {
         "/" | "/index.html" => return Ok(Route::PlayerPage),
         "/hls.min.js" => return Ok(Route::PlayerScript),
         "/healthz" => return Ok(Route::Health),
+        "/metrics" => return Ok(Route::Metrics),
         _ => {}
     }
     let rest = path.strip_prefix("/live/").ok_or(Error::NotFound)?;

@@ -17,6 +17,8 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub packager: PackagerConfig,
     pub ingest: IngestConfig,
+    pub srt: SrtConfig,
+    pub api: ApiConfig,
     pub test_source: TestSourceConfig,
 }
 
@@ -99,6 +101,11 @@ pub struct IngestConfig {
     /// secret publish key never appears in a playback URL.
     pub allow_any_key: bool,
     pub keys: Vec<KeyConfig>,
+    /// No media for this long (ms) and the contribution counts as lost: the playlist keeps
+    /// its cadence with `EXT-X-GAP` parts until the publisher returns.
+    pub loss_timeout_ms: u64,
+    /// No publisher for this long (s) and the stream ends with `EXT-X-ENDLIST`.
+    pub idle_end_s: u64,
 }
 
 impl Default for IngestConfig {
@@ -106,8 +113,41 @@ impl Default for IngestConfig {
         Self {
             allow_any_key: true,
             keys: Vec::new(),
+            loss_timeout_ms: 1500,
+            idle_end_s: 60,
         }
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtConfig {
+    pub enabled: bool,
+    /// UDP listener. Callers publish MPEG-TS with `streamid=KEY`, `#!::r=live/KEY,m=publish`
+    /// or `publish:live/KEY`.
+    pub listen: SocketAddr,
+    /// SRT receive latency in milliseconds.
+    pub latency_ms: u64,
+    /// AES passphrase (10–79 characters) every caller must use; none when unset.
+    pub passphrase: Option<String>,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            latency_ms: 200,
+            passphrase: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer token for the operator API (`/api/v1/…`). The API is off when unset.
+    pub token: Option<String>,
 }
 
 /// A publish key and the public stream name it publishes to.
@@ -196,6 +236,34 @@ impl Config {
         }
         if !self.ingest.allow_any_key && self.ingest.keys.is_empty() && self.rtmp.enabled {
             bail!("ingest.allow_any_key = false but ingest.keys is empty: nobody could publish");
+        }
+        if let Some(p) = &self.srt.passphrase {
+            if !(10..=79).contains(&p.len()) {
+                bail!(
+                    "srt.passphrase must be 10 to 79 characters (SRT's rule), not {}",
+                    p.len()
+                );
+            }
+        }
+        if self.srt.latency_ms > 10_000 {
+            bail!(
+                "srt.latency_ms = {} is above the 10 s maximum",
+                self.srt.latency_ms
+            );
+        }
+        if self.ingest.loss_timeout_ms < 200 {
+            bail!(
+                "ingest.loss_timeout_ms = {} is below the 200 ms minimum",
+                self.ingest.loss_timeout_ms
+            );
+        }
+        if self.ingest.idle_end_s * 1000 < self.ingest.loss_timeout_ms {
+            bail!("ingest.idle_end_s must be at least ingest.loss_timeout_ms");
+        }
+        if let Some(t) = &self.api.token {
+            if t.len() < 16 {
+                bail!("api.token must be at least 16 characters");
+            }
         }
         if self.test_source.enabled && !valid_stream_name(&self.test_source.name) {
             bail!(

@@ -3,6 +3,7 @@
 //! `weir serve` with no arguments plays a built-in live test stream and accepts RTMP
 //! publishers; see README.md.
 
+mod api;
 mod config;
 mod pipeline;
 mod testsrc;
@@ -20,7 +21,7 @@ use tracing::{error, info};
 use weir_media::{MediaEvent, StreamKey, StreamRegistry};
 
 use crate::config::{valid_stream_name, Config};
-use crate::pipeline::{PipelineMetrics, PipelineSettings};
+use crate::pipeline::{PipelineMetrics, PipelineSettings, Streams};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -135,28 +136,19 @@ fn main() -> anyhow::Result<()> {
 /// Routes an RTMP publish to a stream name and a packaging pipeline.
 struct Publisher {
     config: Config,
-    registry: StreamRegistry,
-    settings: PipelineSettings,
-    metrics: Arc<PipelineMetrics>,
+    streams: Streams,
 }
 
-impl Publisher {
-    fn stream_name(&self, key: &StreamKey) -> Option<String> {
-        if let Some(k) = self
-            .config
-            .ingest
-            .keys
-            .iter()
-            .find(|k| k.key == key.expose())
-        {
-            return Some(k.stream.clone());
-        }
-        let name = key.expose();
-        (self.config.ingest.allow_any_key
-            && valid_stream_name(name)
-            && !(self.config.test_source.enabled && name == self.config.test_source.name))
-            .then(|| name.to_owned())
+/// The public stream name a publish key maps to, or `None` when the key may not publish.
+fn stream_name(config: &Config, key: &StreamKey) -> Option<String> {
+    if let Some(k) = config.ingest.keys.iter().find(|k| k.key == key.expose()) {
+        return Some(k.stream.clone());
     }
+    let name = key.expose();
+    (config.ingest.allow_any_key
+        && valid_stream_name(name)
+        && !(config.test_source.enabled && name == config.test_source.name))
+        .then(|| name.to_owned())
 }
 
 impl weir_ingest::PublishHandler for Publisher {
@@ -165,15 +157,10 @@ impl weir_ingest::PublishHandler for Publisher {
         _session: &weir_ingest::SessionInfo,
         key: &StreamKey,
     ) -> Result<tokio::sync::mpsc::Sender<MediaEvent>, weir_ingest::Refusal> {
-        let Some(name) = self.stream_name(key) else {
+        let Some(name) = stream_name(&self.config, key) else {
             return Err(weir_ingest::Refusal::UnknownKey);
         };
-        Ok(pipeline::spawn_stream(
-            &self.registry,
-            &name,
-            self.settings.clone(),
-            Arc::clone(&self.metrics),
-        ))
+        Ok(self.streams.attach(&name))
     }
 }
 
@@ -186,9 +173,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             part_target: config.part_target(),
             window: Duration::from_secs(config.packager.window_s),
         },
+        loss_timeout: Duration::from_millis(config.ingest.loss_timeout_ms),
+        idle_end: Duration::from_secs(config.ingest.idle_end_s),
         linger: Duration::from_secs(config.packager.linger_s),
     };
     settings.packager.validate().context("packager settings")?;
+    let streams = Streams::new(registry.clone(), settings, Arc::clone(&metrics));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shutdown = move || {
@@ -203,20 +193,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding server.http {}", config.server.http))?;
     let http_addr = http.local_addr()?;
-    let origin = Arc::new(
-        weir_origin::Origin::new(
-            weir_origin::OriginSettings {
-                cors_allow_origin: config.server.cors_allow_origin.clone(),
-                assets: weir_origin::StaticAssets {
-                    index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
-                    hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
-                },
-                ..weir_origin::OriginSettings::default()
+    let mut origin = weir_origin::Origin::new(
+        weir_origin::OriginSettings {
+            cors_allow_origin: config.server.cors_allow_origin.clone(),
+            assets: weir_origin::StaticAssets {
+                index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
+                hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
             },
-            registry.clone(),
-        )
-        .context("origin settings")?,
-    );
+            ..weir_origin::OriginSettings::default()
+        },
+        registry.clone(),
+    )
+    .context("origin settings")?;
+    if let Some(token) = config.api.token.clone() {
+        let resolver_config = config.clone();
+        origin = origin.with_api(Arc::new(api::Api {
+            token,
+            streams: streams.clone(),
+            registry: registry.clone(),
+            resolve: Arc::new(move |key| stream_name_any(&resolver_config, key)),
+        }));
+    }
+    let origin =
+        Arc::new(origin.with_metrics(Arc::clone(&metrics) as Arc<dyn weir_origin::MetricsSource>));
     let mut tasks = tokio::task::JoinSet::new();
     let o = Arc::clone(&origin);
     let stop = shutdown();
@@ -246,9 +245,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rtmp_addr = Some(l.local_addr()?);
         let handler = Arc::new(Publisher {
             config: config.clone(),
-            registry: registry.clone(),
-            settings: settings.clone(),
-            metrics: Arc::clone(&metrics),
+            streams: streams.clone(),
         });
         let rtmp_settings = weir_ingest::RtmpSettings {
             app: config.rtmp.app.clone(),
@@ -265,12 +262,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Built-in test stream.
     if config.test_source.enabled {
         let clip = testsrc::Clip::builtin()?;
-        let tx = pipeline::spawn_stream(
-            &registry,
-            &config.test_source.name,
-            settings.clone(),
-            Arc::clone(&metrics),
-        );
+        let tx = streams.attach(&config.test_source.name);
         tokio::spawn(testsrc::run(clip, tx));
     }
 
@@ -290,6 +282,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Like [`stream_name`], but also resolves the test source's name (for the cue API).
+fn stream_name_any(config: &Config, key: &StreamKey) -> Option<String> {
+    stream_name(config, key).or_else(|| {
+        (config.test_source.enabled && key.expose() == config.test_source.name)
+            .then(|| config.test_source.name.clone())
+    })
 }
 
 fn print_banner(

@@ -1,33 +1,50 @@
 //! Per-stream packaging: media events in, a live rendition out.
 //!
-//! One task per publishing session owns a [`Packager`] and the stream's
-//! [`RenditionProducer`]. It writes each CMAF chunk into the open part the moment the
-//! packager emits it (readers of the preload-hinted part see it at once), opens the next
-//! part before publishing the playlist that hints it, and publishes one snapshot per part.
+//! A stream outlives its publishers. [`Streams::attach`] hands each publishing session a
+//! sender into the stream's one task, which owns the [`Packager`] and the stream's
+//! [`RenditionProducer`]:
+//!
+//! - it writes each CMAF chunk into the open part the moment the packager emits it (readers
+//!   of the preload-hinted part see it at once), opens the next part before publishing the
+//!   playlist that hints it, and publishes one snapshot per part;
+//! - when the contribution stalls for `loss_timeout`, it keeps the timeline's cadence with
+//!   `EXT-X-GAP` parts; when a publisher returns (on any protocol, with any codec
+//!   parameters) the packager restarts behind an `EXT-X-DISCONTINUITY`, numbering and
+//!   program-date-time continuing;
+//! - after `idle_end` without a publisher it writes `EXT-X-ENDLIST`, lingers so players can
+//!   finish, and removes the stream.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 use weir_media::{
-    rendition_channel, MediaEvent, PartProducer, RenditionProducer, RenditionSnapshot,
+    rendition_channel, CueEvent, MediaEvent, PartProducer, RenditionProducer, RenditionSnapshot,
     StreamProducer, StreamRegistry, Track, TrackKind,
 };
-use weir_packager::{MediaPlaylist, MultivariantPlaylist, Output, Packager, Settings, Variant};
+use weir_packager::{
+    wall_clock_start, MediaPlaylist, MultivariantPlaylist, Output, Packager, Settings, Variant,
+};
 
 /// The single rendition a passthrough stream has.
 pub const SOURCE_RENDITION: &str = "src";
 
-/// Media events buffered between an ingest session and its packager task.
+/// Media events buffered between an ingest session and its stream task.
 pub const CHANNEL_DEPTH: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
     pub packager: Settings,
+    /// No media for this long and the contribution counts as lost: gap parts follow.
+    pub loss_timeout: Duration,
+    /// No publisher for this long and the stream ends (`EXT-X-ENDLIST`).
+    pub idle_end: Duration,
     /// How long an ended stream stays servable with `EXT-X-ENDLIST`.
     pub linger: Duration,
 }
@@ -36,38 +53,175 @@ pub struct PipelineSettings {
 #[derive(Debug, Default)]
 pub struct PipelineMetrics {
     pub sessions_started: AtomicU64,
-    pub sessions_active: AtomicU64,
+    pub streams_active: AtomicU64,
     pub parts_published: AtomicU64,
+    pub gap_parts_published: AtomicU64,
     pub segments_published: AtomicU64,
     pub samples_rejected: AtomicU64,
+    pub contribution_losses: AtomicU64,
+    pub cues: AtomicU64,
 }
 
-/// Starts packaging stream `name`: returns the sender an ingest session writes to.
-/// The stream is live in `registry` from its first part until `linger` after the sender drops.
-pub fn spawn_stream(
-    registry: &StreamRegistry,
-    name: &str,
+impl weir_origin::MetricsSource for PipelineMetrics {
+    fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(1024);
+        for (name, kind, help, v) in [
+            (
+                "weir_ingest_sessions_total",
+                "counter",
+                "Publisher sessions attached to streams.",
+                &self.sessions_started,
+            ),
+            (
+                "weir_streams_active",
+                "gauge",
+                "Streams being packaged now.",
+                &self.streams_active,
+            ),
+            (
+                "weir_parts_published_total",
+                "counter",
+                "Media parts published.",
+                &self.parts_published,
+            ),
+            (
+                "weir_gap_parts_published_total",
+                "counter",
+                "EXT-X-GAP parts published during contribution loss.",
+                &self.gap_parts_published,
+            ),
+            (
+                "weir_segments_published_total",
+                "counter",
+                "Segments published.",
+                &self.segments_published,
+            ),
+            (
+                "weir_samples_rejected_total",
+                "counter",
+                "Samples the packager refused (e.g. non-monotonic timestamps).",
+                &self.samples_rejected,
+            ),
+            (
+                "weir_contribution_losses_total",
+                "counter",
+                "Times a contribution stalled past ingest.loss_timeout_ms.",
+                &self.contribution_losses,
+            ),
+            (
+                "weir_cues_total",
+                "counter",
+                "Cues (SCTE-35, RTMP cue points, API) received.",
+                &self.cues,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+enum Control {
+    /// A publisher for this stream: its media replaces the current publisher's.
+    Attach(mpsc::Receiver<MediaEvent>),
+    /// A cue from the operator API.
+    Cue(CueEvent),
+}
+
+/// The live streams' tasks, by name.
+#[derive(Clone)]
+pub struct Streams {
+    registry: StreamRegistry,
     settings: PipelineSettings,
     metrics: Arc<PipelineMetrics>,
-) -> mpsc::Sender<MediaEvent> {
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let stream = registry.publish(name);
-    let span = tracing::info_span!("stream", name = %name);
-    metrics.sessions_started.fetch_add(1, Ordering::Relaxed);
-    metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(
-        async move {
-            let linger = settings.linger;
-            let mut task = StreamTask::new(stream, settings, Arc::clone(&metrics));
-            task.run(rx).await;
-            metrics.sessions_active.fetch_sub(1, Ordering::Relaxed);
-            // Keep the ended playlist servable for players that are still catching up.
-            tokio::time::sleep(linger).await;
-            debug!("stream removed");
+    tasks: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+}
+
+/// The stream named in a cue request has no task.
+#[derive(Debug)]
+pub struct NoSuchStream;
+
+impl Streams {
+    pub fn new(
+        registry: StreamRegistry,
+        settings: PipelineSettings,
+        metrics: Arc<PipelineMetrics>,
+    ) -> Self {
+        Self {
+            registry,
+            settings,
+            metrics,
+            tasks: Arc::default(),
         }
-        .instrument(span),
-    );
-    tx
+    }
+
+    /// A new publisher for stream `name`: returns where its media goes. Starts the stream's
+    /// task if it has none; otherwise the task switches to this publisher.
+    pub fn attach(&self, name: &str) -> mpsc::Sender<MediaEvent> {
+        self.metrics
+            .sessions_started
+            .fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut control = Control::Attach(rx);
+        if let Some(ctl) = tasks.get(name) {
+            match ctl.try_send(control) {
+                Ok(()) => return tx,
+                // The task is ending (or wedged): start a fresh one below.
+                Err(mpsc::error::TrySendError::Closed(c) | mpsc::error::TrySendError::Full(c)) => {
+                    control = c;
+                }
+            }
+        }
+        let (ctl_tx, ctl_rx) = mpsc::channel(16);
+        let _ = ctl_tx.try_send(control);
+        tasks.insert(name.to_owned(), ctl_tx.clone());
+        drop(tasks);
+        self.spawn(name, ctl_tx, ctl_rx);
+        tx
+    }
+
+    /// Hands a cue to stream `name`.
+    pub fn inject_cue(&self, name: &str, cue: CueEvent) -> Result<(), NoSuchStream> {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let ctl = tasks.get(name).ok_or(NoSuchStream)?;
+        ctl.try_send(Control::Cue(cue)).map_err(|_| NoSuchStream)
+    }
+
+    fn spawn(&self, name: &str, ctl_tx: mpsc::Sender<Control>, ctl_rx: mpsc::Receiver<Control>) {
+        let stream = self.registry.publish(name);
+        let span = tracing::info_span!("stream", name = %name);
+        let settings = self.settings.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let tasks = Arc::clone(&self.tasks);
+        let name = name.to_owned();
+        metrics.streams_active.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(
+            async move {
+                let linger = settings.linger;
+                let mut task = StreamTask::new(stream, settings, Arc::clone(&metrics));
+                task.run(ctl_rx).await;
+                {
+                    let mut t = tasks.lock().unwrap_or_else(PoisonError::into_inner);
+                    if t.get(&name).is_some_and(|c| c.same_channel(&ctl_tx)) {
+                        t.remove(&name);
+                    }
+                }
+                metrics.streams_active.fetch_sub(1, Ordering::Relaxed);
+                // Keep the ended playlist servable for players that are still catching up,
+                // unless a new publisher has taken the name over meanwhile.
+                tokio::time::sleep(linger).await;
+                drop(task);
+                debug!("stream removed");
+            }
+            .instrument(span),
+        );
+    }
 }
 
 struct StreamTask {
@@ -79,10 +233,9 @@ struct StreamTask {
     open_part: Option<(u64, PartProducer)>,
     tracks: Vec<Track>,
     version: u64,
-    /// Where the next packager continues numbering after a codec change.
-    next_msn: u64,
-    next_part_seq: u64,
     bandwidth: Option<u64>,
+    /// Cues that arrived before the first tracks.
+    early_cues: Vec<CueEvent>,
 }
 
 #[allow(clippy::disallowed_methods)] // the driver is where the wall clock is read
@@ -109,36 +262,69 @@ impl StreamTask {
             open_part: None,
             tracks: Vec::new(),
             version: 0,
-            next_msn: 0,
-            next_part_seq: 0,
             bandwidth: None,
+            early_cues: Vec::new(),
         }
     }
 
-    async fn run(&mut self, mut rx: mpsc::Receiver<MediaEvent>) {
-        while let Some(event) = rx.recv().await {
-            match event {
-                MediaEvent::Tracks(tracks) => self.start_packager(tracks),
-                MediaEvent::Sample(sample) => {
-                    let Some(packager) = self.packager.as_mut() else {
-                        continue;
-                    };
-                    if let Err(e) = packager.push(now_unix_ms(), sample) {
-                        self.metrics
-                            .samples_rejected
-                            .fetch_add(1, Ordering::Relaxed);
-                        warn!(error = %e, "sample rejected");
-                        continue;
+    async fn run(&mut self, mut ctl: mpsc::Receiver<Control>) {
+        let mut session: Option<mpsc::Receiver<MediaEvent>> = None;
+        let mut last_media = Instant::now();
+        let mut lost = false;
+        let tick = (self.settings.packager.part_target / 4).max(Duration::from_millis(20));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = ctl.recv() => match c {
+                    Some(Control::Attach(rx)) => {
+                        if session.is_some() {
+                            info!("a new publisher takes over the stream");
+                        } else {
+                            info!("publisher attached");
+                        }
+                        session = Some(rx);
+                        last_media = Instant::now();
                     }
-                    self.drain();
-                }
-                MediaEvent::Cue(cue) => {
-                    // Rendering cues as EXT-X-DATERANGE is the packager's job (SCTE-35 issue).
-                    debug!(id = cue.id, kind = ?cue.kind, "cue received");
+                    Some(Control::Cue(cue)) => self.cue(cue),
+                    None => break,
+                },
+                event = next_event(&mut session) => match event {
+                    Some(event) => {
+                        if lost && matches!(event, MediaEvent::Sample(_)) {
+                            info!(after = ?last_media.elapsed(), "contribution restored");
+                            lost = false;
+                        }
+                        if matches!(event, MediaEvent::Sample(_)) {
+                            last_media = Instant::now();
+                        }
+                        self.handle(event);
+                    }
+                    None => {
+                        info!("publisher left");
+                        session = None;
+                    }
+                },
+                _ = ticker.tick() => {
+                    let silent = last_media.elapsed();
+                    if self.packager.is_some() && silent >= self.settings.loss_timeout {
+                        if !lost {
+                            warn!(silent = ?silent, "contribution lost; publishing gap parts");
+                            self.metrics.contribution_losses.fetch_add(1, Ordering::Relaxed);
+                            lost = true;
+                        }
+                        if let Some(p) = self.packager.as_mut() {
+                            p.gap(now_unix_ms());
+                        }
+                        self.drain();
+                    }
+                    if session.is_none() && silent >= self.settings.idle_end {
+                        info!(idle = ?silent, "no publisher; ending the stream");
+                        break;
+                    }
                 }
             }
         }
-        info!("publisher left; ending stream");
         if let Some(p) = self.packager.as_mut() {
             p.finish();
         }
@@ -146,34 +332,67 @@ impl StreamTask {
         self.publish(true);
     }
 
+    fn handle(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::Tracks(tracks) => self.start_packager(tracks),
+            MediaEvent::Sample(sample) => {
+                let Some(packager) = self.packager.as_mut() else {
+                    return;
+                };
+                if let Err(e) = packager.push(now_unix_ms(), sample) {
+                    self.metrics
+                        .samples_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "sample rejected");
+                    return;
+                }
+                self.drain();
+            }
+            MediaEvent::Cue(cue) => self.cue(cue),
+        }
+    }
+
+    fn cue(&mut self, cue: CueEvent) {
+        self.metrics.cues.fetch_add(1, Ordering::Relaxed);
+        info!(id = cue.id, kind = ?cue.kind, out = cue.out_of_network, pts = ?cue.pts, "cue");
+        match self.packager.as_mut() {
+            Some(p) => {
+                p.push_cue(now_unix_ms(), cue);
+                // Make the DATERANGE visible without waiting for the next part.
+                self.publish(false);
+            }
+            None => self.early_cues.push(cue),
+        }
+    }
+
     fn start_packager(&mut self, tracks: Vec<Track>) {
         if let Some(p) = self.packager.as_mut() {
-            if self.tracks == tracks {
+            // A returning publisher (or new codec parameters): continue behind a discontinuity.
+            if let Err(e) = p.restart(tracks.clone()) {
+                warn!(error = %e, "cannot package the new tracks");
                 return;
             }
-            // The publisher changed codec parameters: close what we have and start a new
-            // packager that continues the numbering.
-            p.finish();
+            info!(tracks = %describe(&tracks), "publisher resumed; discontinuity");
+            self.tracks = tracks;
             self.drain();
+            self.publish_multivariant();
+            return;
         }
-        match Packager::new(
-            self.settings.packager.clone(),
-            tracks.clone(),
-            self.next_msn,
-            self.next_part_seq,
-        ) {
+        let (msn, seq) = wall_clock_start(now_unix_ms(), &self.settings.packager);
+        match Packager::new(self.settings.packager.clone(), tracks.clone(), msn, seq) {
             Ok(p) => {
-                info!(tracks = %describe(&tracks), "packaging");
-                self.rendition.set_init(p.init_segment());
+                info!(tracks = %describe(&tracks), first_msn = msn, "packaging");
+                self.rendition
+                    .set_init_generation(p.init_generation(), p.init_segment());
                 self.open_hint(p.next_part_seq());
                 self.packager = Some(p);
                 self.tracks = tracks;
                 self.publish_multivariant();
+                for cue in std::mem::take(&mut self.early_cues) {
+                    self.cue(cue);
+                }
             }
-            Err(e) => {
-                warn!(error = %e, "cannot package these tracks");
-                self.packager = None;
-            }
+            Err(e) => warn!(error = %e, "cannot package these tracks"),
         }
     }
 
@@ -192,32 +411,51 @@ impl StreamTask {
         let mut published_part = false;
         while let Some(out) = self.packager.as_mut().and_then(Packager::poll_output) {
             match out {
-                Output::PartStarted { seq, .. } => self.open_hint(seq),
+                Output::PartStarted {
+                    seq, gap: false, ..
+                } => self.open_hint(seq),
+                Output::PartStarted { seq, gap: true, .. } => {
+                    // No body for a gap part: abort one opened speculatively as the hint.
+                    if self.open_part.as_ref().is_some_and(|(s, _)| *s == seq) {
+                        self.open_part = None;
+                    }
+                }
                 Output::Chunk { seq, bytes } => match &self.open_part {
                     Some((s, p)) if *s == seq => p.push(bytes),
                     _ => warn!(seq, "chunk for a part that is not open"),
                 },
-                Output::PartCompleted { seq, .. } => {
+                Output::PartCompleted { seq, gap, .. } => {
                     if let Some((s, p)) = self.open_part.take() {
                         if s == seq {
                             p.finish();
                         } else {
-                            warn!(seq, open = s, "completed part is not the open one");
+                            self.open_part = Some((s, p));
                         }
                     }
-                    self.next_part_seq = seq + 1;
-                    self.open_hint(seq + 1);
-                    self.metrics.parts_published.fetch_add(1, Ordering::Relaxed);
+                    if gap {
+                        self.metrics
+                            .gap_parts_published
+                            .fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.metrics.parts_published.fetch_add(1, Ordering::Relaxed);
+                        self.open_hint(seq + 1);
+                    }
                     published_part = true;
                 }
-                Output::SegmentCompleted { msn, parts, .. } => {
-                    self.rendition.complete_segment(msn, parts);
-                    self.next_msn = msn + 1;
+                Output::SegmentCompleted {
+                    msn, parts, gap, ..
+                } => {
+                    if !gap {
+                        self.rendition.complete_segment(msn, parts);
+                    }
                     self.metrics
                         .segments_published
                         .fetch_add(1, Ordering::Relaxed);
                 }
                 Output::WindowAdvanced { .. } => {}
+                Output::InitChanged { generation, bytes } => {
+                    self.rendition.set_init_generation(generation, bytes);
+                }
             }
         }
         if published_part {
@@ -253,13 +491,11 @@ impl StreamTask {
             playlist_skip: skip,
             ended,
         });
+        // BANDWIDTH is a peak: only ever raise it, so players never see it shrink.
         let bw = packager.bandwidth_estimate();
-        if bw.is_some() && bw != self.bandwidth {
-            // BANDWIDTH is a peak: only ever raise it, so players never see it shrink.
-            if bw > self.bandwidth {
-                self.bandwidth = bw;
-                self.publish_multivariant();
-            }
+        if bw > self.bandwidth {
+            self.bandwidth = bw;
+            self.publish_multivariant();
         }
     }
 
@@ -287,6 +523,13 @@ impl StreamTask {
     }
 }
 
+async fn next_event(session: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
+    match session {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn render(playlist: &MediaPlaylist, skip: bool) -> Bytes {
     let mut out = Vec::with_capacity(4096);
     // Writing into a Vec cannot fail.
@@ -296,7 +539,7 @@ fn render(playlist: &MediaPlaylist, skip: bool) -> Bytes {
 }
 
 fn describe(tracks: &[Track]) -> String {
-    tracks
+    let mut s = tracks
         .iter()
         .map(|t| match &t.codec {
             weir_media::Codec::H264(c) => format!("{} {}x{}", c.codec_string(), c.width, c.height),
@@ -310,10 +553,9 @@ fn describe(tracks: &[Track]) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(", ")
-        + if tracks.iter().any(|t| t.kind() == TrackKind::Video) {
-            ""
-        } else {
-            " (audio only)"
-        }
+        .join(", ");
+    if !tracks.iter().any(|t| t.kind() == TrackKind::Video) {
+        s.push_str(" (audio only)");
+    }
+    s
 }

@@ -1,0 +1,267 @@
+//! The operator API, under `/api/v1/`, behind a bearer token (`api.token` in the config).
+//!
+//! - `GET /api/v1/streams`: the live streams.
+//! - `POST /api/v1/streams/{key}/cues`: inject a splice into a live stream, for operators whose
+//!   contribution carries no SCTE-35. The body is either a splice,
+//!   `{"type": "out", "duration": 30.0, "id": 42}` / `{"type": "in", "id": 42}`, which
+//!   becomes a SCTE-35 splice_insert section, or a complete section,
+//!   `{"scte35": "<base64 splice_info_section>"}`. Either way the splice happens at the live
+//!   edge (the section's own splice_time refers to the contribution's clock, which an API
+//!   caller does not see).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use serde::Deserialize;
+use weir_media::{CueEvent, CueKind, StreamKey, StreamRegistry};
+use weir_origin::{json_response, text_response, ApiHandler, Body};
+
+use crate::pipeline::Streams;
+
+pub struct Api {
+    pub token: String,
+    pub streams: Streams,
+    pub registry: StreamRegistry,
+    /// Maps a stream key to its stream name, as ingest does.
+    pub resolve: Arc<dyn Fn(&StreamKey) -> Option<String> + Send + Sync>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CueRequest {
+    #[serde(rename = "type")]
+    kind: Option<SpliceType>,
+    /// Break length in seconds (for `out`).
+    duration: Option<f64>,
+    /// splice_event_id; defaults to a counter.
+    id: Option<u32>,
+    /// A base64 splice_info_section, instead of `type`.
+    scte35: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SpliceType {
+    Out,
+    In,
+}
+
+impl ApiHandler for Api {
+    fn handle(
+        &self,
+        head: http::request::Parts,
+        body: Bytes,
+    ) -> weir_cache::BoxFuture<'_, Response<Body>> {
+        let response = self.route(&head, &body);
+        Box::pin(async move { response })
+    }
+}
+
+impl Api {
+    fn authorized(&self, head: &http::request::Parts) -> bool {
+        let Some(value) = head.headers.get(http::header::AUTHORIZATION) else {
+            return false;
+        };
+        let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        constant_time_eq(token.trim().as_bytes(), self.token.as_bytes())
+    }
+
+    fn route(&self, head: &http::request::Parts, body: &[u8]) -> Response<Body> {
+        if !self.authorized(head) {
+            let mut r = text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+        let path = head.uri.path();
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        match (&head.method, parts.as_slice()) {
+            (&Method::GET, ["", "api", "v1", "streams"]) => {
+                let names = self.registry.names();
+                json_response(
+                    StatusCode::OK,
+                    serde_json::json!({ "streams": names }).to_string(),
+                )
+            }
+            (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => self.post_cue(key, body),
+            (_, ["", "api", "v1", "streams", _, "cues"]) | (_, ["", "api", "v1", "streams"]) => {
+                text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            _ => text_response(StatusCode::NOT_FOUND, "no such API route\n"),
+        }
+    }
+
+    fn post_cue(&self, key: &str, body: &[u8]) -> Response<Body> {
+        let key = StreamKey::new(key);
+        let Some(name) = (self.resolve)(&key) else {
+            return text_response(StatusCode::NOT_FOUND, "unknown stream key\n");
+        };
+        let req: CueRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return text_response(StatusCode::BAD_REQUEST, format!("bad cue JSON: {e}\n"))
+            }
+        };
+        let cue = match cue_from_request(req) {
+            Ok(c) => c,
+            Err(msg) => return text_response(StatusCode::BAD_REQUEST, format!("{msg}\n")),
+        };
+        let reply = serde_json::json!({
+            "stream": name,
+            "id": cue.id,
+            "kind": format!("{:?}", cue.kind),
+            "out_of_network": cue.out_of_network,
+            "duration": cue.duration.map(|d| d.as_secs_f64()),
+            "scte35": base64::engine::general_purpose::STANDARD.encode(&cue.section),
+        });
+        match self.streams.inject_cue(&name, cue) {
+            Ok(()) => json_response(StatusCode::ACCEPTED, reply.to_string()),
+            Err(_) => text_response(StatusCode::NOT_FOUND, "stream is not live\n"),
+        }
+    }
+}
+
+fn cue_from_request(req: CueRequest) -> Result<CueEvent, String> {
+    static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    match (req.kind, req.scte35) {
+        (Some(_), Some(_)) => Err("give either \"type\" or \"scte35\", not both".into()),
+        (None, None) => Err("give \"type\": \"out\"|\"in\", or \"scte35\": base64 section".into()),
+        (None, Some(b64)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| format!("scte35 is not base64: {e}"))?;
+            let mut cue = weir_ingest::parse_splice_info_section(&bytes)
+                .map_err(|e| format!("scte35 section rejected: {e}"))?;
+            cue.pts = None;
+            Ok(cue)
+        }
+        (Some(kind), None) => {
+            let duration = match req.duration {
+                None => None,
+                Some(d) if d.is_finite() && d > 0.0 && d <= 86_400.0 => {
+                    Some(Duration::from_secs_f64(d))
+                }
+                Some(d) => return Err(format!("duration {d} must be in (0, 86400] seconds")),
+            };
+            let id = req
+                .id
+                .unwrap_or_else(|| NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let out = matches!(kind, SpliceType::Out);
+            Ok(CueEvent {
+                id,
+                kind: CueKind::SpliceInsert,
+                out_of_network: out,
+                pts: None,
+                duration,
+                segmentation_type: None,
+                section: splice_insert_section(id, out, duration),
+            })
+        }
+    }
+}
+
+/// An immediate splice_insert splice_info_section (SCTE 35 2022, 9.6 and 9.7.3), CRC included.
+pub fn splice_insert_section(id: u32, out_of_network: bool, duration: Option<Duration>) -> Bytes {
+    let mut cmd = Vec::with_capacity(20);
+    cmd.extend_from_slice(&id.to_be_bytes());
+    cmd.push(0x7f); // cancel_indicator 0, reserved
+                    // out_of_network, program_splice_flag 1, duration_flag, splice_immediate 1,
+                    // event_id_compliance_flag 1, reserved
+    cmd.push(u8::from(out_of_network) << 7 | 1 << 6 | u8::from(duration.is_some()) << 5 | 0x1f);
+    if let Some(d) = duration {
+        let ticks = (d.as_secs_f64() * 90_000.0).round() as u64 & 0x1_ffff_ffff;
+        // auto_return 1, reserved, 33-bit duration
+        cmd.push(0x80 | 0x7e | (ticks >> 32) as u8);
+        cmd.extend_from_slice(&(ticks as u32).to_be_bytes());
+    }
+    cmd.extend_from_slice(&[0, 0, 0, 0]); // unique_program_id, avail_num, avails_expected
+
+    let mut s = Vec::with_capacity(32 + cmd.len());
+    s.push(0xfc);
+    s.extend_from_slice(&[0, 0]); // section_length, patched below
+    s.push(0); // protocol_version
+    s.extend_from_slice(&[0, 0, 0, 0, 0]); // not encrypted, pts_adjustment 0
+    s.push(0xff); // cw_index
+    let len = cmd.len();
+    s.push(0xff); // tier 0xfff …
+    s.push(0xf0 | ((len >> 8) as u8 & 0x0f)); // … and splice_command_length
+    s.push(len as u8);
+    s.push(0x05); // splice_insert
+    s.extend_from_slice(&cmd);
+    s.extend_from_slice(&[0, 0]); // descriptor_loop_length
+    let section_length = s.len() - 3 + 4;
+    s[1] = 0x30 | ((section_length >> 8) as u8 & 0x0f); // syntax 0, private 0, sap_type 3
+    s[2] = section_length as u8;
+    let crc = crc32_mpeg2(&s);
+    s.extend_from_slice(&crc.to_be_bytes());
+    Bytes::from(s)
+}
+
+/// CRC-32/MPEG-2 (polynomial 0x04C11DB7, no reflection, no final xor), as SCTE-35 uses.
+fn crc32_mpeg2(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_sections_parse_back() {
+        let s = splice_insert_section(42, true, Some(Duration::from_secs(30)));
+        let cue = weir_ingest::parse_splice_info_section(&s).unwrap();
+        assert_eq!(cue.id, 42);
+        assert!(cue.out_of_network);
+        assert_eq!(cue.kind, CueKind::SpliceInsert);
+        assert_eq!(cue.duration, Some(Duration::from_secs(30)));
+        assert_eq!(cue.pts, None);
+        let back_in =
+            weir_ingest::parse_splice_info_section(&splice_insert_section(42, false, None))
+                .unwrap();
+        assert!(!back_in.out_of_network);
+        assert_eq!(back_in.duration, None);
+    }
+
+    #[test]
+    fn requests_are_checked() {
+        let bad = |j: &str| cue_from_request(serde_json::from_str(j).unwrap()).unwrap_err();
+        assert!(bad(r#"{}"#).contains("type"));
+        assert!(bad(r#"{"type":"out","scte35":"AA=="}"#).contains("not both"));
+        assert!(bad(r#"{"type":"out","duration":-1}"#).contains("duration"));
+        assert!(bad(r#"{"scte35":"%%%"}"#).contains("base64"));
+        assert!(bad(r#"{"scte35":"/DAAAA=="}"#).contains("rejected"));
+        assert!(serde_json::from_str::<CueRequest>(r#"{"type":"sideways"}"#).is_err());
+        let ok =
+            cue_from_request(serde_json::from_str(r#"{"type":"in","id":7}"#).unwrap()).unwrap();
+        assert_eq!((ok.id, ok.out_of_network), (7, false));
+    }
+
+    #[test]
+    fn token_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}
