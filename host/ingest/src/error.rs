@@ -59,6 +59,9 @@ pub enum Error {
     /// The media pipeline did not take a frame in time.
     #[error("the media pipeline did not accept a frame within {0:?}")]
     SinkStalled(Duration),
+    /// A SCTE-35 splice_info_section that is damaged or announces no cue.
+    #[error("SCTE-35: {0}")]
+    Scte35(#[from] crate::scte35::Scte35Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -6,6 +6,10 @@
 //! - [`rtmp`] is the tokio driver: [`serve_rtmp`] accepts publishers on
 //!   `rtmp://HOST:PORT/APP/KEY`, asks a [`PublishHandler`] where each stream's media goes, and
 //!   keeps one publisher per stream key ([`ActiveKeys`]).
+//! - [`srt`] is the SRT listener: [`serve_srt`] accepts MPEG-TS callers (stream id names the
+//!   key, optional AES passphrase), refuses what it can at the SRT handshake, and shares the
+//!   [`PublishHandler`] and [`ActiveKeys`] with RTMP, so one key is one stream whatever the
+//!   protocol.
 //!
 //! Every failure ends one session with one log line and an [`Error`] naming what was seen.
 //!
@@ -30,6 +34,9 @@
 mod error;
 pub mod flv;
 pub mod rtmp;
+pub mod scte35;
+pub mod srt;
+pub mod ts;
 
 pub use error::{Error, Result};
 pub use flv::{FlvDemuxer, FlvFile, FlvTagReader};
@@ -37,3 +44,6 @@ pub use rtmp::{
     serve_rtmp, serve_rtmp_with_keys, ActiveKeys, PublishHandler, Refusal, RtmpSettings,
     SessionInfo,
 };
+pub use scte35::parse_splice_info_section;
+pub use srt::{bind_srt, serve_srt, SrtSettings};
+pub use ts::{TsDemuxer, TsSettings, TsStats};

@@ -8,6 +8,13 @@
 //!   to append to the part in progress, parts and segments completing, the window advancing.
 //! - [`Settings`] holds the configuration (segment and part targets, window length), with
 //!   `DEFAULT_*` constants; the packager's state is kept apart from it.
+//! - The stream survives its contribution: [`Packager::gap`] keeps the timeline's cadence with
+//!   `GAP=YES` parts and `EXT-X-GAP` segments while the publisher is away, and
+//!   [`Packager::restart`] takes a new publisher session (new init segment, generation
+//!   [`init_uri`], `EXT-X-DISCONTINUITY`). [`wall_clock_start`] numbers a stream so that a
+//!   restart of Weir never makes sequence numbers go backwards.
+//! - [`Packager::push_cue`] places SCTE-35 cues on the program-date-time timeline; the playlist
+//!   carries them as `EXT-X-DATERANGE` and [`Packager::cues`] lists them for plugins.
 //! - [`MediaPlaylist`] and [`MultivariantPlaylist`] are plain values (build them by hand or get
 //!   one from [`Packager::media_playlist`]) rendered with `write_to(impl Write)`.
 //!
@@ -58,19 +65,25 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod cmaf;
+mod cue;
 mod packager;
 mod playlist;
 mod settings;
 
-pub use packager::{Output, Packager, CUT_TOLERANCE};
+pub use cue::PlacedCue;
+pub use packager::{wall_clock_start, Output, Packager, CUT_TOLERANCE};
 pub use playlist::{
-    format_program_date_time, MediaPlaylist, MultivariantPlaylist, PartEntry, PartialSegment,
-    RenditionReport, SegmentEntry, Variant,
+    format_program_date_time, DateRange, MediaPlaylist, MultivariantPlaylist, PartEntry,
+    PartialSegment, RenditionReport, SegmentEntry, Variant,
 };
 pub use settings::{Settings, DEFAULT_PART_TARGET, DEFAULT_SEGMENT_TARGET, DEFAULT_WINDOW};
 
-/// URI of the init segment, relative to the media playlist.
-pub const INIT_URI: &str = "init.mp4";
+/// URI of init segment generation `generation` (see [`Packager::init_generation`]),
+/// relative to the media playlist: `init0.mp4`, then `init1.mp4` after a restart, and so on.
+/// Each generation's bytes never change, so it can be cached like a segment.
+pub fn init_uri(generation: u32) -> String {
+    format!("init{generation}.mp4")
+}
 
 /// URI of segment `msn`, relative to the media playlist.
 pub fn segment_uri(msn: u64) -> String {

@@ -7,6 +7,8 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 /// `EXT-X-VERSION` of media playlists: 9 for `EXT-X-SKIP` (6 would do for parts and hints).
 const MEDIA_VERSION: u32 = 9;
 /// `EXT-X-VERSION` of multivariant playlists.
@@ -27,7 +29,7 @@ pub struct MediaPlaylist {
     pub media_sequence: u64,
     /// `EXT-X-DISCONTINUITY-SEQUENCE`, written when nonzero.
     pub discontinuity_sequence: u64,
-    /// `EXT-X-MAP` URI.
+    /// `EXT-X-MAP` URI of the first segment listed (a segment that changes it says so).
     pub map_uri: String,
     /// Complete segments, oldest first.
     pub segments: Vec<SegmentEntry>,
@@ -36,6 +38,10 @@ pub struct MediaPlaylist {
     /// URI of the part being written (`EXT-X-PRELOAD-HINT:TYPE=PART`).
     pub preload_hint: Option<String>,
     pub rendition_reports: Vec<RenditionReport>,
+    /// `EXT-X-DATERANGE` tags (cues), each written before the first segment that ends after
+    /// its `position_ms` (after `EXT-X-SKIP` for skipped segments, before the parts in
+    /// progress at the live edge).
+    pub dateranges: Vec<DateRange>,
     /// `EXT-X-ENDLIST`: the stream is over. No preload hint is written then.
     pub ended: bool,
 }
@@ -53,6 +59,8 @@ pub struct SegmentEntry {
     pub discontinuity: bool,
     /// `EXT-X-GAP`: the segment has no media (the contribution was lost).
     pub gap: bool,
+    /// A new `EXT-X-MAP` URI from this segment on (written after `EXT-X-DISCONTINUITY`).
+    pub map_uri: Option<String>,
 }
 
 /// One part (`EXT-X-PART`).
@@ -71,6 +79,31 @@ pub struct PartialSegment {
     pub program_date_time_ms: u64,
     pub parts: Vec<PartEntry>,
     pub discontinuity: bool,
+    /// A new `EXT-X-MAP` URI from this segment on.
+    pub map_uri: Option<String>,
+}
+
+/// One `EXT-X-DATERANGE` (RFC 8216bis 4.4.5.1), as the packager renders cues (SCTE-35 per
+/// 4.4.5.1.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DateRange {
+    /// `ID`; two tags with the same ID describe the same range (an OUT and its IN).
+    pub id: String,
+    /// `START-DATE`, Unix milliseconds.
+    pub start_ms: u64,
+    /// `DURATION`: the actual length, once known.
+    pub duration: Option<Duration>,
+    /// `PLANNED-DURATION`.
+    pub planned_duration: Option<Duration>,
+    /// `SCTE35-CMD`: a splice_info_section that is neither an OUT nor an IN.
+    pub scte35_cmd: Option<Bytes>,
+    /// `SCTE35-OUT`.
+    pub scte35_out: Option<Bytes>,
+    /// `SCTE35-IN`.
+    pub scte35_in: Option<Bytes>,
+    /// Where in the playlist the tag goes, on the program-date-time timeline: `start_ms`,
+    /// except for the tag that closes an OUT/IN pair, which goes where the IN happens.
+    pub position_ms: u64,
 }
 
 /// `EXT-X-RENDITION-REPORT` for a sibling rendition.
@@ -114,17 +147,42 @@ impl MediaPlaylist {
         }
 
         let skipped = if skip { self.skippable() } else { 0 };
+        let mut ranges: Vec<&DateRange> = self.dateranges.iter().collect();
+        ranges.sort_by_key(|r| r.position_ms);
+        let mut ranges = ranges.into_iter().peekable();
+        // Writes the date ranges placed before `end` (all that are left with `None`).
+        let mut write_ranges = |w: &mut _, end: Option<u64>| -> io::Result<()> {
+            while let Some(range) = ranges.next_if(|r| end.is_none_or(|e| r.position_ms < e)) {
+                write_daterange(w, range)?;
+            }
+            Ok(())
+        };
+        let mut map_uri = &self.map_uri;
         if skipped > 0 {
             writeln!(w, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")?;
+            // Without CAN-SKIP-DATERANGES, a delta update keeps the skipped segments' ranges.
+            let last = &self.segments[skipped - 1];
+            write_ranges(w, Some(segment_end_ms(last)))?;
+            if let Some(uri) = self.segments[..skipped]
+                .iter()
+                .rev()
+                .find_map(|s| s.map_uri.as_ref())
+            {
+                map_uri = uri;
+            }
         }
         // After the skip, so that it applies to the first segment actually listed.
-        writeln!(w, "#EXT-X-MAP:URI=\"{}\"", self.map_uri)?;
+        writeln!(w, "#EXT-X-MAP:URI=\"{map_uri}\"")?;
 
         for segment in self.segments.iter().skip(skipped) {
             if segment.discontinuity {
                 writeln!(w, "#EXT-X-DISCONTINUITY")?;
             }
+            if let Some(uri) = &segment.map_uri {
+                writeln!(w, "#EXT-X-MAP:URI=\"{uri}\"")?;
+            }
             write_pdt(w, segment.program_date_time_ms)?;
+            write_ranges(w, Some(segment_end_ms(segment)))?;
             write_parts(w, &segment.parts)?;
             if segment.gap {
                 writeln!(w, "#EXT-X-GAP")?;
@@ -136,9 +194,14 @@ impl MediaPlaylist {
             if partial.discontinuity {
                 writeln!(w, "#EXT-X-DISCONTINUITY")?;
             }
+            if let Some(uri) = &partial.map_uri {
+                writeln!(w, "#EXT-X-MAP:URI=\"{uri}\"")?;
+            }
             write_pdt(w, partial.program_date_time_ms)?;
+            write_ranges(w, None)?;
             write_parts(w, &partial.parts)?;
         }
+        write_ranges(w, None)?;
         if self.ended {
             writeln!(w, "#EXT-X-ENDLIST")?;
         } else if let Some(hint) = &self.preload_hint {
@@ -186,6 +249,39 @@ impl MediaPlaylist {
         let _ = self.write_to(&mut out, skip);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+fn segment_end_ms(segment: &SegmentEntry) -> u64 {
+    let ms = u64::try_from(segment.duration.as_millis()).unwrap_or(u64::MAX);
+    segment.program_date_time_ms.saturating_add(ms)
+}
+
+fn write_daterange(w: &mut impl Write, range: &DateRange) -> io::Result<()> {
+    write!(
+        w,
+        "#EXT-X-DATERANGE:ID=\"{}\",START-DATE=\"{}\"",
+        range.id,
+        format_program_date_time(range.start_ms)
+    )?;
+    if let Some(d) = range.duration {
+        write!(w, ",DURATION={}", secs(d, 3))?;
+    }
+    if let Some(d) = range.planned_duration {
+        write!(w, ",PLANNED-DURATION={}", secs(d, 3))?;
+    }
+    for (name, section) in [
+        ("SCTE35-CMD", &range.scte35_cmd),
+        ("SCTE35-OUT", &range.scte35_out),
+        ("SCTE35-IN", &range.scte35_in),
+    ] {
+        if let Some(section) = section {
+            write!(w, ",{name}=0x")?;
+            for byte in section.iter() {
+                write!(w, "{byte:02X}")?;
+            }
+        }
+    }
+    writeln!(w)
 }
 
 fn write_pdt(w: &mut impl Write, unix_ms: u64) -> io::Result<()> {
@@ -355,6 +451,7 @@ mod tests {
                 .collect(),
             discontinuity: false,
             gap: false,
+            map_uri: None,
         }
     }
 
@@ -371,6 +468,7 @@ mod tests {
             partial: None,
             preload_hint: None,
             rendition_reports: Vec::new(),
+            dateranges: Vec::new(),
             ended: false,
         }
     }
@@ -396,6 +494,7 @@ mod tests {
             program_date_time_ms: 2000,
             parts: Vec::new(),
             discontinuity: false,
+            map_uri: None,
         });
         p.preload_hint = Some("part4.m4s".into());
         let text = p.render(false);

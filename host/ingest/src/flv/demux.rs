@@ -535,7 +535,7 @@ impl FlvDemuxer {
 }
 
 /// Width, height and NAL length size from an AVCDecoderConfigurationRecord.
-fn parse_avcc(avcc: &[u8]) -> Result<(u16, u16, u8)> {
+pub(crate) fn parse_avcc(avcc: &[u8]) -> Result<(u16, u16, u8)> {
     let bad = |what: String| Error::BadAvcConfig(what);
     let record = AvcDecoderConfigurationRecord::try_from(avcc)
         .map_err(|e| bad(format!("avcC does not parse: {e:?}")))?;

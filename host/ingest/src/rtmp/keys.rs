@@ -76,6 +76,25 @@ impl ActiveKeys {
         self.slots().contains_key(key)
     }
 
+    /// Whether [`claim`](Self::claim) would succeed now, without claiming or evicting
+    /// anything: lets SRT refuse a busy key at the handshake and claim only once the caller
+    /// has proven its passphrase.
+    pub(crate) fn check(&self, key: &StreamKey) -> Result<(), KeyBusy> {
+        let now = self.now_ms();
+        match self.slots().get(key) {
+            Some(old) => {
+                let idle_ms = now.saturating_sub(old.last_media.load(Ordering::Relaxed));
+                let idle_for = Duration::from_millis(idle_ms);
+                if idle_for < self.inner.takeover_after {
+                    Err(KeyBusy { idle_for })
+                } else {
+                    Ok(())
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Claims `key` for `session`, evicting an idle holder. The claim lasts until the
     /// returned guard is dropped.
     pub(crate) fn claim(&self, key: &StreamKey, session: u64) -> Result<KeyClaim, KeyBusy> {

@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 use weir_media::{MediaEvent, StreamKey};
 
+pub(crate) use keys::KeyClaim;
 pub use keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
 
 pub const DEFAULT_APP: &str = "live";

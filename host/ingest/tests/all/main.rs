@@ -4,4 +4,7 @@
 
 mod flv;
 mod rtmp;
+mod scte35;
+mod srt;
 mod support;
+mod ts;

@@ -109,7 +109,7 @@ fn run(tool: &str, args: &[&str], dir: &Path) -> String {
 }
 
 fn write_files(dir: &Path, p: &Packaged) {
-    std::fs::write(dir.join("init.mp4"), &p.init).unwrap();
+    std::fs::write(dir.join("init0.mp4"), &p.init).unwrap();
     let mut all = p.init.clone();
     for (seq, body) in &p.parts {
         std::fs::write(dir.join(format!("part{seq}.m4s")), body).unwrap();
@@ -159,7 +159,7 @@ fn check_decodes(name: &str, settings: Settings) {
     write_files(&dir, &packaged);
 
     // The init segment alone, the whole stream as one file, and the HLS playlist.
-    run("ffprobe", &["-v", "error", "init.mp4"], &dir);
+    run("ffprobe", &["-v", "error", "init0.mp4"], &dir);
     run(
         "ffmpeg",
         &["-v", "error", "-i", "all.mp4", "-f", "null", "-"],
@@ -264,4 +264,180 @@ fn capture_cuts_where_expected() {
     let p = package_capture(crate::settings(1000, 200, 30));
     assert_eq!(p.segments.len(), 4);
     assert_eq!(p.segments[0], (0, 0..5));
+}
+
+/// The capture, then ~3 s without a publisher, then the capture again as a new session.
+struct Returned {
+    inits: Vec<Vec<u8>>,
+    /// Real parts by sequence number.
+    parts: BTreeMap<u64, Vec<u8>>,
+    /// (msn, parts, gap, init generation) of every completed segment.
+    segments: Vec<(u64, std::ops::Range<u64>, bool, usize)>,
+    gap_parts: usize,
+    playlist: String,
+}
+
+fn package_with_return() -> Returned {
+    let data = std::fs::read(CAPTURE).unwrap();
+    let demuxed = flv::demux(&data, 320, 240);
+    let tracks = demuxed.tracks.clone();
+    let mut p = Packager::new(Settings::default(), demuxed.tracks.clone(), 0, 0).unwrap();
+    let mut out = Returned {
+        inits: vec![p.init_segment().to_vec()],
+        parts: BTreeMap::new(),
+        segments: Vec::new(),
+        gap_parts: 0,
+        playlist: String::new(),
+    };
+    let mut generation_of_segment = BTreeMap::new();
+    let collect = |p: &mut Packager, out: &mut Returned, gens: &mut BTreeMap<u64, usize>| {
+        while let Some(o) = p.poll_output() {
+            match o {
+                Output::PartStarted { seq, msn, gap, .. } => {
+                    gens.entry(msn).or_insert(out.inits.len() - 1);
+                    if gap {
+                        out.gap_parts += 1;
+                    } else {
+                        assert!(out.parts.insert(seq, Vec::new()).is_none());
+                    }
+                }
+                Output::Chunk { seq, bytes } => {
+                    out.parts.get_mut(&seq).unwrap().extend_from_slice(&bytes)
+                }
+                Output::SegmentCompleted {
+                    msn, parts, gap, ..
+                } => out.segments.push((msn, parts, gap, gens[&msn])),
+                Output::InitChanged { generation, bytes } => {
+                    assert_eq!(generation as usize, out.inits.len());
+                    out.inits.push(bytes.to_vec());
+                }
+                _ => {}
+            }
+        }
+    };
+    let ms = |s: &weir_media::Sample| {
+        let ts = if s.track == 0 { 90 } else { 48 };
+        (s.dts / ts) as u64
+    };
+    for sample in demuxed.samples.clone() {
+        p.push(super::T0 + ms(&sample), sample).unwrap();
+        collect(&mut p, &mut out, &mut generation_of_segment);
+    }
+    // The publisher stalls after 4 s: the pipeline notices 1.5 s later and calls gap()
+    // every part target until the new one arrives at 7.1 s.
+    let mut now = super::T0 + 4000 + 1500;
+    while now <= super::T0 + 7000 {
+        p.gap(now);
+        collect(&mut p, &mut out, &mut generation_of_segment);
+        now += 500;
+    }
+    p.restart(tracks).unwrap();
+    for sample in demuxed.samples {
+        p.push(super::T0 + 7100 + ms(&sample), sample).unwrap();
+        collect(&mut p, &mut out, &mut generation_of_segment);
+    }
+    p.finish();
+    collect(&mut p, &mut out, &mut generation_of_segment);
+    out.playlist = p.media_playlist().render(false);
+    out
+}
+
+#[test]
+fn capture_gap_and_return_decode_per_generation_and_as_hls() {
+    let r = package_with_return();
+    assert_eq!(r.inits.len(), 2);
+    assert!(r.gap_parts >= 5, "{}", r.gap_parts);
+    assert!(r.segments.iter().any(|s| s.2), "a gap segment");
+    assert!(r.playlist.contains("#EXT-X-GAP\n"), "{}", r.playlist);
+    assert!(r
+        .playlist
+        .contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"));
+    assert!(r.playlist.contains("GAP=YES"));
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = temp_dir("return");
+    for (generation, init) in r.inits.iter().enumerate() {
+        std::fs::write(dir.join(format!("init{generation}.mp4")), init).unwrap();
+        let mut all = init.clone();
+        for (msn, parts, gap, g) in &r.segments {
+            let body: Vec<u8> = parts
+                .clone()
+                .filter_map(|s| r.parts.get(&s).cloned())
+                .flatten()
+                .collect();
+            if *gap {
+                assert!(body.is_empty());
+                continue;
+            }
+            std::fs::write(dir.join(format!("seg{msn}.m4s")), &body).unwrap();
+            if *g == generation {
+                all.extend(body);
+            }
+        }
+        let file = format!("gen{generation}.mp4");
+        std::fs::write(dir.join(&file), all).unwrap();
+        run(
+            "ffmpeg",
+            &["-v", "error", "-i", &file, "-f", "null", "-"],
+            &dir,
+        );
+        assert_eq!(count_frames(&dir, &file, "v:0"), VIDEO_FRAMES, "{file}");
+    }
+    std::fs::write(dir.join("index.m3u8"), &r.playlist).unwrap();
+    // ffmpeg 5.1's HLS reader does not know EXT-X-GAP: it tries the gap segments, warns that
+    // they cannot be opened (below `-v error`) and goes on across the discontinuity.
+    run(
+        "ffmpeg",
+        &["-v", "error", "-i", "index.m3u8", "-f", "null", "-"],
+        &dir,
+    );
+    assert_eq!(count_frames(&dir, "index.m3u8", "v:0"), 2 * VIDEO_FRAMES);
+    // And without the gap segments at all, as a player that skips them reads it.
+    let without_gaps = strip_gap_segments(&r.playlist);
+    std::fs::write(dir.join("nogap.m3u8"), &without_gaps).unwrap();
+    run(
+        "ffmpeg",
+        &["-v", "error", "-i", "nogap.m3u8", "-f", "null", "-"],
+        &dir,
+    );
+    assert_eq!(count_frames(&dir, "nogap.m3u8", "v:0"), 2 * VIDEO_FRAMES);
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The playlist without its `EXT-X-GAP` segments (their date, parts, tags and URI).
+fn strip_gap_segments(playlist: &str) -> String {
+    let mut out = String::new();
+    let mut pending = String::new();
+    let mut gap = false;
+    for line in playlist.lines() {
+        if line.starts_with("#EXT-X-PROGRAM-DATE-TIME")
+            || line.starts_with("#EXT-X-PART:")
+            || line.starts_with("#EXT-X-DISCONTINUITY")
+            || line.starts_with("#EXT-X-MAP")
+            || line.starts_with("#EXTINF")
+            || line == "#EXT-X-GAP"
+        {
+            gap |= line == "#EXT-X-GAP";
+            pending.push_str(line);
+            pending.push('\n');
+        } else if !line.starts_with('#') && !pending.is_empty() {
+            if !gap {
+                out.push_str(&pending);
+                out.push_str(line);
+                out.push('\n');
+            }
+            pending.clear();
+            gap = false;
+        } else {
+            out.push_str(&pending);
+            pending.clear();
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&pending);
+    out
 }

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weir_packager::{
-    MediaPlaylist, MultivariantPlaylist, Packager, PartEntry, PartialSegment, RenditionReport,
-    SegmentEntry, Variant,
+    DateRange, MediaPlaylist, MultivariantPlaylist, Packager, PartEntry, PartialSegment,
+    RenditionReport, SegmentEntry, Variant,
 };
 
-use crate::{drain, feed, settings, synthetic_tracks, T0};
+use bytes::Bytes;
+use weir_media::{CueEvent, CueKind};
+
+use crate::{drain, feed, feed_at, settings, synthetic_tracks, T0};
 
 fn golden(name: &str, text: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -128,7 +131,7 @@ fn media_discontinuity_and_gap_by_hand() {
         can_skip_until: None,
         media_sequence: 100,
         discontinuity_sequence: 3,
-        map_uri: "init.mp4".into(),
+        map_uri: "init0.mp4".into(),
         segments: vec![
             SegmentEntry {
                 msn: 100,
@@ -138,6 +141,7 @@ fn media_discontinuity_and_gap_by_hand() {
                 parts: vec![],
                 discontinuity: false,
                 gap: true,
+                map_uri: None,
             },
             SegmentEntry {
                 msn: 101,
@@ -147,6 +151,7 @@ fn media_discontinuity_and_gap_by_hand() {
                 parts: (0..4).map(|i| part(404 + i, i == 0, false)).collect(),
                 discontinuity: true,
                 gap: false,
+                map_uri: Some("init1.mp4".into()),
             },
         ],
         partial: Some(PartialSegment {
@@ -154,9 +159,11 @@ fn media_discontinuity_and_gap_by_hand() {
             program_date_time_ms: T0 + 3967,
             parts: vec![part(408, true, true)],
             discontinuity: false,
+            map_uri: None,
         }),
         preload_hint: Some("part409.m4s".into()),
         rendition_reports: vec![],
+        dateranges: vec![],
         ended: false,
     };
     let text = playlist.render(false);
@@ -206,4 +213,174 @@ fn multivariant() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The `EXT-X-DATERANGE` lines, which m3u8-rs keeps only one of per segment.
+fn dateranges(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("#EXT-X-DATERANGE:"))
+        .collect()
+}
+
+/// 7.5 s of media (2 s / 500 ms, window 12 s), then the publisher stalls and the wall clock
+/// reaches 11.2 s.
+fn mid_gap() -> Packager {
+    let mut p = Packager::new(settings(2000, 500, 12), synthetic_tracks(), 40, 1000).unwrap();
+    feed(&mut p, 0, 225, 60);
+    p.gap(T0 + 7467 + 1500);
+    p.gap(T0 + 11_200);
+    drain(&mut p);
+    p
+}
+
+#[test]
+fn media_mid_gap() {
+    let p = mid_gap();
+    let text = p.media_playlist().render(false);
+    golden("media_gap.m3u8", &text);
+    assert!(!text.contains("PRELOAD-HINT"), "no hint to a gap part");
+    let parsed = parse_media(&text);
+    // 0-2, 2-4, 4-6, 6-7.5 (short), 7.5-9.5 (gap); 9.5-11 in progress (3 gap parts).
+    assert_eq!(parsed.segments.len(), 5);
+    assert_eq!(parsed.segments[3].duration, 1.5);
+    let gap = &parsed.segments[4];
+    assert!(gap.unknown_tags.iter().any(|t| t.tag == "X-GAP"), "{gap:?}");
+    // PDT keeps advancing through the gap.
+    let dates: Vec<i64> = parsed
+        .segments
+        .iter()
+        .map(|s| s.program_date_time.unwrap().timestamp_millis())
+        .collect();
+    assert_eq!(dates[4] - dates[3], 1500);
+    assert_eq!(text.matches(",GAP=YES").count(), 7);
+}
+
+fn splice(id: u32, out: bool, pts_ms: i64, section: &'static [u8]) -> CueEvent {
+    CueEvent {
+        id,
+        kind: CueKind::SpliceInsert,
+        out_of_network: out,
+        pts: Some(pts_ms * 90),
+        duration: out.then_some(Duration::from_secs(30)),
+        segmentation_type: None,
+        section: Bytes::from_static(section),
+    }
+}
+
+/// Stand-ins for splice_info_sections: the packager copies a section byte for byte and never
+/// parses it, so these only need to be recognisable in the output.
+const OUT_SECTION: &[u8] = &[
+    0xfc, 0x30, 0x25, 0x00, 0x05, 0x00, 0x00, 0x03, 0xe7, 0x7f, 0xef,
+];
+const IN_SECTION: &[u8] = &[
+    0xfc, 0x30, 0x20, 0x00, 0x05, 0x00, 0x00, 0x03, 0xe7, 0x7f, 0x4f,
+];
+
+/// The publisher comes back 11.2 s in at 640x360 with its own clock; 2.7 s of it so far.
+fn returned() -> Packager {
+    let mut p = mid_gap();
+    let mut tracks = synthetic_tracks();
+    if let weir_media::Codec::H264(c) = &mut tracks[0].codec {
+        c.width = 640;
+        c.height = 360;
+    }
+    p.restart(tracks).unwrap();
+    feed_at(&mut p, 0, 81, 60, 3_600_000, T0 + 11_300);
+    drain(&mut p);
+    p
+}
+
+#[test]
+fn media_after_return() {
+    let p = returned();
+    assert_eq!(p.init_generation(), 1);
+    let text = p.media_playlist().render(false);
+    golden("media_return.m3u8", &text);
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"));
+    assert!(text.contains("#EXT-X-PRELOAD-HINT"));
+    let parsed = parse_media(&text);
+    let (i, first) = parsed
+        .segments
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.discontinuity)
+        .unwrap();
+    assert_eq!(first.map.as_ref().unwrap().uri, "init1.mp4");
+    assert_eq!(parsed.segments[0].map.as_ref().unwrap().uri, "init0.mp4");
+    let before = &parsed.segments[i - 1];
+    let gap_end = before.program_date_time.unwrap().timestamp_millis()
+        + (f64::from(before.duration) * 1000.0).round() as i64;
+    assert!(first.program_date_time.unwrap().timestamp_millis() >= gap_end);
+    assert_eq!(parsed.discontinuity_sequence, 0);
+}
+
+#[test]
+fn media_with_scte35_dateranges() {
+    let mut p = Packager::new(settings(2000, 500, 30), synthetic_tracks(), 40, 1000).unwrap();
+    feed(&mut p, 0, 60, 60);
+    // Sent ahead of the splice, as encoders do, and repeated.
+    p.push_cue(T0 + 2000, splice(999, true, 3000, OUT_SECTION));
+    feed(&mut p, 60, 120, 60);
+    p.push_cue(T0 + 4000, splice(999, true, 3000, OUT_SECTION));
+    p.push_cue(T0 + 4000, splice(999, false, 7533, IN_SECTION));
+    // An RTMP cue point (no section) and a splice_null heartbeat, both "now".
+    let mut cue_point = splice(7, true, 0, &[]);
+    cue_point.pts = None;
+    feed(&mut p, 120, 14 * 30 + 16, 60);
+    p.push_cue(T0 + 14_520, cue_point);
+    let mut null = splice(0, false, 0, &[0xfc, 0x30, 0x11, 0x00]);
+    null.kind = CueKind::SpliceNull;
+    null.pts = None;
+    p.push_cue(T0 + 14_520, null);
+    drain(&mut p);
+    let playlist = p.media_playlist();
+    assert_eq!(playlist.dateranges.len(), 4);
+    let text = playlist.render(false);
+    golden("media_dateranges.m3u8", &text);
+    let lines = dateranges(&text);
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].contains("ID=\"splice-999\",START-DATE=\"2026-11-25T16:00:03.000Z\",PLANNED-DURATION=30.000,SCTE35-OUT=0xFC3025000500"));
+    assert!(lines[1].contains("ID=\"splice-999\",START-DATE=\"2026-11-25T16:00:03.000Z\",DURATION=4.533,SCTE35-IN=0xFC3020000500"));
+    assert!(
+        lines[2].starts_with("#EXT-X-DATERANGE:ID=\"splice-7\",START-DATE=\"2026-11-25T16:00:14.5")
+    );
+    assert!(!lines[2].contains("SCTE35"));
+    assert!(lines[3].contains("SCTE35-CMD=0xFC301100"));
+    let parsed = parse_media(&text);
+    let with_range: Vec<(&str, &str)> = parsed
+        .segments
+        .iter()
+        .filter_map(|s| {
+            s.daterange
+                .as_ref()
+                .map(|d| (s.uri.as_str(), d.id.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        with_range,
+        vec![("seg41.m4s", "splice-999"), ("seg43.m4s", "splice-999")]
+    );
+    // A delta update keeps the ranges of the segments it skips.
+    let delta = playlist.render(true);
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=1\n"));
+    assert_eq!(dateranges(&delta), lines);
+    parse_media(&delta);
+}
+
+#[test]
+fn dateranges_by_hand_render_every_attribute() {
+    let (_, mut playlist) = live();
+    playlist.dateranges = vec![DateRange {
+        id: "x".into(),
+        start_ms: T0 + 500,
+        duration: Some(Duration::from_millis(1500)),
+        planned_duration: Some(Duration::from_secs(2)),
+        scte35_cmd: Some(Bytes::from_static(&[0xab])),
+        scte35_out: None,
+        scte35_in: None,
+        position_ms: T0 + 500,
+    }];
+    let text = playlist.render(false);
+    assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-25T16:00:00.000Z\n#EXT-X-DATERANGE:ID=\"x\",START-DATE=\"2026-11-25T16:00:00.500Z\",DURATION=1.500,PLANNED-DURATION=2.000,SCTE35-CMD=0xAB\n"), "{text}");
+    parse_media(&text);
 }

@@ -50,30 +50,36 @@ pub fn settings(segment_ms: u64, part_ms: u64, window_s: u64) -> Settings {
 /// Pushes 30 fps video frames `from..to` (keyframe every `gop`) with the 48 kHz AAC frames
 /// interleaved by time, the wall clock advancing with the media.
 pub fn feed(p: &mut Packager, from: i64, to: i64, gop: i64) {
+    feed_at(p, from, to, gop, 0, T0);
+}
+
+/// `feed` for a session whose timestamps start at `dts0_ms` and whose frame 0 arrives at
+/// `wall0`.
+pub fn feed_at(p: &mut Packager, from: i64, to: i64, gop: i64, dts0_ms: i64, wall0: u64) {
     let mut a = (0..).take_while(|a| a * 1024 * 30 < from * 48_000).count() as i64;
     for i in from..to {
         while a * 1024 * 30 < i * 48_000 {
             let ms = (a * 1024 * 1000 / 48_000) as u64;
             let sample = Sample {
                 track: 1,
-                dts: a * 1024,
+                dts: dts0_ms * 48 + a * 1024,
                 cts_offset: 0,
                 keyframe: true,
                 duration: Some(1024),
                 data: Bytes::from(vec![0x21; 12]),
             };
-            p.push(T0 + ms, sample).unwrap();
+            p.push(wall0 + ms, sample).unwrap();
             a += 1;
         }
         let sample = Sample {
             track: 0,
-            dts: i * 3000,
+            dts: dts0_ms * 90 + i * 3000,
             cts_offset: 3000,
             keyframe: i % gop == 0,
             duration: None,
             data: Bytes::from(vec![0x65; 200]),
         };
-        p.push(T0 + (i * 1000 / 30) as u64, sample).unwrap();
+        p.push(wall0 + (i * 1000 / 30) as u64, sample).unwrap();
     }
 }
 

@@ -1,0 +1,161 @@
+//! H.264 in MPEG-TS: Annex B byte streams → length-prefixed NAL units, and the `avcC` built
+//! from in-band SPS/PPS.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use h264_reader::nal::sps::SeqParameterSet;
+use h264_reader::nal::{Nal, RefNal};
+use weir_media::H264Config;
+
+const NAL_IDR: u8 = 5;
+const NAL_SPS: u8 = 7;
+const NAL_PPS: u8 = 8;
+const NAL_AUD: u8 = 9;
+
+/// One access unit, rewritten for `Sample::data`.
+#[derive(Debug, Default)]
+pub(crate) struct AccessUnit {
+    /// NAL units with 4-byte big-endian lengths; access unit delimiters removed.
+    pub data: Bytes,
+    pub keyframe: bool,
+    /// The first SPS and PPS in the access unit, if any.
+    pub sps: Option<Bytes>,
+    pub pps: Option<Bytes>,
+}
+
+/// The NAL units of an Annex B byte stream: the bytes between start codes (`00 00 01`, with
+/// any leading zeros), without trailing zero bytes. Bytes before the first start code are not
+/// a NAL unit and are skipped.
+pub(crate) fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = find_start_code(data, 0).map(|(_, end)| end);
+    std::iter::from_fn(move || loop {
+        let start = pos?;
+        let (nal_end, next) = match find_start_code(data, start) {
+            Some((sc, end)) => (sc, Some(end)),
+            None => (data.len(), None),
+        };
+        pos = next;
+        let mut nal = &data[start..nal_end];
+        while let [rest @ .., 0] = nal {
+            nal = rest;
+        }
+        if !nal.is_empty() {
+            return Some(nal);
+        }
+    })
+}
+
+/// The next `00 00 01` at or after `from`: (its first byte, the byte after it).
+fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let tail = data.get(from..)?;
+    tail.windows(3)
+        .position(|w| w == [0, 0, 1])
+        .map(|i| (from + i, from + i + 3))
+}
+
+/// Rewrites an Annex B access unit into 4-byte length-prefixed NAL units.
+pub(crate) fn access_unit(annex_b: &[u8]) -> AccessUnit {
+    let mut out = BytesMut::with_capacity(annex_b.len() + 16);
+    let mut au = AccessUnit::default();
+    for nal in nal_units(annex_b) {
+        let nal_type = nal[0] & 0x1f;
+        match nal_type {
+            NAL_AUD => continue,
+            NAL_IDR => au.keyframe = true,
+            NAL_SPS if au.sps.is_none() => au.sps = Some(Bytes::copy_from_slice(nal)),
+            NAL_PPS if au.pps.is_none() => au.pps = Some(Bytes::copy_from_slice(nal)),
+            _ => {}
+        }
+        // A NAL unit inside one PES is far below 4 GiB.
+        out.put_u32(u32::try_from(nal.len()).unwrap_or(u32::MAX));
+        out.extend_from_slice(nal);
+    }
+    au.data = out.freeze();
+    au
+}
+
+/// Builds the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for one SPS and PPS,
+/// the way ffmpeg's muxers write it: profile, compatibility and level copied from the SPS,
+/// 4-byte NAL lengths, and the chroma/bit-depth extension for the profiles that carry it.
+/// Width and height come from the SPS, through the FLV demuxer's avcC parser, so a record
+/// that does not round-trip is refused.
+pub(crate) fn config(sps: &[u8], pps: &[u8]) -> Result<H264Config, String> {
+    let (Some(&[_, profile, compat, level]), Ok(sps_len), Ok(pps_len)) = (
+        sps.get(..4),
+        u16::try_from(sps.len()),
+        u16::try_from(pps.len()),
+    ) else {
+        return Err(format!(
+            "SPS of {} bytes / PPS of {} bytes",
+            sps.len(),
+            pps.len()
+        ));
+    };
+    if pps.is_empty() {
+        return Err("empty PPS".to_owned());
+    }
+    let parsed = SeqParameterSet::from_bits(RefNal::new(sps, &[], true).rbsp_bits())
+        .map_err(|e| format!("SPS: {e:?}"))?;
+    let mut avcc = BytesMut::with_capacity(16 + sps.len() + pps.len());
+    avcc.put_u8(1);
+    avcc.put_u8(profile);
+    avcc.put_u8(compat);
+    avcc.put_u8(level);
+    avcc.put_u8(0xfc | 3); // lengthSizeMinusOne = 3
+    avcc.put_u8(0xe0 | 1); // one SPS
+    avcc.put_u16(sps_len);
+    avcc.extend_from_slice(sps);
+    avcc.put_u8(1); // one PPS
+    avcc.put_u16(pps_len);
+    avcc.extend_from_slice(pps);
+    if parsed.profile_idc.has_chroma_info() {
+        let chroma = &parsed.chroma_info;
+        avcc.put_u8(0xfc | (chroma.chroma_format.to_u32() & 3) as u8);
+        avcc.put_u8(0xf8 | (chroma.bit_depth_luma_minus8 & 7));
+        avcc.put_u8(0xf8 | (chroma.bit_depth_chroma_minus8 & 7));
+        avcc.put_u8(0); // no SPS extensions
+    }
+    let avcc = avcc.freeze();
+    let (width, height, _) = crate::flv::parse_avcc(&avcc).map_err(|e| e.to_string())?;
+    Ok(H264Config {
+        avcc,
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_three_and_four_byte_start_codes() {
+        let data = [
+            0xff, 0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 0, 1, 0x65, 0xaa, 0, 0,
+        ];
+        let nals: Vec<&[u8]> = nal_units(&data).collect();
+        assert_eq!(
+            nals,
+            vec![&[0x09, 0xf0][..], &[0x67, 1, 2][..], &[0x65, 0xaa][..]]
+        );
+        assert_eq!(nal_units(&[0, 0, 0, 0]).count(), 0);
+        assert_eq!(nal_units(&[]).count(), 0);
+        assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
+    }
+
+    #[test]
+    fn access_unit_drops_delimiters_and_finds_idr() {
+        let au = access_unit(&[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65, 0xaa]);
+        assert!(au.keyframe);
+        assert_eq!(&au.data[..], &[0, 0, 0, 2, 0x65, 0xaa]);
+        let au = access_unit(&[0, 0, 1, 0x41, 0xbb]);
+        assert!(!au.keyframe);
+    }
+
+    #[test]
+    fn rejects_garbage_parameter_sets() {
+        assert!(config(&[0x67], &[0x68]).is_err());
+        assert!(config(&[0x67, 0x64, 0, 0x0d, 0xff, 0xff], &[0x68, 1]).is_err());
+        assert!(config(&[0x67, 0x64, 0, 0x0d], &[]).is_err());
+    }
+}
