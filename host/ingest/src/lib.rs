@@ -10,6 +10,12 @@
 //!   key, optional AES passphrase), refuses what it can at the SRT handshake, and shares the
 //!   [`PublishHandler`] and [`ActiveKeys`] with RTMP, so one key is one stream whatever the
 //!   protocol.
+//! - [`ts`] is the pure MPEG-TS core: [`TsDemuxer`] turns transport stream bytes, fed in any
+//!   pieces, into H.264/AAC samples and SCTE-35 cues on one unwrapped 90 kHz timeline,
+//!   counting damage in [`TsStats`] instead of failing.
+//! - [`scte35`] parses splice_info_sections ([`parse_splice_info_section`]) into
+//!   [`CueEvent`](weir_media::CueEvent)s; RTMP `onCuePoint`/`onAdCue` data messages become
+//!   cues too.
 //!
 //! Every failure ends one session with one log line and an [`Error`] naming what was seen.
 //!

@@ -88,12 +88,11 @@ struct Window {
 }
 
 impl Window {
+    /// Part `seq`. Sequence numbers are increasing but not contiguous: gap parts (published
+    /// while a contribution is lost) have no body and are never opened.
     fn part(&self, seq: u64) -> Option<&PartConsumer> {
-        let front = self.parts.front()?.0;
-        let (s, p) = self
-            .parts
-            .get(usize::try_from(seq.checked_sub(front)?).ok()?)?;
-        (*s == seq).then_some(p)
+        let i = self.parts.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
+        self.parts.get(i).map(|(_, p)| p)
     }
 }
 
@@ -367,5 +366,12 @@ mod tests {
         assert!(matches!(c.segment(3), Lookup::Missing));
         assert!(matches!(c.part(99), Lookup::Missing));
         drop(open);
+        // Parts skipped by a gap leave holes in the numbering; later parts are still found.
+        let after_gap = p.begin_part(seq + 10).unwrap();
+        after_gap.finish();
+        p.complete_segment(9, seq + 10..seq + 11);
+        assert!(matches!(c.part(seq + 5), Lookup::Missing));
+        assert!(matches!(c.part(seq + 10), Lookup::Found(_)));
+        assert!(matches!(c.segment(9), Lookup::Found(ref v) if v.len() == 1));
     }
 }

@@ -11,6 +11,14 @@ use crate::{Error, Result};
 
 const EXTENDED_TIMESTAMP: u32 = 0x00ff_ffff;
 const SET_CHUNK_SIZE: u8 = 1;
+/// AMF3 and AMF0 data messages (`@setDataFrame`, `onCuePoint`…), which rml_rtmp drops unless
+/// they set metadata, so this reader keeps their payloads for the session.
+const AMF3_DATA: u8 = 15;
+const AMF0_DATA: u8 = 18;
+/// Data messages larger than this are not kept (cue points are a few hundred bytes).
+const MAX_DATA_MESSAGE: usize = 64 * 1024;
+/// Complete data messages kept until the session takes them.
+const MAX_DATA_QUEUED: usize = 64;
 /// The longest chunk header: 3-byte basic header, 11-byte message header, 4-byte extended
 /// timestamp.
 const MAX_HEADER: usize = 18;
@@ -35,6 +43,10 @@ pub(crate) struct ChunkGuard {
     current: u32,
     /// The payload of an in-progress `SetChunkSize` message.
     set_chunk_size: Vec<u8>,
+    /// In-progress data messages, by chunk stream.
+    data: HashMap<u32, Vec<u8>>,
+    /// Complete data messages: (type_id, payload).
+    done: Vec<(u8, Vec<u8>)>,
 }
 
 impl ChunkGuard {
@@ -47,7 +59,14 @@ impl ChunkGuard {
             payload_left: 0,
             current: 0,
             set_chunk_size: Vec::new(),
+            data: HashMap::new(),
+            done: Vec::new(),
         }
+    }
+
+    /// The AMF data messages completed since the last call, in order: (type_id, payload).
+    pub(crate) fn take_data_messages(&mut self) -> Vec<(u8, Vec<u8>)> {
+        std::mem::take(&mut self.done)
     }
 
     /// Checks the next bytes of the stream (everything after the handshake, in order).
@@ -138,6 +157,11 @@ impl ChunkGuard {
             if s.type_id == SET_CHUNK_SIZE {
                 self.set_chunk_size.clear();
             }
+            if matches!(s.type_id, AMF0_DATA | AMF3_DATA) && s.length <= MAX_DATA_MESSAGE {
+                self.data.insert(csid, Vec::with_capacity(s.length));
+            } else {
+                self.data.remove(&csid);
+            }
         }
         self.payload_left = s.left.min(self.chunk_size);
         self.current = csid;
@@ -151,6 +175,15 @@ impl ChunkGuard {
             return Ok(());
         };
         s.left -= bytes.len();
+        if let Some(buf) = self.data.get_mut(&self.current) {
+            buf.extend_from_slice(bytes);
+            if s.left == 0 {
+                let payload = self.data.remove(&self.current).unwrap_or_default();
+                if self.done.len() < MAX_DATA_QUEUED {
+                    self.done.push((s.type_id, payload));
+                }
+            }
+        }
         if s.type_id == SET_CHUNK_SIZE && self.set_chunk_size.len() < 4 {
             let want = 4 - self.set_chunk_size.len();
             self.set_chunk_size

@@ -18,6 +18,7 @@
 //! than a visible reconnect. While the session waits it does not read the socket, so TCP
 //! pushes back on the encoder, which is how RTMP encoders expect to be slowed.
 
+mod cue;
 mod guard;
 mod keys;
 mod session;

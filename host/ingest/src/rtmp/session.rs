@@ -14,8 +14,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, field, info, info_span, warn, Instrument, Span};
-use weir_media::{MediaEvent, StreamKey};
+use weir_media::{CueEvent, MediaEvent, StreamKey};
 
+use super::cue;
 use super::guard::ChunkGuard;
 use super::keys::{ActiveKeys, KeyClaim};
 use super::{PublishHandler, RtmpSettings, SessionInfo};
@@ -23,6 +24,8 @@ use crate::flv::{DemuxSettings, FlvDemuxer, StreamHints};
 use crate::{Error, Result};
 
 const READ_BUFFER: usize = 64 * 1024;
+/// Cue points held until the demuxer has sent its first `Tracks`.
+const MAX_HELD_CUES: usize = 64;
 
 pub(crate) struct Ctx {
     pub(crate) settings: RtmpSettings,
@@ -48,6 +51,12 @@ struct Publishing {
     claim: KeyClaim,
     tx: mpsc::Sender<MediaEvent>,
     demux: FlvDemuxer,
+    /// A `Tracks` has gone out, so cue points may follow.
+    started: bool,
+    /// Cue points (AMF `onCuePoint`/`onAdCue`) waiting for `started`.
+    cues: Vec<CueEvent>,
+    /// The RTMP timestamp of the latest media message, for cue points without a `time`.
+    last_media_ms: Option<i64>,
 }
 
 struct Session {
@@ -200,7 +209,29 @@ impl Session {
             }
             self.on_event(rtmp, event).await?;
         }
+        let data = guard.take_data_messages();
+        if !data.is_empty() {
+            for (type_id, payload) in data {
+                self.on_data_message(type_id, &payload);
+            }
+            self.drain().await?;
+        }
         Ok(())
+    }
+
+    /// An AMF data message other than metadata (rml_rtmp drops those): RTMP cue points.
+    fn on_data_message(&mut self, type_id: u8, payload: &[u8]) {
+        let Some(p) = self.publishing.as_mut() else {
+            return;
+        };
+        match cue::from_data_message(type_id, payload, p.last_media_ms) {
+            Some(cue) if p.cues.len() < MAX_HELD_CUES => {
+                info!(id = cue.id, out = cue.out_of_network, pts = ?cue.pts, "RTMP cue point");
+                p.cues.push(cue);
+            }
+            Some(_) => warn!("RTMP cue point dropped: too many before the first keyframe"),
+            None => debug!(type_id, len = payload.len(), "ignoring AMF data message"),
+        }
     }
 
     /// Queues outbound packets; returns the raised events.
@@ -360,7 +391,14 @@ impl Session {
             no_keyframe_timeout: self.ctx.settings.no_keyframe_timeout,
             ..DemuxSettings::default()
         });
-        self.publishing = Some(Publishing { claim, tx, demux });
+        self.publishing = Some(Publishing {
+            claim,
+            tx,
+            demux,
+            started: false,
+            cues: Vec::new(),
+            last_media_ms: None,
+        });
         info!("publishing");
         Ok(())
     }
@@ -371,6 +409,7 @@ impl Session {
             return Ok(());
         };
         p.claim.touch();
+        p.last_media_ms = Some(i64::from(timestamp_ms));
         if video {
             p.demux.push_video(timestamp_ms, data)?;
         } else {
@@ -385,7 +424,13 @@ impl Session {
         let Some(p) = self.publishing.as_mut() else {
             return Ok(());
         };
-        while let Some(event) = p.demux.poll_event() {
+        loop {
+            let event = match p.demux.poll_event() {
+                Some(event) => event,
+                None if p.started && !p.cues.is_empty() => MediaEvent::Cue(p.cues.remove(0)),
+                None => break,
+            };
+            p.started |= matches!(event, MediaEvent::Tracks(_));
             let closed = match p.tx.try_send(event) {
                 Ok(()) => false,
                 Err(TrySendError::Closed(_)) => true,

@@ -431,7 +431,7 @@ impl DemuxContext for TsContext {
 
 /// PAT 0x0000, CAT 0x0001, TSDT 0x0002, the reserved range up to 0x000F, and null packets.
 fn reserved_pid(pid: u16) -> bool {
-    pid < 0x10 || pid >= 0x1fff
+    !(0x10..0x1fff).contains(&pid)
 }
 
 packet_filter_switch! {

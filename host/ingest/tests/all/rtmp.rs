@@ -404,3 +404,92 @@ async fn connections_over_the_limit_are_closed_at_once() {
     assert_healthy(again).await;
     server.stop().await;
 }
+
+/// AMF0 `onCuePoint` data messages (which rml_rtmp itself drops) arrive as cues after
+/// `Tracks`, in order with the media.
+#[tokio::test]
+async fn on_cue_point_data_messages_become_cues() {
+    use rml_rtmp::chunk_io::ChunkSerializer;
+    use rml_rtmp::messages::MessagePayload;
+    use rml_rtmp::rml_amf0::{serialize, Amf0Value};
+    use rml_rtmp::time::RtmpTimestamp;
+    use weir_media::CueKind;
+
+    fn cue_point(name: &str, time: f64, duration: Option<f64>) -> Vec<Amf0Value> {
+        let mut params = std::collections::HashMap::new();
+        if let Some(d) = duration {
+            params.insert("duration".to_owned(), Amf0Value::Number(d));
+        }
+        params.insert("id".to_owned(), Amf0Value::Number(42.0));
+        let mut o = std::collections::HashMap::new();
+        o.insert("name".to_owned(), Amf0Value::Utf8String(name.to_owned()));
+        o.insert("type".to_owned(), Amf0Value::Utf8String("event".to_owned()));
+        o.insert("time".to_owned(), Amf0Value::Number(time));
+        o.insert("parameters".to_owned(), Amf0Value::Object(params));
+        vec![
+            Amf0Value::Utf8String("onCuePoint".to_owned()),
+            Amf0Value::Object(o),
+        ]
+    }
+
+    let mut server = Server::start(settings()).await;
+    let mut p = Publisher::publish(server.addr, "live", "cues")
+        .await
+        .unwrap();
+    let (_, rx) = server.next_publish().await;
+    let collector = tokio::spawn(collect(rx));
+    // A serializer of our own: data messages go on chunk stream 3, which the publisher's
+    // session does not use for media.
+    let mut data = ChunkSerializer::new();
+    let mut send_data = |values: Vec<Amf0Value>, ms: u32| {
+        let payload = MessagePayload {
+            timestamp: RtmpTimestamp::new(ms),
+            type_id: 18,
+            message_stream_id: 1,
+            data: Bytes::from(serialize(&values).unwrap()),
+        };
+        data.serialize(&payload, true, false).unwrap().bytes
+    };
+    // Before any media: held until Tracks.
+    let early = send_data(cue_point("cue-out", 0.5, Some(30.0)), 0);
+    p.sock.write_all(&early).await.unwrap();
+    let all = tags("testsrc.flv");
+    p.replay(&all[..all.len() / 2], Duration::ZERO)
+        .await
+        .unwrap();
+    let late = send_data(cue_point("cue-in", 2.0, None), 1500);
+    p.sock.write_all(&late).await.unwrap();
+    // Not a cue point: ignored.
+    let other = send_data(vec![Amf0Value::Utf8String("onTextData".to_owned())], 1500);
+    p.sock.write_all(&other).await.unwrap();
+    p.replay(&all[all.len() / 2..], Duration::ZERO)
+        .await
+        .unwrap();
+    p.unpublish().await;
+    let events = collector.await.unwrap();
+    server.stop().await;
+
+    assert!(matches!(events[0], MediaEvent::Tracks(_)));
+    let cues: Vec<(usize, &weir_media::CueEvent)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            MediaEvent::Cue(c) => Some((i, c)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cues.len(), 2, "{cues:?}");
+    let (_, out) = cues[0];
+    assert_eq!(out.kind, CueKind::SpliceInsert);
+    assert!(out.out_of_network);
+    assert_eq!((out.id, out.pts), (42, Some(45_000)));
+    assert_eq!(out.duration, Some(Duration::from_secs(30)));
+    assert!(out.section.is_empty());
+    let (at, back) = cues[1];
+    assert!(!back.out_of_network);
+    assert_eq!((back.pts, back.duration), (Some(180_000), None));
+    // In stream order: the second cue follows the media sent before it.
+    assert!(at > events.len() / 3 && at < events.len() - 10, "{at}");
+    // The media is untouched.
+    assert_eq!(split(&events), split(&reference()));
+}

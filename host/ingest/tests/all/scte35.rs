@@ -39,7 +39,11 @@ fn threefive_cues_land_on_the_video_timeline() {
     let (tracks, samples) = split(&events);
     assert_eq!(tracks.len(), 1);
     let video = of_track(&samples, 0);
-    assert_eq!(video.len(), 90, "the SCTE-35 PID does not disturb the media");
+    assert_eq!(
+        video.len(),
+        90,
+        "the SCTE-35 PID does not disturb the media"
+    );
     let got = cues(&events);
     let want = meta["cues"].as_array().unwrap();
     assert_eq!(got.len(), want.len(), "{stats:?}");
@@ -125,8 +129,15 @@ fn threefive_decodes_the_same_fields() {
              else:\n    st = None\n\
              print(cmd.command_type, ev, out, pts, dur, st)\n"
         );
-        let out = Command::new("python3").args(["-c", &script]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = String::from_utf8(out.stdout).unwrap();
         let f: Vec<&str> = line.split_whitespace().collect();
         let kind = match cue.kind {
