@@ -47,7 +47,7 @@ const browser = await chromium.launch({
 const report = {
   player, url, started: false, played: 0, fatal: [], errors: [], stalls: 0,
   latency: { samples: [] }, requests: { total: 0, blocking: 0, parts: 0, skip: 0 }, protocols: {},
-  levels: [], switchedTo: null,
+  levels: [], switchedTo: null, trace: [],
 };
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -72,12 +72,15 @@ try {
     if (/[?&]_HLS_skip=/.test(u)) report.requests.skip++;
     if (/\/part\d+\.m4s/.test(u)) report.requests.parts++;
   });
-  page.on('console', (m) => { if (m.type() === 'error') report.errors.push(`console: ${m.text()}`.slice(0, 300)); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') report.errors.push(`console: ${m.text()}`.slice(0, 300));
+    if (args.debug) process.stderr.write(`[${player} ${m.type()}] ${m.text().slice(0, 400)}\n`);
+  });
   page.on('pageerror', (e) => report.errors.push(`pageerror: ${e.message}`.slice(0, 300)));
   await page.goto('http://localhost:9/player.html');
   await page.addScriptTag({ content: readFileSync(libs[player], 'utf8') });
 
-  await page.evaluate(({ url, player }) => {
+  await page.evaluate(({ url, player, debug }) => {
     const video = document.getElementById('v');
     const w = window;
     w.weir = { fatal: [], nonfatal: [], stalls: 0, events: [], latency: () => null, levels: [], switchTo: () => null, started: false };
@@ -88,7 +91,7 @@ try {
     });
     video.addEventListener('playing', () => w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} playing t=${video.currentTime.toFixed(2)}`));
     if (player === 'hls') {
-      const hls = new w.Hls({ lowLatencyMode: true, backBufferLength: 30 });
+      const hls = new w.Hls({ lowLatencyMode: true, backBufferLength: 30, debug });
       w.hls = hls;
       hls.on(w.Hls.Events.ERROR, (_, d) => {
         if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`);
@@ -116,7 +119,7 @@ try {
       w.weir.level = () => null;
     }
     video.play().catch(() => {});
-  }, { url, player });
+  }, { url, player, debug: !!args.debug });
 
   const startDeadline = Date.now() + startTimeout * 1000;
   while (Date.now() < startDeadline) {
@@ -133,6 +136,13 @@ try {
       await page.waitForTimeout(500);
       const lat = await page.evaluate(() => window.weir.latency());
       if (lat !== null && Number.isFinite(lat)) report.latency.samples.push(lat);
+      if (args.trace) {
+        report.trace.push(await page.evaluate(() => {
+          const v = document.getElementById('v');
+          const l = window.weir.latency();
+          return { wall: Date.now(), t: v.currentTime, latency: l, w: v.videoWidth, paused: v.paused };
+        }));
+      }
       if (args['force-level'] !== undefined && !switched && Date.now() > end - seconds * 500) {
         report.switchedTo = await page.evaluate((n) => window.weir.switchTo(n), Number(args['force-level']));
         switched = true;

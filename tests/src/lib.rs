@@ -113,6 +113,7 @@ pub struct Weir {
     pub http: SocketAddr,
     pub https: Option<SocketAddr>,
     pub rtmp: Option<SocketAddr>,
+    pub srt: Option<SocketAddr>,
     /// stderr (the log), collected as it arrives.
     log: mpsc::Receiver<String>,
     log_lines: Vec<String>,
@@ -122,7 +123,7 @@ impl Weir {
     /// Starts `weir serve` on 127.0.0.1:0 ports with the given extra arguments.
     pub fn start(extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
+        cmd.args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--srt", "127.0.0.1:0"])
             .args(extra)
             .env(
                 "WEIR_LOG",
@@ -153,7 +154,7 @@ impl Weir {
             child,
             name: "weir".into(),
         };
-        let (mut http, mut https, mut rtmp) = (None, None, None);
+        let (mut http, mut https, mut rtmp, mut srt) = (None, None, None, None);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             match arx.recv_timeout(Duration::from_millis(100)) {
@@ -165,6 +166,7 @@ impl Weir {
                             "http" => http = Some(addr),
                             "https" => https = Some(addr),
                             "rtmp" => rtmp = Some(addr),
+                            "srt" => srt = Some(addr),
                             _ => {}
                         }
                     } else if line.starts_with("weir ") {
@@ -187,6 +189,7 @@ impl Weir {
             http,
             https,
             rtmp,
+            srt,
             log,
             log_lines: Vec::new(),
         })
@@ -210,6 +213,16 @@ impl Weir {
         )
     }
 
+    /// An SRT caller URL for `streamid` (and a passphrase, if any).
+    pub fn srt_url(&self, streamid: &str, passphrase: Option<&str>) -> String {
+        let addr = self.srt.expect("weir started without srt");
+        let mut u = format!("srt://{addr}?streamid={streamid}&latency=200000");
+        if let Some(p) = passphrase {
+            u.push_str(&format!("&passphrase={p}&pbkeylen=16"));
+        }
+        u
+    }
+
     /// Every log line so far.
     pub fn log(&mut self) -> &[String] {
         while let Ok(l) = self.log.try_recv() {
@@ -219,8 +232,14 @@ impl Weir {
     }
 }
 
-/// Publishes a synthetic test pattern with the ffmpeg CLI, as the TESTING.md recipe does.
+/// Publishes a synthetic test pattern with the ffmpeg CLI, as the TESTING.md recipe does:
+/// FLV to an `rtmp://` URL, MPEG-TS to an `srt://` URL.
 pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<Proc> {
+    let format = if url.starts_with("srt://") {
+        "mpegts"
+    } else {
+        "flv"
+    };
     let child = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args([
@@ -250,7 +269,7 @@ pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<P
         .args([
             "-b:v", "1500k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
         ])
-        .args(["-f", "flv", url])
+        .args(["-f", format, url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -296,6 +315,13 @@ pub fn curl(url: &str, extra: &[&str]) -> Result<(u16, Vec<u8>)> {
 }
 
 /// Polls `url` until it answers 200, up to `timeout`.
+/// Milliseconds since the Unix epoch, as the players' `Date.now()`.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub fn wait_for_200(url: &str, timeout: Duration) -> Result<Vec<u8>> {
     let end = Instant::now() + timeout;
     loop {
@@ -323,6 +349,20 @@ pub struct PlayReport {
     pub protocols: std::collections::BTreeMap<String, u64>,
     #[serde(rename = "videoWidth")]
     pub video_width: Option<u32>,
+    #[serde(default)]
+    pub nonfatal: Vec<String>,
+    #[serde(default)]
+    pub trace: Vec<TracePoint>,
+}
+
+/// One `--trace` sample: wall clock (ms), playhead, live latency (ms), decoded width.
+#[derive(Debug, Deserialize, Clone)]
+pub struct TracePoint {
+    pub wall: u64,
+    pub t: f64,
+    pub latency: Option<f64>,
+    pub w: u32,
+    pub paused: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -348,6 +388,11 @@ pub struct Player {
 
 impl Player {
     pub fn start(player: &str, url: &str, seconds: u32) -> Result<Self> {
+        Self::start_with(player, url, seconds, &[])
+    }
+
+    /// Like [`Player::start`], with extra play.mjs options (e.g. `--trace`).
+    pub fn start_with(player: &str, url: &str, seconds: u32, extra: &[&str]) -> Result<Self> {
         let mut child = Command::new("node")
             .current_dir(repo_root().join("tests/e2e"))
             .args([
@@ -359,6 +404,7 @@ impl Player {
                 "--seconds",
                 &seconds.to_string(),
             ])
+            .args(extra)
             .env("CHROMIUM", chromium())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -378,7 +424,7 @@ impl Player {
     pub fn join(mut self) -> Result<PlayReport> {
         let mut s = String::new();
         self.out.read_to_string(&mut s)?;
-        let status = self.proc.wait_timeout(Duration::from_secs(30));
+        let status = self.proc.wait_timeout(Duration::from_secs(60));
         if !status.is_some_and(|s| s.success()) {
             bail!("play.mjs failed ({status:?}): {s}");
         }

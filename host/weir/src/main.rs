@@ -58,6 +58,15 @@ struct ServeArgs {
     /// RTMP listener, e.g. 0.0.0.0:1935.
     #[arg(long)]
     rtmp: Option<SocketAddr>,
+    /// SRT listener (UDP), e.g. 0.0.0.0:9000.
+    #[arg(long)]
+    srt: Option<SocketAddr>,
+    /// SRT passphrase every caller must use (AES); none by default.
+    #[arg(long, env = "WEIR_SRT_PASSPHRASE")]
+    srt_passphrase: Option<String>,
+    /// Bearer token for the operator API (/api/v1/…); the API is off without one.
+    #[arg(long, env = "WEIR_API_TOKEN")]
+    api_token: Option<String>,
     /// Target segment duration in milliseconds.
     #[arg(long)]
     segment_ms: Option<u64>,
@@ -92,6 +101,15 @@ impl ServeArgs {
         }
         if let Some(a) = self.rtmp {
             c.rtmp.listen = a;
+        }
+        if let Some(a) = self.srt {
+            c.srt.listen = a;
+        }
+        if let Some(p) = &self.srt_passphrase {
+            c.srt.passphrase = Some(p.clone());
+        }
+        if let Some(t) = &self.api_token {
+            c.api.token = Some(t.clone());
         }
         if let Some(v) = self.segment_ms {
             c.packager.segment_ms = v;
@@ -236,26 +254,46 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tasks.spawn(async move { o.serve(l, Some(tls), stop).await.context("https listener") });
     }
 
-    // RTMP ingest.
+    // Ingest: RTMP and SRT share one key registry, so one key is one stream on either.
+    let keys = weir_ingest::ActiveKeys::new(weir_ingest::RtmpSettings::default().takeover_after);
+    let handler: Arc<dyn weir_ingest::PublishHandler> = Arc::new(Publisher {
+        config: config.clone(),
+        streams: streams.clone(),
+    });
     let mut rtmp_addr = None;
     if config.rtmp.enabled {
         let l = TcpListener::bind(config.rtmp.listen)
             .await
             .with_context(|| format!("binding rtmp.listen {}", config.rtmp.listen))?;
         rtmp_addr = Some(l.local_addr()?);
-        let handler = Arc::new(Publisher {
-            config: config.clone(),
-            streams: streams.clone(),
-        });
         let rtmp_settings = weir_ingest::RtmpSettings {
             app: config.rtmp.app.clone(),
             max_connections: config.rtmp.max_connections,
             ..weir_ingest::RtmpSettings::default()
         };
-        let stop = shutdown();
+        let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
         tasks.spawn(async move {
-            weir_ingest::serve_rtmp(l, rtmp_settings, handler, stop).await;
+            weir_ingest::serve_rtmp_with_keys(l, rtmp_settings, handler, keys, stop).await;
             Ok(())
+        });
+    }
+    let mut srt_addr = None;
+    if config.srt.enabled {
+        let socket = weir_ingest::bind_srt(config.srt.listen)
+            .await
+            .with_context(|| format!("binding srt.listen {}", config.srt.listen))?;
+        srt_addr = Some(socket.local_addr()?);
+        let srt_settings = weir_ingest::SrtSettings {
+            app: Some(config.rtmp.app.clone()),
+            latency: Duration::from_millis(config.srt.latency_ms),
+            passphrase: config.srt.passphrase.clone(),
+            ..weir_ingest::SrtSettings::default()
+        };
+        let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
+        tasks.spawn(async move {
+            weir_ingest::serve_srt(socket, srt_settings, handler, keys, stop)
+                .await
+                .context("srt listener")
         });
     }
 
@@ -266,7 +304,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(testsrc::run(clip, tx));
     }
 
-    print_banner(&config, http_addr, https_addr, rtmp_addr);
+    print_banner(&config, http_addr, https_addr, rtmp_addr, srt_addr);
 
     tokio::select! {
         r = tokio::signal::ctrl_c() => { r.context("waiting for ctrl-c")?; info!("shutting down"); }
@@ -297,6 +335,7 @@ fn print_banner(
     http: SocketAddr,
     https: Option<SocketAddr>,
     rtmp: Option<SocketAddr>,
+    srt: Option<SocketAddr>,
 ) {
     let host = |a: SocketAddr| {
         if a.ip().is_unspecified() {
@@ -312,6 +351,9 @@ fn print_banner(
     }
     if let Some(a) = rtmp {
         println!("listening rtmp={a}");
+    }
+    if let Some(a) = srt {
+        println!("listening srt={a}");
     }
     println!();
     println!("weir {} is up", env!("CARGO_PKG_VERSION"));
@@ -335,6 +377,13 @@ fn print_banner(
         println!(
             "               then play http://{}/live/<stream-key>/master.m3u8",
             host(http)
+        );
+    }
+    if let Some(a) = srt {
+        println!(
+            "  or over SRT: srt://{}?streamid=#!::r={}/<stream-key>,m=publish (MPEG-TS)",
+            host(a),
+            config.rtmp.app
         );
     }
     use std::io::Write as _;

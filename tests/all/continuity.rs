@@ -1,0 +1,157 @@
+//! Streams that survive their sources and weir itself: a publisher killed for 10 s and
+//! brought back (with other encoder settings) while hls.js and Shaka play, and a weir
+//! restart that keeps the media sequence monotonic.
+
+use std::time::Duration;
+
+use weir_e2e::*;
+
+/// Every `EXT-X-PROGRAM-DATE-TIME` in a playlist, as text (ISO 8601 sorts like time).
+fn dates(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn publisher_loss_gives_gap_then_discontinuity_and_players_continue() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let weir = Weir::start(&["--no-test-source"]).unwrap();
+    let playlist = weir.url("/live/loss/src/index.m3u8");
+    let master = weir.url("/live/loss/master.m3u8");
+    let first = ffmpeg_publish(&weir.rtmp_url("loss"), 120, "640x360", 60).unwrap();
+    wait_for_200(&master, Duration::from_secs(20)).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+
+    let hls = Player::start_with("hls", &master, 40, &["--trace"]).unwrap();
+    let shaka = Player::start_with("shaka", &master, 40, &["--trace"]).unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+
+    // The publisher dies.
+    drop(first);
+    let mut saw_gap = false;
+    let mut msns = Vec::new();
+    let mut all_dates = Vec::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        let (code, text) = curl(&playlist, &[]).unwrap();
+        assert_eq!(code, 200, "the playlist must stay up during the loss");
+        let text = String::from_utf8(text).unwrap();
+        saw_gap |= text.contains("#EXT-X-GAP") || text.contains("GAP=YES");
+        msns.push(live_edge(text.as_bytes()).unwrap());
+        all_dates.extend(dates(&text));
+    }
+    assert!(saw_gap, "no EXT-X-GAP during the loss");
+
+    // It comes back with other encoder settings (resolution, GOP).
+    let back_at = unix_ms();
+    let _second = ffmpeg_publish(&weir.rtmp_url("loss"), 60, "960x540", 30).unwrap();
+    let mut saw_discontinuity = false;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, text) = curl(&playlist, &[]).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        msns.push(live_edge(text.as_bytes()).unwrap());
+        if text.contains("#EXT-X-DISCONTINUITY\n") {
+            saw_discontinuity = true;
+            assert!(
+                text.contains("#EXT-X-MAP:URI=\"init1.mp4\""),
+                "no new init after the return:\n{text}"
+            );
+            all_dates.extend(dates(&text));
+            break;
+        }
+    }
+    assert!(
+        saw_discontinuity,
+        "no EXT-X-DISCONTINUITY after the publisher returned"
+    );
+    for w in msns.windows(2) {
+        assert!(w[1].0 >= w[0].0, "media sequence went backwards: {msns:?}");
+    }
+
+    let td = 2000.0;
+    for r in [hls.join().unwrap(), shaka.join().unwrap()] {
+        assert!(r.started, "{} never started: {:?}", r.player, r.errors);
+        assert!(
+            r.fatal.is_empty(),
+            "{} fatal errors: {:?}",
+            r.player,
+            r.fatal
+        );
+        // Latency before the loss, then when the first new media reached the screen.
+        let before: Vec<f64> = r
+            .trace
+            .iter()
+            .filter(|p| p.wall + 2000 < back_at && p.wall > back_at - 20_000)
+            .filter_map(|p| p.latency)
+            .collect();
+        let shown = r.trace.iter().find(|p| {
+            p.wall > back_at
+                && p.latency
+                    .is_some_and(|l| p.wall as f64 - l >= back_at as f64)
+        });
+        let Some(shown) = shown else {
+            panic!(
+                "{}: the new contribution never reached the screen: {:?}",
+                r.player, r.trace
+            );
+        };
+        let steady = before.iter().cloned().fold(f64::INFINITY, f64::min);
+        let delay = (shown.wall - back_at) as f64;
+        eprintln!(
+            "[{}] new media on screen {:.2}s after the publisher returned (latency before the loss {:.2}s), stalls {:?}",
+            r.player,
+            delay / 1000.0,
+            steady / 1000.0,
+            r.stalls
+        );
+        assert!(
+            delay <= steady.max(0.0) + 2.0 * td + 1000.0,
+            "{}: playback resumed {delay:.0} ms after the return (latency {steady:.0} ms)",
+            r.player
+        );
+    }
+}
+
+#[test]
+fn weir_restart_keeps_the_media_sequence_monotonic() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let playlist = "/live/test/src/index.m3u8";
+    let (edge_before, last_part_before) = {
+        let weir = Weir::start(&[]).unwrap();
+        wait_for_200(&weir.url(playlist), Duration::from_secs(20)).unwrap();
+        std::thread::sleep(Duration::from_secs(5));
+        let (_, text) = curl(&weir.url(playlist), &[]).unwrap();
+        let (msn, n) = live_edge(&text).unwrap();
+        (msn + n as u64, last_part(&text))
+    };
+    let weir = Weir::start(&[]).unwrap();
+    wait_for_200(&weir.url(playlist), Duration::from_secs(20)).unwrap();
+    let (_, text) = curl(&weir.url(playlist), &[]).unwrap();
+    let (msn_after, _) = live_edge(&text).unwrap();
+    assert!(
+        msn_after >= edge_before,
+        "after a restart the media sequence went from {edge_before} back to {msn_after}"
+    );
+    assert!(
+        last_part(&text) > last_part_before,
+        "part numbers went backwards"
+    );
+}
+
+fn last_part(text: &[u8]) -> u64 {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|l| l.split("URI=\"part").nth(1))
+        .filter_map(|s| s.split('.').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
