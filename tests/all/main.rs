@@ -7,3 +7,5 @@
 mod bad_input;
 mod continuity;
 mod players;
+mod scte35;
+mod srt_ingest;

@@ -109,8 +109,22 @@ try {
       w.shaka.polyfill.installAll();
       const p = new w.shaka.Player();
       w.shakaPlayer = p;
-      p.addEventListener('error', (e) => { if (e.detail.severity === 2) w.weir.fatal.push(`shaka ${e.detail.code}`); });
-      p.configure({ streaming: { lowLatencyMode: true } });
+      p.addEventListener('error', (e) => {
+        if (e.detail.severity === 2) w.weir.fatal.push(`shaka ${e.detail.code}`);
+        else w.weir.nonfatal.push(`${(performance.now() / 1000).toFixed(2)} shaka ${e.detail.code}`);
+      });
+      // Shaka's default failure callback gives up on a live stream when every segment ahead
+      // of the playhead is EXT-X-GAP (SEGMENT_MISSING, 1011): during a contribution loss that
+      // is the live edge for a while. Retrying is what a live deployment wants; recorded in
+      // docs/design/005-contribution-loss.md.
+      p.configure({
+        streaming: {
+          lowLatencyMode: true,
+          failureCallback: (error) => {
+            if (p.isLive() && [1001, 1002, 1003, 1011].includes(error.code)) p.retryStreaming(1);
+          },
+        },
+      });
       p.attach(video).then(() => p.load(url)).catch((e) => w.weir.fatal.push(`shaka load ${e.code ?? e}`));
       w.weir.latency = () => {
         const d = p.getPlayheadTimeAsDate();

@@ -123,15 +123,23 @@ impl Weir {
     /// Starts `weir serve` on 127.0.0.1:0 ports with the given extra arguments.
     pub fn start(extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--srt", "127.0.0.1:0"])
-            .args(extra)
-            .env(
-                "WEIR_LOG",
-                std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--rtmp",
+            "127.0.0.1:0",
+            "--srt",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env(
+            "WEIR_LOG",
+            std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawning {}", weir_bin().display()))?;
@@ -520,4 +528,58 @@ pub fn curl_version(url: &str, extra: &[&str]) -> Result<(u16, String)> {
     let s = String::from_utf8_lossy(&out.stdout).to_string();
     let (code, ver) = s.split_once(' ').context("curl -w output")?;
     Ok((code.parse()?, ver.to_owned()))
+}
+
+/// Like [`require_tools`], for tests that need other peers as well: each of `extra` is a
+/// command (`srt-live-transmit`) or a Python module (`python3:threefive`). Checks only
+/// `extra` and the weir binary, so a test that needs no browser can call it alone. Skips
+/// (prints why, returns `false`) or, with `WEIR_E2E_REQUIRED=1`, fails.
+pub fn require(extra: &[&str]) -> bool {
+    let ok = |script: &str| {
+        Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut missing = Vec::new();
+    for tool in extra {
+        let present = match tool.strip_prefix("python3:") {
+            Some(module) => ok(&format!("python3 -c 'import {module}'")),
+            None => ok(&format!("command -v {tool}")),
+        };
+        if !present {
+            missing.push((*tool).to_owned());
+        }
+    }
+    if !weir_bin().exists() {
+        missing.push(format!(
+            "{} (run: cargo build -p weir)",
+            weir_bin().display()
+        ));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!(
+        "end-to-end test needs: {} (run: scripts/setup.sh)",
+        missing.join(", ")
+    );
+    if std::env::var("WEIR_E2E_REQUIRED").is_ok_and(|v| v == "1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    false
+}
+
+/// A POST with curl: the body as given, extra headers (`"Authorization: Bearer …"`) in
+/// `headers`; returns (status, body).
+pub fn curl_post(url: &str, headers: &[&str], body: &str) -> Result<(u16, Vec<u8>)> {
+    let mut extra = vec!["-X", "POST", "-H", "Content-Type: application/json"];
+    for h in headers {
+        extra.extend(["-H", h]);
+    }
+    extra.extend(["--data-binary", body]);
+    curl(url, &extra)
 }
