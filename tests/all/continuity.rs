@@ -15,10 +15,19 @@ fn dates(text: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "players do not yet recover reliably: hls.js 1.6.19 resumes in some runs and stays \
-            stalled at the gap in others; Shaka needs a retrying failureCallback. See \
+fn publisher_loss_gives_gap_then_discontinuity_and_hlsjs_continues() {
+    publisher_loss(&["hls"]);
+}
+
+#[test]
+#[ignore = "Shaka 4.16 raises SEGMENT_MISSING (1011, critical) at the live edge while every \
+            segment ahead is EXT-X-GAP; with a retrying failureCallback it plays through. See \
             docs/design/005-contribution-loss.md. Run with --ignored."]
-fn publisher_loss_gives_gap_then_discontinuity_and_players_continue() {
+fn publisher_loss_gives_gap_then_discontinuity_and_shaka_continues() {
+    publisher_loss(&["shaka"]);
+}
+
+fn publisher_loss(players: &[&str]) {
     let _serial = serial();
     if !require_tools() {
         return;
@@ -30,8 +39,10 @@ fn publisher_loss_gives_gap_then_discontinuity_and_players_continue() {
     wait_for_200(&master, Duration::from_secs(20)).unwrap();
     std::thread::sleep(Duration::from_secs(4));
 
-    let hls = Player::start_with("hls", &master, 40, &["--trace"]).unwrap();
-    let shaka = Player::start_with("shaka", &master, 40, &["--trace"]).unwrap();
+    let players: Vec<Player> = players
+        .iter()
+        .map(|p| Player::start_with(p, &master, 40, &["--trace"]).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_secs(12));
 
     // The publisher dies.
@@ -87,7 +98,7 @@ fn publisher_loss_gives_gap_then_discontinuity_and_players_continue() {
     }
 
     let td = 2000.0;
-    for r in [hls.join().unwrap(), shaka.join().unwrap()] {
+    for r in players.into_iter().map(|p| p.join().unwrap()) {
         assert!(r.started, "{} never started: {:?}", r.player, r.errors);
         assert!(
             r.fatal.is_empty(),
