@@ -28,8 +28,9 @@ publish() { # url gop seconds
 }
 
 play() { # url label
-  node tests/e2e/play.mjs --player hls --url "$1" --seconds "$SECS" --timeout 30 > "$WORK/$2.json"
-  python3 - "$WORK/$2.json" "$2" <<'PY'
+  local f="$WORK/$(echo "$2" | tr -c 'A-Za-z0-9\n' '_').json"
+  node tests/e2e/play.mjs --player hls --url "$1" --seconds "$SECS" --timeout 30 > "$f"
+  python3 - "$f" "$2" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 l = r["latency"]
@@ -84,10 +85,11 @@ sleep 6
 play http://127.0.0.1:18089/index.m3u8 "ffmpeg hls + nginx (peer)"
 
 python3 - "$WORK" <<'PY'
-import json, sys
+import json, re, sys
 d = sys.argv[1]
-peer = json.load(open(f"{d}/ffmpeg hls + nginx (peer).json"))["latency"]["p50"]
+f = lambda label: f"{d}/{re.sub('[^A-Za-z0-9]', '_', label)}.json"
+peer = json.load(open(f("ffmpeg hls + nginx (peer)")))["latency"]["p50"]
 for label in ["weir 2s/500ms", "weir 1s/200ms"]:
-    p50 = json.load(open(f"{d}/{label}.json"))["latency"]["p50"]
+    p50 = json.load(open(f(label)))["latency"]["p50"]
     print(f"{label}: p50 {p50:.3f} s = {p50/peer:.2f}x the peer's {peer:.3f} s")
 PY

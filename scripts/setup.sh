@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Weir's tests need on Debian 12, idempotently: real peers from Debian
-# (ffmpeg, Chromium, curl, openssl, nghttp2 for h2load) and the npm players (hls.js, Shaka,
-# playwright-core, pinned in tests/e2e/package-lock.json). Building weir itself needs only
+# (ffmpeg, Chromium, curl, openssl, nghttp2 for h2load, srt-live-transmit from srt-tools),
+# the npm players (hls.js, Shaka, playwright-core, pinned in tests/e2e/package-lock.json)
+# and threefive from PyPI (SCTE-35 encode/decode, pinned). Building weir itself needs only
 # Rust (cargo) and a C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,20 +10,46 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-pkgs=(ffmpeg chromium curl openssl nodejs npm nghttp2-client fonts-dejavu-core ca-certificates)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+# Each tool is installed only when its command is missing, so a machine whose Node.js or
+# Python comes from elsewhere (NodeSource, pyenv) keeps it: Debian's npm package conflicts
+# with NodeSource's nodejs.
+need=()
+want() { # command package
+  command -v "$1" >/dev/null 2>&1 || need+=("$2")
+}
+want ffmpeg ffmpeg
+want ffprobe ffmpeg
+want chromium chromium
+want curl curl
+want openssl openssl
+want h2load nghttp2-client
+want srt-live-transmit srt-tools
+want node nodejs
+want npm npm
+want python3 python3
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+for p in fonts-dejavu-core ca-certificates; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
+if [ ${#need[@]} -gt 0 ]; then
+  # shellcheck disable=SC2207
+  need=($(printf '%s\n' "${need[@]}" | sort -u))
+  echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
 if [ ! -d tests/e2e/node_modules/playwright-core ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.package-lock.json ]; then
   echo "setup: npm ci in tests/e2e"
   npm ci --prefix tests/e2e --no-audit --no-fund
+fi
+
+THREEFIVE=3.1.5
+if ! python3 -c "import threefive, sys; sys.exit(threefive.version != '$THREEFIVE')" 2>/dev/null; then
+  echo "setup: pip install threefive==$THREEFIVE"
+  # Debian's python3 is "externally managed" (PEP 668): pip refuses it without the flag.
+  python3 -m pip install --quiet --disable-pip-version-check "threefive==$THREEFIVE" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "threefive==$THREEFIVE"
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup" >&2; exit 1; }

@@ -197,7 +197,18 @@ impl MediaPlaylist {
             if let Some(uri) = &partial.map_uri {
                 writeln!(w, "#EXT-X-MAP:URI=\"{uri}\"")?;
             }
-            write_pdt(w, partial.program_date_time_ms)?;
+            // hls.js (1.6.19) throws while mapping a DATERANGE dated inside or after a
+            // parts-only segment that carries its own PROGRAM-DATE-TIME, and stops loading
+            // the playlist. That date follows from the last complete segment's date and
+            // EXTINF, so leave it out when such a range is in the playlist, unless nothing
+            // precedes the segment to derive it from.
+            let dated_after = self
+                .dateranges
+                .iter()
+                .any(|r| r.start_ms >= partial.program_date_time_ms);
+            if !dated_after || partial.discontinuity || self.segments.len() <= skipped {
+                write_pdt(w, partial.program_date_time_ms)?;
+            }
             write_ranges(w, None)?;
             write_parts(w, &partial.parts)?;
         }
