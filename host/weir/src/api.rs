@@ -21,12 +21,14 @@ use weir_origin::{json_response, text_response, ApiHandler, Body};
 
 use crate::pipeline::Streams;
 
+/// Maps a stream key to its stream name, as ingest does.
+pub type KeyResolver = Arc<dyn Fn(&StreamKey) -> Option<String> + Send + Sync>;
+
 pub struct Api {
     pub token: String,
     pub streams: Streams,
     pub registry: StreamRegistry,
-    /// Maps a stream key to its stream name, as ingest does.
-    pub resolve: Arc<dyn Fn(&StreamKey) -> Option<String> + Send + Sync>,
+    pub resolve: KeyResolver,
 }
 
 #[derive(Debug, Deserialize)]

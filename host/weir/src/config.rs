@@ -302,6 +302,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/weir.toml");
+        let c = Config::load(&path).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.ingest.loss_timeout_ms, 1500);
+        assert_eq!(c.srt.latency_ms, 200);
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
         let err = toml::from_str::<Config>("[packager]\nsegment_msec = 1000\n").unwrap_err();
         assert!(err.to_string().contains("segment_msec"), "{err}");
