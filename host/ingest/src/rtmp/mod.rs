@@ -229,3 +229,20 @@ fn reap(
         }
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/`: the parsers weir owns below rml_rtmp.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Feeds `data` (the bytes after the handshake) to the chunk-stream guard in two pieces,
+    /// split at `split`, then decodes every data message it completed as a cue point.
+    pub fn chunk_stream(data: &[u8], split: usize) {
+        let mut guard = super::guard::ChunkGuard::new(1 << 20);
+        let (a, b) = data.split_at(split.min(data.len()));
+        if guard.check(a).is_ok() {
+            let _ = guard.check(b);
+        }
+        for (type_id, payload) in guard.take_data_messages() {
+            let _ = super::cue::from_data_message(type_id, &payload, Some(0));
+        }
+    }
+}
