@@ -6,20 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use weir_ingest::parse_splice_info_section;
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04c1_1db7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
+use weir_ingest::scte35::crc32_mpeg2 as crc32;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&fix, rest)) = data.split_first() else {

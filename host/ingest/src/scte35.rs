@@ -424,6 +424,51 @@ impl<'a> Bits<'a> {
     }
 }
 
+/// CRC-32/MPEG-2 (polynomial 0x04C11DB7, no reflection, no final xor), as PSI and SCTE-35
+/// sections carry it. A whole section including its CRC_32 sums to 0.
+pub fn crc32_mpeg2(data: &[u8]) -> u32 {
+    mpeg2ts_reader::mpegts_crc::sum32(data)
+}
+
+/// Encodes an immediate splice_insert splice_info_section (SCTE 35 2022, 9.6 and 9.7.3),
+/// CRC included: for operators whose contribution carries no SCTE-35 (the cue API), so
+/// that `SCTE35-OUT`/`-IN` still carry a real section.
+pub fn encode_splice_insert(id: u32, out_of_network: bool, duration: Option<Duration>) -> Bytes {
+    let mut cmd = Vec::with_capacity(20);
+    cmd.extend_from_slice(&id.to_be_bytes());
+    cmd.push(0x7f); // cancel_indicator 0, reserved
+                    // out_of_network, program_splice_flag 1, duration_flag, splice_immediate 1,
+                    // event_id_compliance_flag 1, reserved
+    cmd.push(u8::from(out_of_network) << 7 | 1 << 6 | u8::from(duration.is_some()) << 5 | 0x1f);
+    if let Some(d) = duration {
+        let ticks = (d.as_secs_f64() * 90_000.0).round() as u64 & 0x1_ffff_ffff;
+        // auto_return 1, reserved, 33-bit duration
+        cmd.push(0x80 | 0x7e | (ticks >> 32) as u8);
+        cmd.extend_from_slice(&(ticks as u32).to_be_bytes());
+    }
+    cmd.extend_from_slice(&[0, 0, 0, 0]); // unique_program_id, avail_num, avails_expected
+
+    let mut s = Vec::with_capacity(32 + cmd.len());
+    s.push(SCTE35_TABLE_ID);
+    s.extend_from_slice(&[0, 0]); // section_length, patched below
+    s.push(0); // protocol_version
+    s.extend_from_slice(&[0, 0, 0, 0, 0]); // not encrypted, pts_adjustment 0
+    s.push(0xff); // cw_index
+    let len = cmd.len();
+    s.push(0xff); // tier 0xfff …
+    s.push(0xf0 | ((len >> 8) as u8 & 0x0f)); // … and splice_command_length
+    s.push(len as u8);
+    s.push(0x05); // splice_insert
+    s.extend_from_slice(&cmd);
+    s.extend_from_slice(&[0, 0]); // descriptor_loop_length
+    let section_length = s.len() - 3 + 4;
+    s[1] = 0x30 | ((section_length >> 8) as u8 & 0x0f); // syntax 0, private 0, sap_type 3
+    s[2] = section_length as u8;
+    let crc = crc32_mpeg2(&s);
+    s.extend_from_slice(&crc.to_be_bytes());
+    Bytes::from(s)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -446,20 +491,7 @@ mod tests {
         body
     }
 
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &b in data {
-            crc ^= u32::from(b) << 24;
-            for _ in 0..8 {
-                crc = if crc & 0x8000_0000 != 0 {
-                    (crc << 1) ^ 0x04c1_1db7
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc
-    }
+    use super::crc32_mpeg2 as crc32;
 
     fn header(command_type: u8, command_len: u16, pts_adjustment: u64) -> Vec<u8> {
         let mut v = vec![0xfc, 0x30, 0x00, 0x00];

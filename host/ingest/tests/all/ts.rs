@@ -40,21 +40,7 @@ pub fn pid(p: &[u8]) -> u16 {
     u16::from(p[1] & 0x1f) << 8 | u16::from(p[2])
 }
 
-/// MPEG-2 CRC_32 (poly 0x04C11DB7), as PSI and SCTE-35 sections carry it.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04c1_1db7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
+pub use weir_ingest::scte35::crc32_mpeg2 as crc32;
 
 /// The PMT PID from the first PAT (ffmpeg: one program, one packet).
 fn pmt_pid(data: &[u8]) -> u16 {
