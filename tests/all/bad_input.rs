@@ -115,13 +115,17 @@ fn garbage_rtmp_and_malformed_requests_leave_other_streams_playing() {
         "_HLS_msn=",
         "_HLS_part=1",
         "_HLS_msn=1&_HLS_part=x",
-        "_HLS_msn=999999",
+        "_HLS_msn=99999999999",
     ] {
         let (code, body) = curl(&weir.url(&format!("{playlist}?{q}")), &[]).unwrap();
         assert_eq!(code, 400, "{q} → {code} {}", String::from_utf8_lossy(&body));
     }
-    let (code, _) = curl(&weir.url("/live/healthy/src/part99999999.m4s"), &[]).unwrap();
+    // Part numbers derive from the wall clock (~7e9 today): a far-future one is 404, one
+    // from before the window 410.
+    let (code, _) = curl(&weir.url("/live/healthy/src/part99999999999999.m4s"), &[]).unwrap();
     assert_eq!(code, 404);
+    let (code, _) = curl(&weir.url("/live/healthy/src/part1.m4s"), &[]).unwrap();
+    assert_eq!(code, 410);
     let (code, _) = curl(&weir.url("/live/../etc/passwd"), &["--path-as-is"]).unwrap();
     assert!(code == 400 || code == 404, "{code}");
 

@@ -195,7 +195,8 @@ impl Streams {
 
     fn spawn(&self, name: &str, ctl_tx: mpsc::Sender<Control>, ctl_rx: mpsc::Receiver<Control>) {
         let stream = self.registry.publish(name);
-        let span = tracing::info_span!("stream", name = %name);
+        // A root span: the task outlives the session that started it.
+        let span = tracing::info_span!(parent: None, "stream", name = %name);
         let settings = self.settings.clone();
         let metrics = Arc::clone(&self.metrics);
         let tasks = Arc::clone(&self.tasks);
