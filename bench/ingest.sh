@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Passthrough ingest capacity: how many concurrent 2 Mbit/s publishers (half RTMP, half
+# SRT) one weir process packages with every part still published on time.
+#
+# bench/loadgen (weir-loadgen) replays a pre-encoded H.264+AAC clip in real time per stream
+# (no encoding in the loop), staggering starts 20 ms apart. After a warm-up it fetches every
+# stream's media playlist several times and computes the edge lag: now minus the
+# EXT-X-PROGRAM-DATE-TIME at the end of the last listed part. A part counts as on time when
+# the lag stays within part target + one frame + 100 ms (633 ms for 500 ms parts at 30 fps).
+# It reads weir's CPU (utime+stime) and RSS from /proc at both ends of the window, its own
+# CPU and the machine's, and the part counters from /metrics. Weir and the load tool share
+# this machine's cores, so the load tool's CPU is printed beside weir's.
+#
+#   bench/ingest.sh [N_RTMP] [N_SRT] [SECONDS]   one run (default 100 100 30 s window)
+#   bench/ingest.sh search [SECONDS]             N = $STEPS (default 50 100 200 … 500), half
+#                                                 each protocol, up to the first N that is late
+#
+# 127.0.0.1 only; every process is bounded by `timeout` and killed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in ffmpeg python3 timeout getconf; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (scripts/setup.sh)"; exit 1; }
+done
+
+WARMUP_S=8
+STAGGER_MS=20
+cargo build --release -q -p weir -p weir-loadgen
+TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+WEIR=$TARGET/release/weir
+LOADGEN=$TARGET/release/weir-loadgen
+CLIPS=$TARGET/bench-ingest
+mkdir -p "$CLIPS"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The clip, made once per length and cached: ~1.9 Mbit/s H.264 (GOP 2 s, no B-frames) +
+# 96 kbit/s AAC as FLV, and the same packets remuxed to MPEG-TS.
+clip() { # seconds → prints the path stem
+  local s=$1 stem="$CLIPS/clip-${1}s"
+  if [[ ! -s $stem.flv || ! -s $stem.ts ]]; then
+    echo "making a ${s} s clip (once) …" >&2
+    ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=30 \
+      -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$s" \
+      -c:v libx264 -preset veryfast -tune zerolatency -b:v 1900k -maxrate 1900k -bufsize 1900k \
+      -g 60 -keyint_min 60 -sc_threshold 0 -bf 0 -c:a aac -b:a 96k -f flv "$stem.flv.tmp"
+    ffmpeg -hide_banner -loglevel error -y -i "$stem.flv.tmp" -c copy -f mpegts "$stem.ts.tmp"
+    mv "$stem.flv.tmp" "$stem.flv"
+    mv "$stem.ts.tmp" "$stem.ts"
+  fi
+  echo "$stem"
+}
+
+header() {
+  echo "| streams (RTMP+SRT) | on time | edge lag p50 / p99 / max (ms) | behind (RTMP+SRT) | live | weir CPU (% of a core) | per stream | RSS (MiB) | load tool CPU | load tool late p99 / max (ms) | machine busy | parts / expected |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+}
+
+row() { # json file
+  python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, w, g, l = r["streams"], r["weir"], r["loadgen"], r["edge_lag_ms"]
+f = lambda v, fmt="{:.0f}": "–" if v is None else fmt.format(v)
+print(f'| {s["total"]} ({s["rtmp"]}+{s["srt"]}) | {"yes" if r["on_time"] else "**no**"} '
+      f'| {f(l["p50"])} / {f(l["p99"])} / {f(l["max"])} | {r["streams_behind"]} ({r["streams_behind_rtmp"]}+{r["streams_behind_srt"]}) '
+      f'| {r["streams_live_every_sweep"]}/{s["total"]} | {f(w["cpu_pct"])} | {f(w["cpu_pct_per_stream"], "{:.2f}")} '
+      f'| {f(w["rss_mib"])} | {f(g["cpu_pct"])} % | {g["send_late_ms"]["p99"]} / {f(g["send_late_ms"]["max"])} | {f(r["machine"]["busy_pct"])} % '
+      f'| {f(w["parts_published"])} / {f(w["parts_expected"])} |')
+if r["errors"] or r["clip_ended"] or w["gap_parts"]:
+    print(f'|   | errors {r["errors"]} {r["first_errors"][:2]}, gap parts {w["gap_parts"]}, clip ended {r["clip_ended"]}, '
+          f'samples rejected {w["samples_rejected"]} |')
+PY
+}
+
+run_once() { # n_rtmp n_srt seconds → writes $WORK/last.json, prints a table row
+  local nr=$1 ns=$2 secs=$3
+  local n=$((nr + ns))
+  local need=$(( (n * STAGGER_MS) / 1000 + WARMUP_S + secs + 3 ))
+  local stem
+  stem=$(clip $(( (need + 59) / 60 * 60 )))
+  "$WEIR" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source \
+    > "$WORK/weir.out" 2> "$WORK/weir.err" &
+  local weir=$!
+  PIDS+=("$weir")
+  for _ in $(seq 100); do grep -q '^listening srt=' "$WORK/weir.out" 2>/dev/null && break; sleep 0.1; done
+  local http rtmp srt
+  http=$(sed -n 's/^listening http=//p' "$WORK/weir.out")
+  rtmp=$(sed -n 's/^listening rtmp=//p' "$WORK/weir.out")
+  srt=$(sed -n 's/^listening srt=//p' "$WORK/weir.out")
+  [[ -n $http && -n $rtmp && -n $srt ]] || { echo "weir did not start:"; cat "$WORK/weir.err"; exit 1; }
+  echo "run: $nr RTMP + $ns SRT, ${secs} s window, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  timeout $((need + 60)) "$LOADGEN" --http "$http" --rtmp "$rtmp" --srt "$srt" \
+    --rtmp-streams "$nr" --srt-streams "$ns" --flv "$stem.flv" --ts "$stem.ts" \
+    --seconds "$secs" --warmup-s "$WARMUP_S" --stagger-ms "$STAGGER_MS" \
+    --weir-pid "$weir" --clk-tck "$(getconf CLK_TCK)" > "$WORK/last.json"
+  kill "$weir" 2>/dev/null || true
+  wait "$weir" 2>/dev/null || true
+  cp "$WORK/last.json" "$CLIPS/result-${nr}-${ns}.json"
+  row "$WORK/last.json"
+}
+
+on_time() { python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["on_time"] else 1)' "$WORK/last.json"; }
+
+echo "ingest bench: $(nproc) cores, $(uname -r), weir $("$WEIR" --version 2>/dev/null || echo '?')"
+if [[ ${1:-} == search ]]; then
+  SECS=${2:-30}
+  # weir's SRT listener takes at most 256 callers, so half-SRT steps stop at 512.
+  STEPS=${STEPS:-50 100 200 300 400 450 500}
+  best=0
+  header
+  for n in $STEPS; do
+    run_once $((n / 2)) $((n - n / 2)) "$SECS"
+    if on_time; then best=$n; else break; fi
+  done
+  echo
+  echo "largest N with every part on time: $best (of steps $STEPS)"
+else
+  header
+  run_once "${1:-100}" "${2:-100}" "${3:-30}"
+fi
