@@ -7,7 +7,8 @@
 //
 // Options: --player hls|shaka, --seconds N (play time to observe), --timeout N (give up on
 // start after N s), --chromium PATH (default /usr/bin/chromium or $CHROMIUM), --force-level N
-// (hls.js: switch to level N after start).
+// (hls.js: switch to level N after start), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
+// --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr).
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -80,7 +81,7 @@ try {
   await page.goto('http://localhost:9/player.html');
   await page.addScriptTag({ content: readFileSync(libs[player], 'utf8') });
 
-  await page.evaluate(({ url, player, debug }) => {
+  await page.evaluate(({ url, player, debug, catchup }) => {
     const video = document.getElementById('v');
     const w = window;
     w.weir = { fatal: [], nonfatal: [], stalls: 0, events: [], latency: () => null, levels: [], switchTo: () => null, started: false };
@@ -91,7 +92,9 @@ try {
     });
     video.addEventListener('playing', () => w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} playing t=${video.currentTime.toFixed(2)}`));
     if (player === 'hls') {
-      const hls = new w.Hls({ lowLatencyMode: true, backBufferLength: 30, debug });
+      // --catchup: let hls.js speed playback up (up to 1.5x) to reach its target latency
+      // (PART-HOLD-BACK); hls.js's default (1) never catches up after a late start.
+      const hls = new w.Hls({ lowLatencyMode: true, backBufferLength: 30, debug, ...(catchup ? { maxLiveSyncPlaybackRate: 1.5 } : {}) });
       w.hls = hls;
       hls.on(w.Hls.Events.ERROR, (_, d) => {
         if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`);
@@ -133,7 +136,7 @@ try {
       w.weir.level = () => null;
     }
     video.play().catch(() => {});
-  }, { url, player, debug: !!args.debug });
+  }, { url, player, debug: !!args.debug, catchup: !!args.catchup });
 
   const startDeadline = Date.now() + startTimeout * 1000;
   while (Date.now() < startDeadline) {
