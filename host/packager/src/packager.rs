@@ -188,6 +188,12 @@ pub struct Packager {
 
     /// Timeline to wall clock: `None` until the first session's first keyframe.
     anchor: Option<Anchor>,
+    /// Until the first part is complete, the anchor moves earlier whenever a primary sample
+    /// shows that media arrived earlier than the anchor says: a demuxer that holds samples
+    /// until it knows every track (TS waits for the first audio PES) releases them in a
+    /// burst, and anchoring at the burst would date the stream late (and make latency look
+    /// better than it is). Nothing is dated in a published playlist before then.
+    anchor_settling: bool,
     /// The session whose samples `push` takes, once it has shown a keyframe; cleared by
     /// `restart`, kept through a gap (the same publisher may resume).
     session: Option<Session>,
@@ -273,6 +279,7 @@ impl Packager {
             init,
             init_generation: 0,
             anchor: None,
+            anchor_settling: false,
             session: None,
             segment: None,
             part: None,
@@ -468,6 +475,9 @@ impl Packager {
         };
 
         // Validated: from here on nothing fails except box encoding.
+        if is_primary && self.anchor_settling {
+            self.settle_anchor(now_unix_ms, time);
+        }
         let track = &mut self.tracks[index];
         track.last_dts = Some(sample.dts);
         if let (Some(mut p), Some(d)) = (track.pending.take(), pending_duration) {
@@ -539,6 +549,7 @@ impl Packager {
             track.offset = offset;
             track.running = None;
         }
+        self.anchor_settling = self.anchor.is_none();
         let wall_ms = match self.anchor {
             None => now_unix_ms,
             // Dates never go backwards: not before the end of what the playlist already has.
@@ -958,10 +969,35 @@ impl Packager {
         self.part = Some(part);
     }
 
+    /// Moves the anchor earlier if the primary sample at timeline tick `time`, taken at
+    /// `now_unix_ms`, arrived earlier than the anchor dates it.
+    fn settle_anchor(&mut self, now_unix_ms: u64, time: u64) {
+        let ts = i128::from(self.primary_timescale().max(1));
+        let (Some(anchor), Some(session)) = (self.anchor.as_mut(), self.session.as_mut()) else {
+            return;
+        };
+        let media_ms = (i128::from(time) - i128::from(anchor.time)) * 1000 / ts;
+        let Ok(candidate) = u64::try_from(i128::from(now_unix_ms) - media_ms) else {
+            return;
+        };
+        if candidate < anchor.wall_ms {
+            anchor.wall_ms = candidate;
+            session.wall_ms = candidate;
+            // The open segment was dated with the old anchor.
+            let anchor_time = anchor.time;
+            if let Some(seg) = self.segment.as_mut() {
+                if seg.start == anchor_time {
+                    seg.pdt_ms = candidate;
+                }
+            }
+        }
+    }
+
     fn close_part(&mut self, end: u64) {
         let (Some(part), Some(segment)) = (self.part.take(), self.segment.as_mut()) else {
             return;
         };
+        self.anchor_settling = false;
         let duration = to_duration(
             end.saturating_sub(part.start),
             self.tracks[self.primary].track.timescale,
@@ -1235,6 +1271,25 @@ mod tests {
             duration: Some(1024),
             data: Bytes::from(vec![0x55; 10]),
         }
+    }
+
+    #[test]
+    fn a_burst_at_start_dates_the_stream_by_its_earliest_arrival() {
+        // A demuxer that held 300 ms of video until it knew every track hands it over at
+        // once (at T0 + 300); the frames after it arrive in real time.
+        let mut p = Packager::new(settings(2000, 500), vec![video_track()], 0, 0).unwrap();
+        for i in 0..9 {
+            p.push(T0 + 300, video(i, 60)).unwrap();
+        }
+        for i in 9..40 {
+            p.push(T0 + (i as u64) * 1000 / 30, video(i, 60)).unwrap();
+        }
+        let partial = p.media_playlist().partial.unwrap();
+        assert_eq!(partial.program_date_time_ms, T0);
+        // Once a part is out, the date no longer moves, even for an early sample.
+        p.push(T0 + 1000, video(40, 60)).unwrap();
+        p.push(T0 + 1000, video(41, 60)).unwrap();
+        assert_eq!(p.media_playlist().partial.unwrap().program_date_time_ms, T0);
     }
 
     /// Pushes `frames` of 30 fps video (keyframe every `gop`) and the AAC frames that fall
