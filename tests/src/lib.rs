@@ -32,44 +32,11 @@ pub fn weir_bin() -> PathBuf {
     dir.join("weir")
 }
 
-/// Checks that the real tools are present. Returns `false` (after printing why) when the
-/// test should be skipped.
+/// Checks that the real peers every player test uses are present (ffmpeg, Node.js with the
+/// npm players, Chromium, curl, openssl) and the weir binary. Returns `false` (after printing
+/// why) when the test should be skipped; with `WEIR_E2E_REQUIRED=1` a missing tool fails it.
 pub fn require_tools() -> bool {
-    let mut missing = Vec::new();
-    for tool in ["ffmpeg", "ffprobe", "node", "curl", "openssl"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map_or(true, |s| !s.success())
-        {
-            missing.push(tool.to_owned());
-        }
-    }
-    if !chromium().exists() {
-        missing.push(format!("chromium ({})", chromium().display()));
-    }
-    if !repo_root()
-        .join("tests/e2e/node_modules/playwright-core")
-        .exists()
-    {
-        missing.push("tests/e2e/node_modules (run: npm ci --prefix tests/e2e)".to_owned());
-    }
-    if !weir_bin().exists() {
-        missing.push(format!(
-            "{} (run: cargo build -p weir)",
-            weir_bin().display()
-        ));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("end-to-end test needs: {}", missing.join(", "));
-    if std::env::var("WEIR_E2E_REQUIRED").is_ok_and(|v| v == "1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    false
+    check_tools(&["ffmpeg", "ffprobe", "node", "curl", "openssl"], true)
 }
 
 pub fn chromium() -> PathBuf {
@@ -532,9 +499,12 @@ pub fn curl_version(url: &str, extra: &[&str]) -> Result<(u16, String)> {
 
 /// Like [`require_tools`], for tests that need other peers as well: each of `extra` is a
 /// command (`srt-live-transmit`) or a Python module (`python3:threefive`). Checks only
-/// `extra` and the weir binary, so a test that needs no browser can call it alone. Skips
-/// (prints why, returns `false`) or, with `WEIR_E2E_REQUIRED=1`, fails.
+/// `extra` and the weir binary, so a test that needs no browser can call it alone.
 pub fn require(extra: &[&str]) -> bool {
+    check_tools(extra, false)
+}
+
+fn check_tools(tools: &[&str], browser: bool) -> bool {
     let ok = |script: &str| {
         Command::new("sh")
             .args(["-c", script])
@@ -544,7 +514,7 @@ pub fn require(extra: &[&str]) -> bool {
             .is_ok_and(|s| s.success())
     };
     let mut missing = Vec::new();
-    for tool in extra {
+    for tool in tools {
         let present = match tool.strip_prefix("python3:") {
             Some(module) => ok(&format!("python3 -c 'import {module}'")),
             None => ok(&format!("command -v {tool}")),
@@ -552,6 +522,16 @@ pub fn require(extra: &[&str]) -> bool {
         if !present {
             missing.push((*tool).to_owned());
         }
+    }
+    if browser && !chromium().exists() {
+        missing.push(format!("chromium ({})", chromium().display()));
+    }
+    if browser
+        && !repo_root()
+            .join("tests/e2e/node_modules/playwright-core")
+            .exists()
+    {
+        missing.push("tests/e2e/node_modules (run: npm ci --prefix tests/e2e)".to_owned());
     }
     if !weir_bin().exists() {
         missing.push(format!(

@@ -45,6 +45,16 @@ pub mod srt;
 pub mod ts;
 
 pub use error::{Error, Result};
+
+/// The message of a session task's panic, for the one log line that reports it (RTMP and SRT
+/// sessions run as tasks so that a panic in a protocol crate closes only that session).
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned())
+}
 pub use flv::{FlvDemuxer, FlvFile, FlvTagReader};
 pub use rtmp::{
     serve_rtmp, serve_rtmp_with_keys, ActiveKeys, PublishHandler, Refusal, RtmpSettings,

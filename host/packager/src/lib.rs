@@ -43,7 +43,8 @@
 //!         duration: Some(1024),
 //!         data: Bytes::from_static(&[0x21, 0x10]),
 //!     };
-//!     packager.push(1_764_086_400_000 + i as u64 * 21, sample).unwrap();
+//!     // Each frame arrives when its media time says (1024 samples at 48 kHz).
+//!     packager.push(1_764_086_400_000 + (i as u64 * 1024 * 1000 / 48_000), sample).unwrap();
 //! }
 //! let mut segments = 0;
 //! while let Some(output) = packager.poll_output() {

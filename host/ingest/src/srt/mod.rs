@@ -308,12 +308,7 @@ impl Server {
                     .remove(&e.id())
                     .map_or((0, "unknown".to_owned()), |(s, p)| (s, p.to_string()));
                 if e.is_panic() {
-                    let payload = e.into_panic();
-                    let msg = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "non-string panic".to_owned());
+                    let msg = crate::panic_message(e.into_panic());
                     error!(session, %peer, panic = %msg, "SRT session panicked; closed it");
                 } else {
                     warn!(session, %peer, error = %e, "SRT session task cancelled");
