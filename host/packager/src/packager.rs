@@ -792,8 +792,11 @@ impl Packager {
                 duration: to_duration(s.end - s.start, ts),
                 program_date_time_ms: s.pdt_ms,
                 uri: segment_uri(s.msn),
-                // Apple: parts more than three target durations old SHOULD go.
-                parts: if self.parts_end.saturating_sub(s.end) <= parts_horizon {
+                // Apple: parts more than three target durations old SHOULD go. A complete
+                // gap segment is listed whole, without its GAP=YES parts: hls.js tracks a
+                // gap fragment once, but retries a gap part at the playhead forever
+                // (docs/design/005-contribution-loss.md).
+                parts: if !s.gap && self.parts_end.saturating_sub(s.end) <= parts_horizon {
                     parts(&s.parts)
                 } else {
                     Vec::new()

@@ -469,12 +469,6 @@ impl StreamTask {
             return;
         };
         let mut playlist = packager.media_playlist();
-        // A complete gap segment is listed as one EXT-X-GAP segment, without its GAP=YES
-        // parts: hls.js tracks a gap fragment once, but retries a gap part at the playhead
-        // forever (docs/design/005-contribution-loss.md).
-        for seg in playlist.segments.iter_mut().filter(|s| s.gap) {
-            seg.parts.clear();
-        }
         if ended {
             playlist.ended = true;
             playlist.preload_hint = None;
