@@ -258,21 +258,7 @@ pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<P
 
 /// A GET with curl; returns (status, body). `--http2-prior-knowledge` etc. go in `extra`.
 pub fn curl(url: &str, extra: &[&str]) -> Result<(u16, Vec<u8>)> {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "-k",
-            "--max-time",
-            "20",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .args(extra)
-        .arg(url)
-        .output()
-        .context("running curl")?;
+    let out = run_curl(url, "-", "\n%{http_code}", extra)?;
     if !out.status.success() {
         bail!(
             "curl {url} failed: {}",
@@ -477,24 +463,35 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// The HTTP version curl negotiated ("1.1", "2"), with its status.
 pub fn curl_version(url: &str, extra: &[&str]) -> Result<(u16, String)> {
-    let out = Command::new("curl")
+    let out = run_curl(url, "/dev/null", "%{http_code} %{http_version}", extra)?;
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let (code, ver) = s.split_once(' ').context("curl -w output")?;
+    Ok((code.parse()?, ver.to_owned()))
+}
+
+/// Runs curl the way every helper here does (silent, self-signed certificates accepted, a
+/// 20 s cap), writing the body to `output` and `write_out` after it.
+fn run_curl(
+    url: &str,
+    output: &str,
+    write_out: &str,
+    extra: &[&str],
+) -> Result<std::process::Output> {
+    Command::new("curl")
         .args([
             "-sS",
             "-k",
             "--max-time",
             "20",
             "-o",
-            "/dev/null",
+            output,
             "-w",
-            "%{http_code} %{http_version}",
+            write_out,
         ])
         .args(extra)
         .arg(url)
         .output()
-        .context("running curl")?;
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    let (code, ver) = s.split_once(' ').context("curl -w output")?;
-    Ok((code.parse()?, ver.to_owned()))
+        .context("running curl")
 }
 
 /// Like [`require_tools`], for tests that need other peers as well: each of `extra` is a
