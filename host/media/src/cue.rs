@@ -34,3 +34,14 @@ pub struct CueEvent {
     /// Empty when the cue did not come from a section (RTMP cue points, the API without one).
     pub section: Bytes,
 }
+
+/// A cue with its place on the program-date-time timeline, as plugins see it (DESIGN.md:
+/// cue times are wall-clock milliseconds, never 90 kHz PTS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlacedCue {
+    pub cue: CueEvent,
+    /// When the splice happens, in Unix milliseconds.
+    pub start_ms: u64,
+    /// For an OUT, the date of the IN that closed it, once it has arrived.
+    pub end_ms: Option<u64>,
+}

@@ -35,7 +35,7 @@ mod registry;
 mod rendition;
 mod track;
 
-pub use cue::{CueEvent, CueKind};
+pub use cue::{CueEvent, CueKind, PlacedCue};
 pub use key::{Redacted, StreamKey};
 pub use part::{part_channel, PartAborted, PartConsumer, PartProducer};
 pub use registry::{StreamConsumer, StreamProducer, StreamRegistry};

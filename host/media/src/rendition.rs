@@ -30,6 +30,8 @@ pub struct RenditionSnapshot {
     pub playlist_skip: Option<Bytes>,
     /// `EXT-X-ENDLIST` was written: nothing more will be published.
     pub ended: bool,
+    /// The stream's cues near the window, oldest first, for manifest plugins.
+    pub cues: std::sync::Arc<[crate::PlacedCue]>,
 }
 
 impl RenditionSnapshot {
@@ -306,6 +308,7 @@ mod tests {
             playlist: Bytes::from(format!("v{version}")),
             playlist_skip: None,
             ended: false,
+            cues: Default::default(),
         }
     }
 

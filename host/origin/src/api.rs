@@ -18,6 +18,13 @@ pub const MAX_API_BODY: usize = 64 * 1024;
 /// Answers `/api/…` requests.
 pub trait ApiHandler: Send + Sync + 'static {
     fn handle(&self, head: http::request::Parts, body: Bytes) -> BoxFuture<'_, Response<Body>>;
+
+    /// The largest body this request may send. Raise it only for requests that are already
+    /// authorised (plugin uploads), so strangers cannot make the origin buffer megabytes.
+    fn body_limit(&self, head: &http::request::Parts) -> usize {
+        let _ = head;
+        MAX_API_BODY
+    }
 }
 
 /// A plain-text response for API handlers.
@@ -63,13 +70,14 @@ impl Origin {
         let (head, body) = request.into_parts();
         let span = tracing::info_span!("api", method = %head.method, path = %head.uri.path());
         let _enter = span.enter();
-        let bytes = match Limited::new(body, MAX_API_BODY).collect().await {
+        let limit = api.body_limit(&head);
+        let bytes = match Limited::new(body, limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) => {
                 tracing::info!(error = %e, "api request body refused");
                 return text_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body refused: {e} (limit {MAX_API_BODY} bytes)\n"),
+                    format!("request body refused: {e} (limit {limit} bytes)\n"),
                 );
             }
         };

@@ -53,6 +53,7 @@
 //!     playlist: Bytes::from_static(b"#EXTM3U\n"),
 //!     playlist_skip: None,
 //!     ended: false,
+//!     cues: Default::default(),
 //! });
 //!
 //! let origin = Origin::new(OriginSettings::default(), registry).unwrap();
@@ -90,7 +91,7 @@ mod tls;
 pub use api::{json_response, text_response, ApiHandler, MAX_API_BODY};
 pub use body::Body;
 pub use error::{error_response, Classification, Error, Fault, Result};
-pub use phase::{ManifestFilter, PassThrough, RequestCtx};
+pub use phase::{Filtered, ManifestFilter, PassThrough, RequestCtx};
 pub use route::{parse as parse_route, parse_hls_query, HlsQuery, Route, Skip};
 pub use settings::*;
 pub use tls::{load_tls, tls_config};

@@ -1,5 +1,6 @@
 //! The per-request phases (drawn in the crate docs) and the manifest-filter extension point.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -7,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use weir_cache::{BoxFuture, CachedObject};
-use weir_media::{Lookup, RenditionConsumer};
+use weir_media::{Lookup, PlacedCue, RenditionConsumer};
 
 use crate::body::{self, Body};
 use crate::route::{self, HlsQuery, Route, Skip};
@@ -31,6 +32,25 @@ pub struct RequestCtx {
     pub cache_key: Option<String>,
     /// Set by phase 3 for playlists: the version served, to key filtered output by.
     pub playlist_version: Option<u64>,
+    /// Set by phase 3 for media playlists: the stream's cues near the window.
+    pub cues: Arc<[PlacedCue]>,
+}
+
+/// A filtered playlist.
+#[derive(Debug)]
+pub struct Filtered {
+    pub body: Bytes,
+    /// Request headers the body depends on (sent as `Vary`, so a CDN keys on them).
+    pub vary: Vec<String>,
+}
+
+impl From<Bytes> for Filtered {
+    fn from(body: Bytes) -> Self {
+        Self {
+            body,
+            vary: Vec::new(),
+        }
+    }
 }
 
 /// Phase 4: rewrites playlists before they are sent. Segments and parts never pass through
@@ -39,18 +59,34 @@ pub struct RequestCtx {
 /// A filter must always answer: on its own failure it applies its failure policy and returns
 /// a playlist (the input, for pass-through), because media never waits for a plugin.
 pub trait ManifestFilter: Send + Sync + 'static {
-    fn media_playlist<'a>(&'a self, ctx: &'a RequestCtx, playlist: Bytes) -> BoxFuture<'a, Bytes> {
+    fn media_playlist<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        playlist: Bytes,
+    ) -> BoxFuture<'a, Filtered> {
         let _ = ctx;
-        Box::pin(std::future::ready(playlist))
+        Box::pin(std::future::ready(playlist.into()))
     }
 
     fn multivariant_playlist<'a>(
         &'a self,
         ctx: &'a RequestCtx,
         playlist: Bytes,
-    ) -> BoxFuture<'a, Bytes> {
+    ) -> BoxFuture<'a, Filtered> {
         let _ = ctx;
-        Box::pin(std::future::ready(playlist))
+        Box::pin(std::future::ready(playlist.into()))
+    }
+
+    /// Answers `/live/{stream}/asset-list/{cue_id}.json` (HLS Interstitials), or `None`
+    /// (404) when nothing inserted that cue.
+    fn asset_list<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        stream: &'a str,
+        cue_id: u32,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        let _ = (ctx, stream, cue_id);
+        Box::pin(std::future::ready(None))
     }
 }
 
@@ -101,6 +137,7 @@ pub(crate) enum Fetched {
         kind: PlaylistKind,
         body: Bytes,
         version: Option<u64>,
+        cues: Arc<[PlacedCue]>,
         cache: CacheControl,
     },
     Object {
@@ -110,6 +147,8 @@ pub(crate) enum Fetched {
         content_type: &'static str,
         cache: CacheControl,
     },
+    /// Answered by the manifest filter in phase 4.
+    AssetList { stream: String, cue_id: u32 },
 }
 
 impl Fetched {
@@ -139,35 +178,55 @@ impl Origin {
             route,
             cache_key,
             playlist_version: None,
+            cues: Arc::from(Vec::new()),
         };
         // Phase 3: fetch from the registry's window (or the cache).
         let fetched = self.fetch(&ctx).await?;
         // Phase 4: manifest filter, playlists only.
+        let mut vary = Vec::new();
         let fetched = match fetched {
             Fetched::Playlist {
                 kind,
                 body,
                 version,
+                cues,
                 cache,
             } => {
                 ctx.playlist_version = version;
-                let body = match kind {
+                ctx.cues = cues.clone();
+                let filtered = match kind {
                     PlaylistKind::Media => self.filter.media_playlist(&ctx, body).await,
                     PlaylistKind::Multivariant => {
                         self.filter.multivariant_playlist(&ctx, body).await
                     }
                 };
+                vary = filtered.vary;
                 Fetched::Playlist {
                     kind,
-                    body,
+                    body: filtered.body,
                     version,
+                    cues,
                     cache,
                 }
+            }
+            Fetched::AssetList { stream, cue_id } => {
+                let json = self
+                    .filter
+                    .asset_list(&ctx, &stream, cue_id)
+                    .await
+                    .ok_or(Error::NotFound)?;
+                Fetched::bytes(json, "application/json", CacheControl::NoStore)
             }
             object => object,
         };
         // Phase 5: response.
-        Ok(respond(fetched))
+        let mut response = respond(fetched);
+        for name in vary {
+            if let Ok(v) = HeaderValue::try_from(name) {
+                response.headers_mut().append(header::VARY, v);
+            }
+        }
+        Ok(response)
     }
 
     async fn fetch(&self, ctx: &RequestCtx) -> Result<Fetched> {
@@ -210,6 +269,7 @@ impl Origin {
                     kind: PlaylistKind::Multivariant,
                     body,
                     version: None,
+                    cues: Arc::from(Vec::new()),
                     // Changes only when renditions do; short so a new ladder shows up quickly.
                     cache: CacheControl::MaxAge(Duration::from_secs(1)),
                 })
@@ -261,6 +321,26 @@ impl Origin {
                         cache,
                     },
                 })
+            }
+            Route::AssetList { stream, cue_id } => {
+                if self.registry.get(stream).is_none() {
+                    return Err(Error::NotFound);
+                }
+                Ok(Fetched::AssetList {
+                    stream: stream.clone(),
+                    cue_id: *cue_id,
+                })
+            }
+            Route::Asset { path } => {
+                let dir = self.settings.assets_dir.as_ref().ok_or(Error::NotFound)?;
+                let bytes = tokio::fs::read(dir.join(path))
+                    .await
+                    .map_err(|_| Error::NotFound)?;
+                Ok(Fetched::bytes(
+                    Bytes::from(bytes),
+                    asset_type(path),
+                    CacheControl::MaxAge(Duration::from_secs(60)),
+                ))
             }
             Route::Segment {
                 stream,
@@ -353,6 +433,7 @@ impl Origin {
             kind: PlaylistKind::Media,
             body,
             version: Some(snapshot.version),
+            cues: snapshot.cues.clone(),
             cache,
         })
     }
@@ -371,6 +452,21 @@ async fn concatenate(parts: Vec<weir_media::PartConsumer>) -> Result<CachedObjec
     Ok(CachedObject::new(Bytes::from(out), MEDIA_TYPE))
 }
 
+/// Content types for what an assets directory holds.
+fn asset_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("m3u8") => PLAYLIST_TYPE,
+        Some("mp4" | "m4s" | "m4a" | "m4v") => MEDIA_TYPE,
+        Some("ts") => "video/mp2t",
+        Some("aac") => "audio/aac",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("vtt") => "text/vtt",
+        _ => "application/octet-stream",
+    }
+}
+
 fn static_asset(bytes: &Bytes, content_type: &'static str, cache: CacheControl) -> Result<Fetched> {
     if bytes.is_empty() {
         return Err(Error::NotFound);
@@ -382,7 +478,12 @@ fn static_asset(bytes: &Bytes, content_type: &'static str, cache: CacheControl) 
 /// playlist filter output will be keyed by it plus the playlist version.
 fn cache_key(route: &Route) -> Option<String> {
     match route {
-        Route::Health | Route::Metrics | Route::PlayerPage | Route::PlayerScript => None,
+        Route::Health
+        | Route::Metrics
+        | Route::PlayerPage
+        | Route::PlayerScript
+        | Route::AssetList { .. }
+        | Route::Asset { .. } => None,
         Route::Multivariant { stream } => Some(format!("{stream}/master.m3u8")),
         Route::MediaPlaylist {
             stream,
@@ -437,6 +538,13 @@ fn respond(fetched: Fetched) -> Response<Body> {
             content_type,
             cache,
         } => (body, len, content_type, cache),
+        // Turned into an object in phase 4; reaching here is a routing slip, not a crash.
+        Fetched::AssetList { .. } => (
+            body::full(Bytes::new()),
+            Some(0),
+            "application/json",
+            CacheControl::NoStore,
+        ),
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;

@@ -39,6 +39,12 @@ pub enum Route {
         rendition: String,
         msn: u64,
     },
+    /// `GET /live/{stream}/asset-list/{cue_id}.json`: an HLS Interstitial asset list,
+    /// answered by the stream's manifest plugins.
+    AssetList { stream: String, cue_id: u32 },
+    /// `GET /assets/{path}`: a file under the configured assets directory (ad creatives,
+    /// slates). `path` is checked: `[A-Za-z0-9._-]` segments, none starting with a dot.
+    Asset { path: String },
 }
 
 impl Route {
@@ -49,8 +55,13 @@ impl Route {
             | Route::MediaPlaylist { stream, .. }
             | Route::Init { stream, .. }
             | Route::Part { stream, .. }
-            | Route::Segment { stream, .. } => Some(stream),
-            Route::Health | Route::Metrics | Route::PlayerPage | Route::PlayerScript => None,
+            | Route::Segment { stream, .. }
+            | Route::AssetList { stream, .. } => Some(stream),
+            Route::Health
+            | Route::Metrics
+            | Route::PlayerPage
+            | Route::PlayerScript
+            | Route::Asset { .. } => None,
         }
     }
 }
@@ -90,6 +101,9 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route> {
         "/metrics" => return Ok(Route::Metrics),
         _ => {}
     }
+    if let Some(asset) = path.strip_prefix("/assets/") {
+        return asset_path(asset).map(|path| Route::Asset { path });
+    }
     let rest = path.strip_prefix("/live/").ok_or(Error::NotFound)?;
     let mut segments = rest.split('/');
     let stream = name(segments.next())?;
@@ -99,6 +113,10 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route> {
     }
     match (second, third) {
         (Some("master.m3u8"), None) => Ok(Route::Multivariant { stream }),
+        (Some("asset-list"), Some(file)) => numbered(file, "", ".json")
+            .and_then(|id| u32::try_from(id).ok())
+            .map(|cue_id| Route::AssetList { stream, cue_id })
+            .ok_or(Error::NotFound),
         (Some(_), Some(file)) => {
             let rendition = name(second)?;
             if file == "index.m3u8" {
@@ -157,6 +175,24 @@ fn name(segment: Option<&str>) -> Result<String> {
             Ok(s.to_owned())
         }
         _ => Err(Error::NotFound),
+    }
+}
+
+/// A relative path under the assets directory that cannot leave it.
+fn asset_path(path: &str) -> Result<String> {
+    let ok = !path.is_empty()
+        && path.len() <= 512
+        && path.split('/').all(|seg| {
+            !seg.is_empty()
+                && !seg.starts_with('.')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if ok {
+        Ok(path.to_owned())
+    } else {
+        Err(Error::NotFound)
     }
 }
 
@@ -253,6 +289,34 @@ mod tests {
         assert!(bad_request("_HLS_msn=1&_HLS_part=4294967296").contains("out of range"));
         assert!(bad_request("_HLS_skip=yes").contains("YES or v2"));
         assert!(bad_request("_HLS_skip=YES&_HLS_skip=v2").contains("more than once"));
+    }
+
+    #[test]
+    fn asset_lists_and_assets() {
+        assert_eq!(
+            parse("/live/demo/asset-list/42.json", Some("_HLS_primary_id=x")).unwrap(),
+            Route::AssetList {
+                stream: "demo".to_owned(),
+                cue_id: 42
+            }
+        );
+        assert!(parse("/live/demo/asset-list/x.json", None).is_err());
+        assert!(parse("/live/demo/asset-list/99999999999.json", None).is_err());
+        assert_eq!(
+            parse("/assets/ad1/index.m3u8", None).unwrap(),
+            Route::Asset {
+                path: "ad1/index.m3u8".to_owned()
+            }
+        );
+        for bad in [
+            "/assets/../etc/passwd",
+            "/assets/a//b",
+            "/assets/.env",
+            "/assets/",
+            "/assets/a/%2e%2e/b",
+        ] {
+            assert!(parse(bad, None).is_err(), "{bad}");
+        }
     }
 
     #[test]

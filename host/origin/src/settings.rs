@@ -64,6 +64,8 @@ pub struct OriginSettings {
     /// The segment cache.
     pub cache: CacheSettings,
     pub assets: StaticAssets,
+    /// Files served at `/assets/…` (ad creatives for interstitials, slates); `None`: off.
+    pub assets_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for OriginSettings {
@@ -79,6 +81,7 @@ impl Default for OriginSettings {
             http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            assets_dir: None,
             cache: CacheSettings::default(),
             assets: StaticAssets::default(),
         }

@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use weir_media::{CueEvent, CueKind};
+use weir_media::{CueEvent, CueKind, PlacedCue};
 
 use crate::playlist::DateRange;
 
@@ -30,17 +30,6 @@ use crate::playlist::DateRange;
 const MAX_CUES: usize = 256;
 /// Timed cues waiting for their session's first keyframe.
 const MAX_PENDING: usize = 64;
-
-/// A cue with its place on the program-date-time timeline, for plugins (DESIGN.md: cue
-/// times are wall-clock milliseconds, never 90 kHz PTS).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlacedCue {
-    pub cue: CueEvent,
-    /// When the splice happens, in Unix milliseconds.
-    pub start_ms: u64,
-    /// For an OUT, the date of the IN that closed it, once it has arrived.
-    pub end_ms: Option<u64>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {

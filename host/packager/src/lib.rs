@@ -71,13 +71,13 @@ mod packager;
 mod playlist;
 mod settings;
 
-pub use cue::PlacedCue;
 pub use packager::{wall_clock_start, Output, Packager, CUT_TOLERANCE};
 pub use playlist::{
     format_program_date_time, DateRange, MediaPlaylist, MultivariantPlaylist, PartEntry,
     PartialSegment, RenditionReport, SegmentEntry, Variant,
 };
 pub use settings::{Settings, DEFAULT_PART_TARGET, DEFAULT_SEGMENT_TARGET, DEFAULT_WINDOW};
+pub use weir_media::PlacedCue;
 
 /// URI of init segment generation `generation` (see [`Packager::init_generation`]),
 /// relative to the media playlist: `init0.mp4`, then `init1.mp4` after a restart, and so on.

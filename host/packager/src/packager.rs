@@ -22,9 +22,10 @@ use bytes::Bytes;
 use weir_media::{Codec, CueEvent, Sample, Track, TrackKind};
 
 use crate::cmaf::{self, ReadySample, TrackRun};
-use crate::cue::{CueStore, PlacedCue};
+use crate::cue::CueStore;
 use crate::playlist::{MediaPlaylist, PartEntry, PartialSegment, SegmentEntry};
 use crate::{init_uri, part_uri, segment_uri, Error, Result, Settings};
+use weir_media::PlacedCue;
 
 /// Slack allowed when comparing media time against a target.
 ///

@@ -8,6 +8,13 @@
 //!   `{"scte35": "<base64 splice_info_section>"}`. Either way the splice happens at the live
 //!   edge (the section's own splice_time refers to the contribution's clock, which an API
 //!   caller does not see).
+//! - `GET /api/v1/tenants/{tenant}/plugins`: the tenant's plugin chain, in order.
+//! - `PUT /api/v1/tenants/{tenant}/plugins/{name}`: push a plugin. The body is the component
+//!   (`application/wasm`, up to 64 MiB); its config text travels base64-encoded in the
+//!   `Weir-Plugin-Config` header. The component is compiled, checked and `init`ed before the
+//!   chain is swapped; on any error the answer is 422 with the reason and the chain is left
+//!   as it was. `weir plugin push` is the client.
+//! - `DELETE /api/v1/tenants/{tenant}/plugins/{name}`: take a plugin out of the chain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +26,8 @@ use serde::Deserialize;
 use weir_media::{CueEvent, CueKind, StreamKey, StreamRegistry};
 use weir_origin::{json_response, text_response, ApiHandler, Body};
 
+use weir_plugin_host::{PluginSpec, Plugins, PushError};
+
 use crate::pipeline::Streams;
 
 /// Maps a stream key to its stream name, as ingest does.
@@ -29,7 +38,13 @@ pub struct Api {
     pub streams: Streams,
     pub registry: StreamRegistry,
     pub resolve: KeyResolver,
+    pub plugins: Plugins,
 }
+
+/// Plugin components are megabytes (JavaScript and Python ones 12–20 MB).
+const MAX_PLUGIN_BODY: usize = 64 << 20;
+/// The header that carries a pushed plugin's config, base64.
+pub const CONFIG_HEADER: &str = "weir-plugin-config";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,8 +72,18 @@ impl ApiHandler for Api {
         head: http::request::Parts,
         body: Bytes,
     ) -> weir_cache::BoxFuture<'_, Response<Body>> {
-        let response = self.route(&head, &body);
-        Box::pin(async move { response })
+        Box::pin(async move { self.route(&head, &body).await })
+    }
+
+    fn body_limit(&self, head: &http::request::Parts) -> usize {
+        if head.method == Method::PUT
+            && head.uri.path().starts_with("/api/v1/tenants/")
+            && self.authorized(head)
+        {
+            MAX_PLUGIN_BODY
+        } else {
+            weir_origin::MAX_API_BODY
+        }
     }
 }
 
@@ -73,7 +98,7 @@ impl Api {
         constant_time_eq(token.trim().as_bytes(), self.token.as_bytes())
     }
 
-    fn route(&self, head: &http::request::Parts, body: &[u8]) -> Response<Body> {
+    async fn route(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
         if !self.authorized(head) {
             let mut r = text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
             r.headers_mut().insert(
@@ -93,10 +118,70 @@ impl Api {
                 )
             }
             (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => self.post_cue(key, body),
-            (_, ["", "api", "v1", "streams", _, "cues"]) | (_, ["", "api", "v1", "streams"]) => {
+            (&Method::GET, ["", "api", "v1", "tenants", tenant, "plugins"]) => {
+                match self.plugins.list(tenant) {
+                    Ok(list) => json_response(
+                        StatusCode::OK,
+                        serde_json::json!({ "tenant": tenant, "plugins": list }).to_string(),
+                    ),
+                    Err(e) => push_error(&e),
+                }
+            }
+            (&Method::PUT, ["", "api", "v1", "tenants", tenant, "plugins", name]) => {
+                self.put_plugin(head, tenant, name, body.clone()).await
+            }
+            (&Method::DELETE, ["", "api", "v1", "tenants", tenant, "plugins", name]) => {
+                match self.plugins.remove(tenant, name).await {
+                    Ok(()) => text_response(StatusCode::OK, format!("removed {name}\n")),
+                    Err(e) => push_error(&e),
+                }
+            }
+            (_, ["", "api", "v1", "streams", _, "cues"])
+            | (_, ["", "api", "v1", "streams"])
+            | (_, ["", "api", "v1", "tenants", _, "plugins", ..]) => {
                 text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
             _ => text_response(StatusCode::NOT_FOUND, "no such API route\n"),
+        }
+    }
+
+    async fn put_plugin(
+        &self,
+        head: &http::request::Parts,
+        tenant: &str,
+        name: &str,
+        component: Bytes,
+    ) -> Response<Body> {
+        let config = match head.headers.get(CONFIG_HEADER) {
+            None => String::new(),
+            Some(v) => match base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                Some(c) => c,
+                None => {
+                    return text_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("{CONFIG_HEADER} must be base64 of UTF-8 text\n"),
+                    )
+                }
+            },
+        };
+        if component.is_empty() {
+            return text_response(StatusCode::BAD_REQUEST, "empty body: send the component\n");
+        }
+        let spec = PluginSpec {
+            name: name.to_owned(),
+            component,
+            config,
+        };
+        match self.plugins.push(tenant, spec).await {
+            Ok(summary) => json_response(
+                StatusCode::OK,
+                serde_json::to_string(&summary).unwrap_or_default(),
+            ),
+            Err(e) => push_error(&e),
         }
     }
 
@@ -128,6 +213,17 @@ impl Api {
             Err(_) => text_response(StatusCode::NOT_FOUND, "stream is not live\n"),
         }
     }
+}
+
+fn push_error(e: &PushError) -> Response<Body> {
+    let status = match e {
+        PushError::UnknownTenant(_) | PushError::UnknownPlugin { .. } => StatusCode::NOT_FOUND,
+        PushError::BadName(_) => StatusCode::BAD_REQUEST,
+        PushError::Rejected { .. } | PushError::InitFailed { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    };
+    text_response(status, format!("{e}\n"))
 }
 
 fn cue_from_request(req: CueRequest) -> Result<CueEvent, String> {

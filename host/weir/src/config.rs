@@ -20,6 +20,77 @@ pub struct Config {
     pub srt: SrtConfig,
     pub api: ApiConfig,
     pub test_source: TestSourceConfig,
+    pub plugins: PluginsConfig,
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Threads that run plugin calls (never tokio's, so media is never starved).
+    pub threads: usize,
+    /// One call is interrupted after this long.
+    pub call_timeout_ms: u64,
+    /// Linear memory cap per plugin instance, MiB.
+    pub memory_mb: usize,
+    /// A playlist request waits this long for the plugins' output, then gets the failure
+    /// policy's answer (the run goes on, and later requests get its result).
+    pub deadline_ms: u64,
+    /// How long an interstitial asset-list request waits for the plugins.
+    pub asset_list_timeout_ms: u64,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            threads: 2,
+            call_timeout_ms: 10,
+            memory_mb: 64,
+            deadline_ms: 50,
+            asset_list_timeout_ms: 500,
+        }
+    }
+}
+
+/// A tenant: the streams it owns and its manifest plugin chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// `[a-z0-9_-]`; `default` holds every stream no other tenant lists.
+    pub name: String,
+    #[serde(default)]
+    pub streams: Vec<String>,
+    /// The request header with the viewer's country (set by the CDN).
+    #[serde(default = "default_country_header")]
+    pub country_header: String,
+    /// The packager writes SCTE-35 `EXT-X-DATERANGE` tags itself. Set to `false` when the
+    /// chain has the scte35 plugin, which renders them instead.
+    #[serde(default = "yes")]
+    pub packager_cue_tags: bool,
+    /// The chain, in order. Also changed at runtime with `weir plugin push`; SIGHUP
+    /// re-reads this list (and replaces what was pushed).
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+}
+
+fn default_country_header() -> String {
+    "CF-IPCountry".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    /// The component (`.wasm`).
+    pub path: PathBuf,
+    /// The plugin's config text (usually JSON), given to its `init`.
+    pub config: Option<String>,
+    /// Or read it from a file.
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +104,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// `Access-Control-Allow-Origin` sent on every response.
     pub cors_allow_origin: String,
+    /// Files served at `/assets/…` (ad creatives for interstitials, slates).
+    pub assets_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +116,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             cors_allow_origin: "*".to_owned(),
+            assets_dir: None,
         }
     }
 }
@@ -265,11 +339,62 @@ impl Config {
                 bail!("api.token must be at least 16 characters");
             }
         }
+        self.validate_tenants()?;
         if self.test_source.enabled && !valid_stream_name(&self.test_source.name) {
             bail!(
                 "test_source.name = {:?} must be [A-Za-z0-9_-]{{1,64}}",
                 self.test_source.name
             );
+        }
+        Ok(())
+    }
+
+    fn validate_tenants(&self) -> anyhow::Result<()> {
+        let p = &self.plugins;
+        if p.threads == 0 || p.threads > 64 {
+            bail!("plugins.threads = {} must be 1 to 64", p.threads);
+        }
+        if !(1..=1000).contains(&p.call_timeout_ms) {
+            bail!(
+                "plugins.call_timeout_ms = {} must be 1 to 1000",
+                p.call_timeout_ms
+            );
+        }
+        if !(1..=4096).contains(&p.memory_mb) {
+            bail!("plugins.memory_mb = {} must be 1 to 4096", p.memory_mb);
+        }
+        let mut owners = std::collections::HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if !valid_plugin_name(&t.name) {
+                bail!(
+                    "tenants[{i}].name = {:?} must be [a-z0-9_-]{{1,64}}",
+                    t.name
+                );
+            }
+            if !names.insert(t.name.as_str()) {
+                bail!("tenants[{i}].name = {:?} is used twice", t.name);
+            }
+            for s in &t.streams {
+                if let Some(other) = owners.insert(s.as_str(), t.name.as_str()) {
+                    bail!(
+                        "stream {s:?} is listed by tenants {other:?} and {:?}",
+                        t.name
+                    );
+                }
+            }
+            let mut plugin_names = std::collections::HashSet::new();
+            for (j, pl) in t.plugins.iter().enumerate() {
+                if !valid_plugin_name(&pl.name) || !plugin_names.insert(pl.name.as_str()) {
+                    bail!(
+                        "tenants[{i}].plugins[{j}].name = {:?} must be unique [a-z0-9_-]{{1,64}}",
+                        pl.name
+                    );
+                }
+                if pl.config.is_some() && pl.config_file.is_some() {
+                    bail!("tenants[{i}].plugins[{j}]: give config or config_file, not both");
+                }
+            }
         }
         Ok(())
     }
@@ -285,6 +410,15 @@ impl Config {
 
 fn valid_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Tenant and plugin names appear in API paths and metric labels.
+pub fn valid_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Stream names appear in URLs: keep them to a conservative alphabet.

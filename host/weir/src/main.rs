@@ -6,6 +6,8 @@
 mod api;
 mod config;
 mod pipeline;
+mod plugin_cli;
+mod plugins;
 mod testsrc;
 
 use std::net::SocketAddr;
@@ -38,6 +40,8 @@ struct Cli {
 enum Command {
     /// Ingest, package and serve live streams (plays a built-in test stream with no config).
     Serve(ServeArgs),
+    /// Manage a running server's manifest plugins (push, list, remove).
+    Plugin(plugin_cli::PluginArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -146,8 +150,13 @@ fn main() -> anyhow::Result<()> {
                 .thread_name("weir")
                 .build()
                 .context("starting the tokio runtime")?
-                .block_on(serve(config))
+                .block_on(serve(config, args.config.clone()))
         }
+        Command::Plugin(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?
+            .block_on(plugin_cli::run(args)),
     }
 }
 
@@ -182,7 +191,21 @@ impl weir_ingest::PublishHandler for Publisher {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// `/metrics`: the pipeline's counters, then the plugins'.
+struct AllMetrics {
+    pipeline: Arc<PipelineMetrics>,
+    plugins: weir_plugin_host::Plugins,
+}
+
+impl weir_origin::MetricsSource for AllMetrics {
+    fn render(&self) -> String {
+        let mut out = weir_origin::MetricsSource::render(&*self.pipeline);
+        self.plugins.metrics().render(&mut out);
+        out
+    }
+}
+
+async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let registry = StreamRegistry::new();
     let metrics = Arc::new(PipelineMetrics::default());
     let settings = PipelineSettings {
@@ -194,9 +217,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         loss_timeout: Duration::from_millis(config.ingest.loss_timeout_ms),
         idle_end: Duration::from_secs(config.ingest.idle_end_s),
         linger: Duration::from_secs(config.packager.linger_s),
+        cues_left_to_plugins: plugins::cue_tag_policy(&config),
     };
     settings.packager.validate().context("packager settings")?;
     let streams = Streams::new(registry.clone(), settings, Arc::clone(&metrics));
+
+    // Manifest plugins: the configured chains are loaded before anything is served.
+    let plugin_host =
+        weir_plugin_host::Plugins::new(plugins::settings(&config), plugins::tenants(&config))
+            .context("starting the plugin host")?;
+    let config_dir = config_path
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    plugins::load_chains(&plugin_host, &config, &config_dir)
+        .await
+        .context("loading the configured plugins")?;
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shutdown = move || {
@@ -214,6 +251,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut origin = weir_origin::Origin::new(
         weir_origin::OriginSettings {
             cors_allow_origin: config.server.cors_allow_origin.clone(),
+            assets_dir: config.server.assets_dir.clone(),
             assets: weir_origin::StaticAssets {
                 index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
                 hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
@@ -230,10 +268,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             streams: streams.clone(),
             registry: registry.clone(),
             resolve: Arc::new(move |key| stream_name_any(&resolver_config, key)),
+            plugins: plugin_host.clone(),
         }));
     }
-    let origin =
-        Arc::new(origin.with_metrics(Arc::clone(&metrics) as Arc<dyn weir_origin::MetricsSource>));
+    let origin = Arc::new(
+        origin
+            .with_manifest_filter(Arc::new(plugins::Filter(plugin_host.clone())))
+            .with_metrics(Arc::new(AllMetrics {
+                pipeline: Arc::clone(&metrics),
+                plugins: plugin_host.clone(),
+            })),
+    );
+    if let Some(path) = config_path.clone() {
+        tokio::spawn(reload_on_sighup(path, plugin_host.clone()));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let o = Arc::clone(&origin);
     let stop = shutdown();
@@ -320,6 +368,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// SIGHUP: re-read the config file's tenants and plugin chains. A bad file or a plugin
+/// that fails is logged, and what is running stays.
+async fn reload_on_sighup(path: PathBuf, plugins: weir_plugin_host::Plugins) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot listen for SIGHUP; config reload is off");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        info!(path = %path.display(), "SIGHUP: reloading tenants and plugins");
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        let result = async {
+            let config = Config::load(&path)?;
+            config.validate()?;
+            plugins::load_chains(&plugins, &config, &dir).await
+        }
+        .await;
+        match result {
+            Ok(()) => info!("reload done"),
+            Err(e) => error!(error = %format!("{e:#}"), "reload failed; keeping what runs"),
+        }
+    }
 }
 
 /// Like [`stream_name`], but also resolves the test source's name (for the cue API).

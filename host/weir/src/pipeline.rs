@@ -47,6 +47,27 @@ pub struct PipelineSettings {
     pub idle_end: Duration,
     /// How long an ended stream stays servable with `EXT-X-ENDLIST`.
     pub linger: Duration,
+    /// Streams whose cues the packager does not render as `EXT-X-DATERANGE`, because their
+    /// tenant's plugins (the scte35 plugin) do.
+    pub cues_left_to_plugins: CueTagPolicy,
+}
+
+/// Which streams get the packager's own cue tags.
+#[derive(Debug, Clone, Default)]
+pub struct CueTagPolicy {
+    /// Streams named here follow their own setting; the rest follow `default_off`.
+    pub streams: std::collections::HashMap<String, bool>,
+    pub default_off: bool,
+}
+
+impl CueTagPolicy {
+    fn packager_renders(&self, stream: &str) -> bool {
+        !self
+            .streams
+            .get(stream)
+            .copied()
+            .unwrap_or(self.default_off)
+    }
 }
 
 /// Counters exported on `/metrics`.
@@ -237,6 +258,8 @@ struct StreamTask {
     bandwidth: Option<u64>,
     /// Cues that arrived before the first tracks.
     early_cues: Vec<CueEvent>,
+    /// Whether the playlist carries the packager's `EXT-X-DATERANGE` cue tags.
+    cue_tags: bool,
 }
 
 #[allow(clippy::disallowed_methods)] // the driver is where the wall clock is read
@@ -254,7 +277,11 @@ impl StreamTask {
     ) -> Self {
         let (rendition, consumer) = rendition_channel();
         stream.add_rendition(SOURCE_RENDITION, consumer);
+        let cue_tags = settings
+            .cues_left_to_plugins
+            .packager_renders(stream.name());
         Self {
+            cue_tags,
             stream,
             rendition,
             settings,
@@ -469,6 +496,9 @@ impl StreamTask {
             return;
         };
         let mut playlist = packager.media_playlist();
+        if !self.cue_tags {
+            playlist.dateranges.clear();
+        }
         if ended {
             playlist.ended = true;
             playlist.preload_hint = None;
@@ -491,6 +521,7 @@ impl StreamTask {
             playlist: full,
             playlist_skip: skip,
             ended,
+            cues: packager.cues().into(),
         });
         // BANDWIDTH is a peak: only ever raise it, so players never see it shrink.
         let bw = packager.bandwidth_estimate();

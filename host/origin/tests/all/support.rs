@@ -31,6 +31,7 @@ pub fn snapshot(version: u64, first_msn: u64, next_msn: u64, parts_done: u32) ->
         playlist: Bytes::from(format!("#EXTM3U\n#version {version}\n")),
         playlist_skip: None,
         ended: false,
+        cues: Default::default(),
     }
 }
 

@@ -1,0 +1,94 @@
+//! Weir's manifest plugins: WebAssembly components (the `weir:plugin` WIT world in `wit/`)
+//! that rewrite playlists per tenant, kept off the media path.
+//!
+//! - [`Runtime`]: one wasmtime [`Engine`](wasmtime::Engine) with the pooling allocator and
+//!   epoch interruption. A component is compiled and linked once when it is pushed; every
+//!   call instantiates it in a fresh store with a memory cap and a deadline, so no state
+//!   leaks between calls and a plugin that loops is cut off after `call_timeout`.
+//! - [`Plugins`]: tenants, their plugin chains (swapped atomically on push), and the
+//!   transform path: one run per (chain, stream, rendition, playlist version, variant key)
+//!   with single flight, on dedicated worker threads, cached; a request waits at most
+//!   `deadline` and then gets the failure policy's answer.
+//! - [`validate`] and [`replay`]: what makes an output acceptable, and how `last-good`
+//!   re-applies an earlier output's edits.
+//!
+//! Parts and segments never come here.
+
+mod metrics;
+mod plugins;
+pub mod replay;
+mod runtime;
+pub mod validate;
+mod workers;
+
+use std::time::Duration;
+
+pub use metrics::Metrics;
+pub use plugins::{
+    AssetListError, Manipulated, PlaylistRequest, PluginSpec, PluginSummary, Plugins, PushError,
+    Settings, StartError, TenantSettings, DEFAULT_TENANT,
+};
+pub use runtime::{
+    Compiled, CueEvent, CueKind, FailurePolicy, PluginInfo, Runtime, VariantAttribute,
+};
+
+/// Caps for every plugin call.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Linear memory per instance, bytes.
+    pub memory_bytes: usize,
+    /// Table elements per table.
+    pub table_elements: usize,
+    /// Core instances per store (a component may contain several).
+    pub instances: usize,
+    /// Wall time one call may take before it is interrupted.
+    pub call_timeout: Duration,
+    /// Epoch tick: the deadline's resolution.
+    pub epoch_tick: Duration,
+    /// Component instances alive at once across all calls (pool size).
+    pub max_concurrent_instances: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            table_elements: 100_000,
+            instances: 64,
+            call_timeout: Duration::from_millis(10),
+            epoch_tick: Duration::from_millis(1),
+            max_concurrent_instances: 64,
+        }
+    }
+}
+
+/// Why a plugin call did not produce a usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("ran past its {0:?} deadline")]
+    Timeout(Duration),
+    #[error("hit its memory cap")]
+    MemoryCap,
+    #[error("returned an error: {0}")]
+    Err(String),
+    #[error("returned an invalid playlist: {0}")]
+    Invalid(String),
+    #[error("was not run: the plugin workers are overloaded")]
+    Overloaded,
+}
+
+impl Failure {
+    /// The `kind` label on `weir_plugin_failures_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Trap(_) => "trap",
+            Failure::Timeout(_) => "timeout",
+            Failure::MemoryCap => "memory",
+            Failure::Err(_) => "err",
+            Failure::Invalid(_) => "invalid",
+            Failure::Overloaded => "overload",
+        }
+    }
+}

@@ -1,0 +1,1019 @@
+//! Tenants, their plugin chains, and the transform path.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use weir_media::PlacedCue;
+
+use crate::runtime::{timed, Compiled, RequestContext, Runtime};
+use crate::workers::Workers;
+use crate::{
+    replay, validate, CueEvent, CueKind, Failure, FailurePolicy, Limits, Metrics, VariantAttribute,
+};
+
+/// How the transform path behaves.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub limits: Limits,
+    /// Plugin worker threads.
+    pub threads: usize,
+    /// Transform jobs waiting at most; beyond that a request gets the fallback at once.
+    pub queue: usize,
+    /// How long a playlist request waits for the chain's output before the failure policy
+    /// answers instead. The run goes on and later requests get its result.
+    pub deadline: Duration,
+    /// How long an asset-list request waits for a plugin's answer.
+    pub asset_list_timeout: Duration,
+    /// Transform results kept (each is one playlist).
+    pub cache_entries: u64,
+    /// How long a transform result is kept; playlists change every part anyway.
+    pub cache_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            threads: 2,
+            queue: 1024,
+            deadline: Duration::from_millis(50),
+            asset_list_timeout: Duration::from_millis(500),
+            cache_entries: 10_000,
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A tenant: who owns which streams, and where its viewers' country comes from.
+#[derive(Clone, Debug)]
+pub struct TenantSettings {
+    pub name: String,
+    /// Stream names (the `/live/<stream>/` part) that belong to this tenant.
+    pub streams: Vec<String>,
+    /// The request header carrying the viewer's ISO 3166 country (set by the CDN).
+    pub country_header: String,
+}
+
+impl TenantSettings {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            streams: Vec::new(),
+            country_header: "cf-ipcountry".to_owned(),
+        }
+    }
+}
+
+/// One plugin to put in a chain.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    pub name: String,
+    pub component: Bytes,
+    pub config: String,
+}
+
+/// What `list` and `push` report.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PluginSummary {
+    pub name: String,
+    /// `sha256:<hex>` of the component bytes.
+    pub digest: String,
+    pub size: usize,
+    pub varies_on: Vec<String>,
+    pub failure_policy: &'static str,
+    pub pushed_at_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("unknown tenant {0:?} (configure it under [[tenants]])")]
+    UnknownTenant(String),
+    #[error("no plugin {name:?} in tenant {tenant:?}")]
+    UnknownPlugin { tenant: String, name: String },
+    #[error("invalid plugin name {0:?}: use 1-64 of a-z, 0-9, '-', '_'")]
+    BadName(String),
+    #[error("plugin {name:?} rejected: {reason}")]
+    Rejected { name: String, reason: String },
+    #[error("plugin {name:?} failed init: {failure}")]
+    InitFailed { name: String, failure: Failure },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("cannot start the plugin workers: {0}")]
+    Workers(std::io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssetListError {
+    #[error("no plugin of this stream's tenant answers asset-list requests")]
+    NoPlugin,
+    #[error("no plugin resolved cue {0}")]
+    Unresolved(u32),
+}
+
+struct Plugin {
+    id: u64,
+    name: Arc<str>,
+    tenant: Arc<str>,
+    digest: String,
+    size: usize,
+    config: String,
+    varies_on: Vec<VariantAttribute>,
+    policy: FailurePolicy,
+    compiled: Compiled,
+    pushed_at_ms: u64,
+}
+
+impl Plugin {
+    fn summary(&self) -> PluginSummary {
+        PluginSummary {
+            name: self.name.to_string(),
+            digest: self.digest.clone(),
+            size: self.size,
+            varies_on: self.varies_on.iter().map(attribute_label).collect(),
+            failure_policy: match self.policy {
+                FailurePolicy::PassThrough => "pass-through",
+                FailurePolicy::LastGood => "last-good",
+            },
+            pushed_at_ms: self.pushed_at_ms,
+        }
+    }
+}
+
+fn attribute_label(a: &VariantAttribute) -> String {
+    match a {
+        VariantAttribute::Country => "country".to_owned(),
+        VariantAttribute::Header(h) => format!("header:{}", h.to_ascii_lowercase()),
+        VariantAttribute::Query(q) => format!("query:{q}"),
+    }
+}
+
+/// A tenant's ordered plugins. Replaced whole on every change; readers hold the old one.
+struct Chain {
+    generation: u64,
+    plugins: Vec<Arc<Plugin>>,
+}
+
+struct Tenant {
+    settings: TenantSettings,
+    chain: Arc<Chain>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Media,
+    Multivariant,
+}
+
+impl Kind {
+    fn function(self) -> &'static str {
+        match self {
+            Kind::Media => "transform-media-playlist",
+            Kind::Multivariant => "transform-multivariant-playlist",
+        }
+    }
+}
+
+/// A transform result's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct RunKey {
+    generation: u64,
+    stream: String,
+    rendition: String,
+    kind: Kind,
+    variant: String,
+    /// Hash of the input playlist and the cues: the playlist version, delta or not.
+    input: u64,
+}
+
+/// Where last good outputs are remembered: per plugin (by push id), or per chain (id 0).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GoodKey {
+    plugin: u64,
+    stream: String,
+    rendition: String,
+    kind: Kind,
+    variant: String,
+}
+
+type GoodPair = Arc<(String, String)>;
+
+/// The request a playlist is for.
+#[derive(Debug)]
+pub struct PlaylistRequest<'a> {
+    pub stream: &'a str,
+    /// Empty for the multivariant playlist.
+    pub rendition: &'a str,
+    pub headers: &'a HeaderMap,
+    /// The raw query string.
+    pub query: Option<&'a str>,
+    pub cues: &'a [PlacedCue],
+}
+
+/// A playlist after the tenant's chain, and what the answer depends on.
+#[derive(Debug)]
+pub struct Manipulated {
+    pub body: Bytes,
+    /// Request headers the answer varies on (for `Vary`), lower case.
+    pub vary: Vec<String>,
+}
+
+struct Inner {
+    rt: Runtime,
+    settings: Settings,
+    metrics: Metrics,
+    workers: Workers,
+    tenants: RwLock<HashMap<String, Tenant>>,
+    stream_tenants: RwLock<HashMap<String, String>>,
+    results: moka::sync::Cache<RunKey, Bytes>,
+    inflight: Mutex<HashMap<RunKey, watch::Receiver<Option<Bytes>>>>,
+    last_good: moka::sync::Cache<GoodKey, GoodPair>,
+    next_id: AtomicU64,
+    /// Serialises chain changes so two pushes cannot lose each other's update.
+    change: tokio::sync::Mutex<()>,
+}
+
+/// The plugin host: cheap to clone.
+#[derive(Clone)]
+pub struct Plugins(Arc<Inner>);
+
+impl std::fmt::Debug for Plugins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugins")
+            .field("settings", &self.0.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const DEFAULT_TENANT: &str = "default";
+
+impl Plugins {
+    /// Starts the engine and the workers. `tenants` is the configured list; the `default`
+    /// tenant (streams nobody else claims) always exists.
+    pub fn new(settings: Settings, tenants: Vec<TenantSettings>) -> Result<Self, StartError> {
+        let rt = Runtime::new(settings.limits.clone())
+            .map_err(|e| StartError::Engine(format!("{e:#}")))?;
+        let workers =
+            Workers::new(settings.threads, settings.queue).map_err(StartError::Workers)?;
+        let results = moka::sync::Cache::builder()
+            .max_capacity(settings.cache_entries)
+            .time_to_live(settings.cache_ttl)
+            .build();
+        let last_good = moka::sync::Cache::builder()
+            .max_capacity(settings.cache_entries)
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        let plugins = Self(Arc::new(Inner {
+            rt,
+            settings,
+            metrics: Metrics::default(),
+            workers,
+            tenants: RwLock::new(HashMap::new()),
+            stream_tenants: RwLock::new(HashMap::new()),
+            results,
+            inflight: Mutex::new(HashMap::new()),
+            last_good,
+            next_id: AtomicU64::new(1),
+            change: tokio::sync::Mutex::new(()),
+        }));
+        plugins.configure_tenants(tenants);
+        Ok(plugins)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Sets the tenant list and stream ownership. Tenants that stay keep their chains; a
+    /// tenant that is gone loses its chain.
+    pub fn configure_tenants(&self, tenants: Vec<TenantSettings>) {
+        let mut map = write(&self.0.tenants);
+        let mut streams = HashMap::new();
+        let mut next: HashMap<String, Tenant> = HashMap::new();
+        let mut all = tenants;
+        if !all.iter().any(|t| t.name == DEFAULT_TENANT) {
+            all.push(TenantSettings::new(DEFAULT_TENANT));
+        }
+        for mut settings in all {
+            settings.country_header = settings.country_header.to_ascii_lowercase();
+            for s in &settings.streams {
+                streams.insert(s.clone(), settings.name.clone());
+            }
+            let chain = map.remove(&settings.name).map_or_else(
+                || {
+                    Arc::new(Chain {
+                        generation: self.next_id(),
+                        plugins: Vec::new(),
+                    })
+                },
+                |t| t.chain,
+            );
+            next.insert(settings.name.clone(), Tenant { settings, chain });
+        }
+        *map = next;
+        *write(&self.0.stream_tenants) = streams;
+    }
+
+    fn next_id(&self) -> u64 {
+        self.0.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The tenant a stream belongs to.
+    pub fn tenant_of(&self, stream: &str) -> String {
+        read(&self.0.stream_tenants)
+            .get(stream)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned())
+    }
+
+    fn tenant(&self, stream: &str) -> Option<(TenantSettings, Arc<Chain>)> {
+        let name = self.tenant_of(stream);
+        read(&self.0.tenants)
+            .get(&name)
+            .map(|t| (t.settings.clone(), t.chain.clone()))
+    }
+
+    pub fn list(&self, tenant: &str) -> Result<Vec<PluginSummary>, PushError> {
+        let tenants = read(&self.0.tenants);
+        let t = tenants
+            .get(tenant)
+            .ok_or_else(|| PushError::UnknownTenant(tenant.to_owned()))?;
+        Ok(t.chain.plugins.iter().map(|p| p.summary()).collect())
+    }
+
+    /// Compiles, validates and `init`s one plugin, then puts it in the tenant's chain:
+    /// in place of the plugin with the same name, or at the end. On any error the chain is
+    /// left as it was.
+    pub async fn push(&self, tenant: &str, spec: PluginSpec) -> Result<PluginSummary, PushError> {
+        let _change = self.0.change.lock().await;
+        self.check_tenant(tenant)?;
+        let plugin = self.prepare(tenant, spec).await?;
+        let summary = plugin.summary();
+        self.swap(tenant, |plugins| {
+            match plugins.iter().position(|p| p.name == plugin.name) {
+                Some(i) => plugins[i] = plugin.clone(),
+                None => plugins.push(plugin.clone()),
+            }
+        });
+        tracing::info!(tenant, plugin = %summary.name, digest = %summary.digest, "plugin pushed");
+        Ok(summary)
+    }
+
+    /// Replaces a tenant's whole chain (config reload). Plugins whose bytes and config did
+    /// not change are kept as they are, without a new `init`.
+    pub async fn set_chain(&self, tenant: &str, specs: Vec<PluginSpec>) -> Result<(), PushError> {
+        let _change = self.0.change.lock().await;
+        self.check_tenant(tenant)?;
+        let current: Vec<Arc<Plugin>> = read(&self.0.tenants)
+            .get(tenant)
+            .map(|t| t.chain.plugins.clone())
+            .unwrap_or_default();
+        let mut next = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let digest = digest(&spec.component);
+            match current
+                .iter()
+                .find(|p| *p.name == *spec.name && p.digest == digest && p.config == spec.config)
+            {
+                Some(same) => next.push(same.clone()),
+                None => next.push(self.prepare(tenant, spec).await?),
+            }
+        }
+        self.swap(tenant, |plugins| *plugins = next);
+        Ok(())
+    }
+
+    pub async fn remove(&self, tenant: &str, name: &str) -> Result<(), PushError> {
+        let _change = self.0.change.lock().await;
+        self.check_tenant(tenant)?;
+        let known = read(&self.0.tenants)
+            .get(tenant)
+            .is_some_and(|t| t.chain.plugins.iter().any(|p| &*p.name == name));
+        if !known {
+            return Err(PushError::UnknownPlugin {
+                tenant: tenant.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        self.swap(tenant, |plugins| plugins.retain(|p| &*p.name != name));
+        self.0.metrics.reload(tenant, name, "removed");
+        tracing::info!(tenant, plugin = name, "plugin removed");
+        Ok(())
+    }
+
+    fn check_tenant(&self, tenant: &str) -> Result<(), PushError> {
+        if read(&self.0.tenants).contains_key(tenant) {
+            Ok(())
+        } else {
+            Err(PushError::UnknownTenant(tenant.to_owned()))
+        }
+    }
+
+    fn swap(&self, tenant: &str, edit: impl FnOnce(&mut Vec<Arc<Plugin>>)) {
+        let generation = self.next_id();
+        let mut tenants = write(&self.0.tenants);
+        if let Some(t) = tenants.get_mut(tenant) {
+            let mut plugins = t.chain.plugins.clone();
+            edit(&mut plugins);
+            t.chain = Arc::new(Chain {
+                generation,
+                plugins,
+            });
+        }
+    }
+
+    /// Compile and init, off the async runtime (a JavaScript component takes seconds).
+    async fn prepare(&self, tenant: &str, spec: PluginSpec) -> Result<Arc<Plugin>, PushError> {
+        if !valid_name(&spec.name) {
+            return Err(PushError::BadName(spec.name));
+        }
+        let this = self.clone();
+        let tenant = tenant.to_owned();
+        let id = self.next_id();
+        let joined =
+            tokio::task::spawn_blocking(move || this.prepare_blocking(id, &tenant, spec)).await;
+        joined.unwrap_or_else(|e| {
+            Err(PushError::Rejected {
+                name: String::new(),
+                reason: format!("validation panicked: {e}"),
+            })
+        })
+    }
+
+    fn prepare_blocking(
+        &self,
+        id: u64,
+        tenant: &str,
+        spec: PluginSpec,
+    ) -> Result<Arc<Plugin>, PushError> {
+        let metrics = &self.0.metrics;
+        let rejected = |reason: String| {
+            metrics.reload(tenant, &spec.name, "rejected");
+            tracing::warn!(tenant, plugin = %spec.name, %reason, "plugin push rejected");
+            PushError::Rejected {
+                name: spec.name.clone(),
+                reason,
+            }
+        };
+        let compiled = self.0.rt.compile(&spec.component).map_err(rejected)?;
+        let (tenant_a, name_a): (Arc<str>, Arc<str>) = (tenant.into(), spec.name.as_str().into());
+        let (info, took) = timed(|| {
+            self.0
+                .rt
+                .init(&compiled, (&tenant_a, &name_a), &spec.config)
+        });
+        metrics.call(tenant, &spec.name, "init", took);
+        let info = info.map_err(|failure| {
+            metrics.failure(tenant, &spec.name, failure.kind());
+            metrics.reload(tenant, &spec.name, "rejected");
+            tracing::warn!(tenant, plugin = %spec.name, %failure, "plugin init failed; chain unchanged");
+            PushError::InitFailed {
+                name: spec.name.clone(),
+                failure,
+            }
+        })?;
+        metrics.reload(tenant, &spec.name, "ok");
+        Ok(Arc::new(Plugin {
+            id,
+            name: name_a,
+            tenant: tenant_a,
+            digest: digest(&spec.component),
+            size: spec.component.len(),
+            config: spec.config,
+            varies_on: info.varies_on,
+            policy: info.failure_policy,
+            compiled,
+            pushed_at_ms: unix_ms(),
+        }))
+    }
+
+    /// Runs the stream's tenant chain over a media playlist.
+    pub async fn media_playlist(&self, req: &PlaylistRequest<'_>, playlist: Bytes) -> Manipulated {
+        self.manipulate(Kind::Media, req, playlist).await
+    }
+
+    /// Runs the stream's tenant chain over the multivariant playlist.
+    pub async fn multivariant_playlist(
+        &self,
+        req: &PlaylistRequest<'_>,
+        playlist: Bytes,
+    ) -> Manipulated {
+        self.manipulate(Kind::Multivariant, req, playlist).await
+    }
+
+    async fn manipulate(
+        &self,
+        kind: Kind,
+        req: &PlaylistRequest<'_>,
+        playlist: Bytes,
+    ) -> Manipulated {
+        let Some((tenant, chain)) = self.tenant(req.stream) else {
+            return Manipulated {
+                body: playlist,
+                vary: Vec::new(),
+            };
+        };
+        if chain.plugins.is_empty() {
+            return Manipulated {
+                body: playlist,
+                vary: Vec::new(),
+            };
+        }
+        let Ok(text) = std::str::from_utf8(&playlist) else {
+            return Manipulated {
+                body: playlist,
+                vary: Vec::new(),
+            };
+        };
+        let attrs = Attributes::from_request(&tenant, req.headers, req.query);
+        let (variant, vary) = variant_key(&chain, &tenant, &attrs);
+        let cues: Vec<CueEvent> = req.cues.iter().map(cue_event).collect();
+        let key = RunKey {
+            generation: chain.generation,
+            stream: req.stream.to_owned(),
+            rendition: req.rendition.to_owned(),
+            kind,
+            variant: variant.clone(),
+            input: input_hash(text, req.cues),
+        };
+        if let Some(body) = self.0.results.get(&key) {
+            self.0.metrics.cache_hit(&tenant.name);
+            return Manipulated { body, vary };
+        }
+        let mut rx = {
+            let mut inflight = self.0.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            match inflight.get(&key) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    let job = Job {
+                        plugins: self.clone(),
+                        chain: chain.clone(),
+                        key: key.clone(),
+                        tenant: tenant.name.clone(),
+                        attrs,
+                        cues,
+                        input: text.to_owned(),
+                        tx,
+                    };
+                    match self.0.workers.submit(Box::new(move || job.run())) {
+                        Ok(()) => {
+                            inflight.insert(key.clone(), rx.clone());
+                            rx
+                        }
+                        Err(_) => {
+                            drop(inflight);
+                            for p in &chain.plugins {
+                                self.0.metrics.failure(
+                                    &tenant.name,
+                                    &p.name,
+                                    Failure::Overloaded.kind(),
+                                );
+                            }
+                            return self.fallback(
+                                &chain,
+                                &key,
+                                &tenant.name,
+                                playlist,
+                                vary,
+                                "overload",
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        let waited =
+            tokio::time::timeout(self.0.settings.deadline, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(done)) => match done.as_ref() {
+                Some(body) => Manipulated {
+                    body: body.clone(),
+                    vary,
+                },
+                None => self.fallback(&chain, &key, &tenant.name, playlist, vary, "deadline"),
+            },
+            _ => self.fallback(&chain, &key, &tenant.name, playlist, vary, "deadline"),
+        }
+    }
+
+    /// The answer when the chain's output is not ready in time: the chain's last good edits
+    /// replayed when any plugin in it asks for `last-good`, the input otherwise.
+    fn fallback(
+        &self,
+        chain: &Chain,
+        key: &RunKey,
+        tenant: &str,
+        playlist: Bytes,
+        vary: Vec<String>,
+        reason: &'static str,
+    ) -> Manipulated {
+        self.0.metrics.fallback(tenant, "", reason);
+        let wants_last_good = chain
+            .plugins
+            .iter()
+            .any(|p| p.policy == FailurePolicy::LastGood);
+        if wants_last_good {
+            let good = self.0.last_good.get(&GoodKey {
+                plugin: 0,
+                stream: key.stream.clone(),
+                rendition: key.rendition.clone(),
+                kind: key.kind,
+                variant: key.variant.clone(),
+            });
+            if let (Some(good), Ok(text)) = (good, std::str::from_utf8(&playlist)) {
+                let body = Bytes::from(replay::replay(&good.0, &good.1, text));
+                return Manipulated { body, vary };
+            }
+        }
+        Manipulated {
+            body: playlist,
+            vary,
+        }
+    }
+
+    /// Answers an HLS Interstitial asset-list request: the tenant's plugins in chain order,
+    /// first `ok` wins.
+    pub async fn asset_list(
+        &self,
+        stream: &str,
+        cue_id: u32,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Bytes, AssetListError> {
+        let (tenant, chain) = self.tenant(stream).ok_or(AssetListError::NoPlugin)?;
+        if chain.plugins.is_empty() {
+            return Err(AssetListError::NoPlugin);
+        }
+        let attrs = Attributes::from_request(&tenant, headers, query);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        let stream = stream.to_owned();
+        let job = move || {
+            let mut answer = None;
+            for p in &chain.plugins {
+                let mut ctx = attrs.context_for(None, &tenant.name, &stream, "");
+                ctx.query = attrs.query.clone();
+                let (r, took) = timed(|| {
+                    this.0.rt.resolve_asset_list(
+                        &p.compiled,
+                        (&p.tenant, &p.name),
+                        &p.config,
+                        &ctx,
+                        cue_id,
+                    )
+                });
+                this.0
+                    .metrics
+                    .call(&tenant.name, &p.name, "resolve-asset-list", took);
+                match r.and_then(|json| check_json(&json).map(|()| json)) {
+                    Ok(json) => {
+                        answer = Some(json);
+                        break;
+                    }
+                    // `err` is how a plugin without interstitials says "not mine".
+                    Err(Failure::Err(_)) => {}
+                    Err(f) => {
+                        this.0.metrics.failure(&tenant.name, &p.name, f.kind());
+                        tracing::warn!(tenant = %tenant.name, plugin = %p.name, cue_id, failure = %f, "asset-list call failed");
+                    }
+                }
+            }
+            let _ = tx.send(answer);
+        };
+        if self.0.workers.submit(Box::new(job)).is_err() {
+            return Err(AssetListError::Unresolved(cue_id));
+        }
+        match tokio::time::timeout(self.0.settings.asset_list_timeout, rx).await {
+            Ok(Ok(Some(json))) => Ok(Bytes::from(json)),
+            _ => Err(AssetListError::Unresolved(cue_id)),
+        }
+    }
+}
+
+fn check_json(text: &str) -> Result<(), Failure> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(|_| ())
+        .map_err(|e| Failure::Invalid(format!("asset list is not JSON: {e}")))
+}
+
+/// One chain run, on a plugin worker.
+struct Job {
+    plugins: Plugins,
+    chain: Arc<Chain>,
+    key: RunKey,
+    tenant: String,
+    attrs: Attributes,
+    cues: Vec<CueEvent>,
+    input: String,
+    tx: watch::Sender<Option<Bytes>>,
+}
+
+impl Job {
+    fn run(self) {
+        let inner = &self.plugins.0;
+        let key = &self.key;
+        let original = self.input.clone();
+        let mut text = self.input;
+        for p in &self.chain.plugins {
+            let ctx = self.attrs.context_for(
+                Some(&p.varies_on),
+                &self.tenant,
+                &key.stream,
+                &key.rendition,
+            );
+            let (result, took) = timed(|| match key.kind {
+                Kind::Media => inner.rt.transform_media(
+                    &p.compiled,
+                    (&p.tenant, &p.name),
+                    &p.config,
+                    &ctx,
+                    &self.cues,
+                    &text,
+                ),
+                Kind::Multivariant => inner.rt.transform_multivariant(
+                    &p.compiled,
+                    (&p.tenant, &p.name),
+                    &p.config,
+                    &ctx,
+                    &text,
+                ),
+            });
+            inner
+                .metrics
+                .call(&self.tenant, &p.name, key.kind.function(), took);
+            let checked = result.and_then(|out| {
+                match key.kind {
+                    Kind::Media => {
+                        validate::media_playlist(&text, &out, &key.stream, &key.rendition)
+                    }
+                    Kind::Multivariant => validate::multivariant_playlist(&text, &out, &key.stream),
+                }
+                .map(|()| out)
+                .map_err(Failure::Invalid)
+            });
+            let good_key = GoodKey {
+                plugin: p.id,
+                stream: key.stream.clone(),
+                rendition: key.rendition.clone(),
+                kind: key.kind,
+                variant: key.variant.clone(),
+            };
+            text = match checked {
+                Ok(out) => {
+                    inner
+                        .last_good
+                        .insert(good_key, Arc::new((text, out.clone())));
+                    out
+                }
+                Err(failure) => {
+                    inner.metrics.failure(&self.tenant, &p.name, failure.kind());
+                    tracing::warn!(
+                        tenant = %self.tenant, plugin = %p.name, stream = %key.stream,
+                        rendition = %key.rendition, phase = key.kind.function(), %failure,
+                        "plugin failed; applying its failure policy"
+                    );
+                    let replayed = match p.policy {
+                        FailurePolicy::LastGood => inner
+                            .last_good
+                            .get(&good_key)
+                            .map(|good| replay::replay(&good.0, &good.1, &text)),
+                        FailurePolicy::PassThrough => None,
+                    };
+                    let reason = if replayed.is_some() {
+                        "last-good"
+                    } else {
+                        "pass-through"
+                    };
+                    inner.metrics.fallback(&self.tenant, &p.name, reason);
+                    replayed.unwrap_or(text)
+                }
+            };
+        }
+        inner.last_good.insert(
+            GoodKey {
+                plugin: 0,
+                stream: key.stream.clone(),
+                rendition: key.rendition.clone(),
+                kind: key.kind,
+                variant: key.variant.clone(),
+            },
+            Arc::new((original, text.clone())),
+        );
+        let body = Bytes::from(text);
+        inner.results.insert(key.clone(), body.clone());
+        inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+        let _ = self.tx.send(Some(body));
+    }
+}
+
+/// The request attributes a plugin may vary on, read once per request.
+#[derive(Clone, Debug, Default)]
+struct Attributes {
+    country: Option<String>,
+    /// Lower-case name → value, every header (only declared ones reach a plugin).
+    headers: Vec<(String, String)>,
+    /// Every query parameter except the `_HLS_*` directives.
+    query: Vec<(String, String)>,
+    now_ms: u64,
+}
+
+impl Attributes {
+    fn from_request(tenant: &TenantSettings, headers: &HeaderMap, query: Option<&str>) -> Self {
+        let country = headers
+            .get(tenant.country_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_uppercase())
+            .filter(|v| v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase()));
+        let headers = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let query = query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (p.to_owned(), String::new()),
+            })
+            .filter(|(k, _)| !k.starts_with("_HLS_"))
+            .collect();
+        Self {
+            country,
+            headers,
+            query,
+            now_ms: unix_ms(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The context one plugin sees: only what it declared (`None`: everything but the
+    /// query, for asset lists).
+    fn context_for(
+        &self,
+        declared: Option<&[VariantAttribute]>,
+        tenant: &str,
+        stream: &str,
+        rendition: &str,
+    ) -> RequestContext {
+        let mut ctx = RequestContext {
+            tenant: tenant.to_owned(),
+            stream: stream.to_owned(),
+            rendition: rendition.to_owned(),
+            country: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+            now_ms: self.now_ms,
+        };
+        let everything = [VariantAttribute::Country];
+        for attr in declared.unwrap_or(&everything) {
+            match attr {
+                VariantAttribute::Country => ctx.country = self.country.clone(),
+                VariantAttribute::Header(h) => {
+                    if let Some(v) = self.header(h) {
+                        ctx.headers.push((h.to_ascii_lowercase(), v.to_owned()));
+                    }
+                }
+                VariantAttribute::Query(q) => {
+                    if let Some(v) = self.query(q) {
+                        ctx.query.push((q.clone(), v.to_owned()));
+                    }
+                }
+            }
+        }
+        if declared.is_none() {
+            ctx.headers = self.headers.clone();
+        }
+        ctx
+    }
+}
+
+/// The variant key over every attribute the chain declared, and the headers that go into
+/// `Vary`.
+fn variant_key(
+    chain: &Chain,
+    tenant: &TenantSettings,
+    attrs: &Attributes,
+) -> (String, Vec<String>) {
+    let mut declared: Vec<String> = chain
+        .plugins
+        .iter()
+        .flat_map(|p| p.varies_on.iter().map(attribute_label))
+        .collect();
+    declared.sort();
+    declared.dedup();
+    let mut key = String::new();
+    let mut vary = Vec::new();
+    for label in &declared {
+        let value = if label == "country" {
+            vary.push(tenant.country_header.clone());
+            attrs.country.as_deref()
+        } else if let Some(h) = label.strip_prefix("header:") {
+            vary.push(h.to_owned());
+            attrs.header(h)
+        } else if let Some(q) = label.strip_prefix("query:") {
+            attrs.query(q)
+        } else {
+            None
+        };
+        key.push_str(label);
+        key.push('=');
+        key.push_str(value.unwrap_or("\u{0}"));
+        key.push(';');
+    }
+    vary.dedup();
+    (key, vary)
+}
+
+fn cue_event(placed: &PlacedCue) -> CueEvent {
+    let cue = &placed.cue;
+    CueEvent {
+        id: cue.id,
+        kind: match cue.kind {
+            weir_media::CueKind::SpliceInsert => CueKind::SpliceInsert,
+            weir_media::CueKind::TimeSignal => CueKind::TimeSignal,
+            weir_media::CueKind::SpliceNull => CueKind::SpliceNull,
+        },
+        out_of_network: cue.out_of_network,
+        start_ms: placed.start_ms,
+        duration_ms: cue
+            .duration
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        end_ms: placed.end_ms,
+        segmentation_type: cue.segmentation_type,
+        section: cue.section.to_vec(),
+    }
+}
+
+fn input_hash(text: &str, cues: &[PlacedCue]) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    for c in cues {
+        (c.cue.id, c.start_ms, c.end_ms, c.cue.out_of_network).hash(&mut h);
+    }
+    h.finish()
+}
+
+fn digest(bytes: &[u8]) -> String {
+    let sum = Sha256::digest(bytes);
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in sum {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}

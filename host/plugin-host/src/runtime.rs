@@ -1,0 +1,334 @@
+//! The wasmtime side: one [`Engine`] (pooling allocator, epoch interruption), components
+//! compiled once into an `InstancePre`, and a fresh [`Store`] with limits for every call.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap,
+};
+
+use crate::{Failure, Limits};
+
+wasmtime::component::bindgen!({
+    world: "manifest-plugin",
+    path: "../../wit",
+});
+
+pub use weir::plugin::types::{CueKind, FailurePolicy, Level, VariantAttribute};
+
+/// The imports a plugin may have: the host interface, and the types-only interface that
+/// every guest's bindings import because the world `use`s it. Anything else is refused at
+/// push time.
+const ALLOWED_IMPORTS: [&str; 2] = ["weir:plugin/host@0.1.", "weir:plugin/types@0.1."];
+/// Log lines one call may write, so a chatty guest cannot flood the host's log.
+const MAX_LOG_LINES_PER_CALL: u32 = 16;
+const MAX_LOG_LINE: usize = 1024;
+
+/// Per-store state: the limits and who is calling, for log lines.
+pub(crate) struct HostState {
+    limiter: Limiter,
+    tenant: Arc<str>,
+    plugin: Arc<str>,
+    log_lines: u32,
+    /// Set while the host re-runs `init` before a call: its log lines were already
+    /// written when the plugin was pushed.
+    quiet: bool,
+}
+
+/// [`StoreLimits`] plus a note of whether a growth was refused, so that a guest that dies
+/// (or answers `err`) after hitting its cap is counted as a memory failure.
+struct Limiter {
+    inner: StoreLimits,
+    denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        self.denied |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = self.inner.table_growing(current, desired, maximum)?;
+        self.denied |= !ok;
+        Ok(ok)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+impl weir::plugin::types::Host for HostState {}
+
+impl weir::plugin::host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        if self.quiet {
+            return;
+        }
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES_PER_CALL {
+            return;
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        let (tenant, plugin) = (&*self.tenant, &*self.plugin);
+        match level {
+            Level::Error => tracing::error!(tenant, plugin, "{message}"),
+            Level::Warn => tracing::warn!(tenant, plugin, "{message}"),
+            Level::Info => tracing::info!(tenant, plugin, "{message}"),
+            Level::Debug => tracing::debug!(tenant, plugin, "{message}"),
+            Level::Trace => tracing::trace!(tenant, plugin, "{message}"),
+        }
+    }
+}
+
+/// The engine and linker every plugin shares, and the epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    deadline_ticks: u64,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub fn new(limits: Limits) -> wasmtime::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        // Stores alive at once: one per worker call, plus pushes being validated.
+        pool.total_component_instances(limits.max_concurrent_instances)
+            .total_memories(limits.max_concurrent_instances.saturating_mul(4))
+            .total_tables(limits.max_concurrent_instances.saturating_mul(8))
+            .max_memory_size(limits.memory_bytes);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        ManifestPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (e, stop, tick) = (engine.clone(), ticker_stop.clone(), limits.epoch_tick);
+        std::thread::Builder::new()
+            .name("weir-plugin-epoch".to_owned())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    e.increment_epoch();
+                }
+            })?;
+        let tick_ms = limits.epoch_tick.as_micros().max(1);
+        let deadline_ticks = u64::try_from(limits.call_timeout.as_micros().div_ceil(tick_ms))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            deadline_ticks,
+            ticker_stop,
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles and links a component. Slow (milliseconds for Rust guests, seconds for
+    /// JavaScript and Python): call it off the async runtime.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, String> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| format!("not a valid Wasm component: {e:#}"))?;
+        let foreign: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| !ALLOWED_IMPORTS.iter().any(|p| name.starts_with(p)))
+            .collect();
+        if !foreign.is_empty() {
+            return Err(format!(
+                "imports {} but weir grants only weir:plugin/host (no WASI: build JavaScript \
+                 with `componentize-js -d stdio random clocks http fetch-event`, Python with \
+                 `componentize-py … --stub-wasi`, Rust for wasm32-unknown-unknown)",
+                foreign.join(", ")
+            ));
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("cannot link: {e:#}"))?;
+        let pre = ManifestPluginPre::new(pre)
+            .map_err(|e| format!("does not export the weir:plugin/manifest-plugin world: {e:#}"))?;
+        Ok(Compiled { pre })
+    }
+
+    /// Instantiates in a fresh store and runs `f` under the call deadline and memory cap.
+    ///
+    /// A fresh store has none of the state `init` built, so for every call but `init` itself
+    /// the host first runs `init(config)` again (quietly, with its own deadline). The
+    /// contract stays stateless for the guest: its config is always there, and nothing
+    /// else survives a call.
+    fn call<R>(
+        &self,
+        compiled: &Compiled,
+        who: (&Arc<str>, &Arc<str>),
+        reinit: Option<&str>,
+        f: impl FnOnce(&ManifestPlugin, &mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, Failure> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .table_elements(self.limits.table_elements)
+            .instances(self.limits.instances)
+            .build();
+        let state = HostState {
+            limiter: Limiter {
+                inner: limits,
+                denied: false,
+            },
+            tenant: who.0.clone(),
+            plugin: who.1.clone(),
+            log_lines: 0,
+            quiet: false,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        let deadline = self.deadline_ticks;
+        let result = compiled.pre.instantiate(&mut store).and_then(|plugin| {
+            if let Some(config) = reinit {
+                store.data_mut().quiet = true;
+                if let Err(e) = plugin.call_init(&mut store, config)? {
+                    return Ok(Err(format!("init failed on re-run: {e}")));
+                }
+                store.data_mut().quiet = false;
+                store.set_epoch_deadline(deadline);
+            }
+            f(&plugin, &mut store)
+        });
+        let denied = store.data().limiter.denied;
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) if denied => Err(Failure::MemoryCap),
+            Ok(Err(message)) => Err(Failure::Err(message)),
+            Err(e) => Err(match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => Failure::Timeout(self.limits.call_timeout),
+                _ if denied => Failure::MemoryCap,
+                _ => Failure::Trap(format!("{e:#}")),
+            }),
+        }
+    }
+
+    pub fn init(
+        &self,
+        compiled: &Compiled,
+        who: (&Arc<str>, &Arc<str>),
+        config: &str,
+    ) -> Result<PluginInfo, Failure> {
+        self.call(compiled, who, None, |p, s| p.call_init(s, config))
+    }
+
+    pub fn transform_media(
+        &self,
+        compiled: &Compiled,
+        who: (&Arc<str>, &Arc<str>),
+        config: &str,
+        ctx: &RequestContext,
+        cues: &[CueEvent],
+        playlist: &str,
+    ) -> Result<String, Failure> {
+        self.call(compiled, who, Some(config), |p, s| {
+            p.call_transform_media_playlist(s, ctx, cues, playlist)
+        })
+    }
+
+    pub fn transform_multivariant(
+        &self,
+        compiled: &Compiled,
+        who: (&Arc<str>, &Arc<str>),
+        config: &str,
+        ctx: &RequestContext,
+        playlist: &str,
+    ) -> Result<String, Failure> {
+        self.call(compiled, who, Some(config), |p, s| {
+            p.call_transform_multivariant_playlist(s, ctx, playlist)
+        })
+    }
+
+    pub fn resolve_asset_list(
+        &self,
+        compiled: &Compiled,
+        who: (&Arc<str>, &Arc<str>),
+        config: &str,
+        ctx: &RequestContext,
+        cue_id: u32,
+    ) -> Result<String, Failure> {
+        self.call(compiled, who, Some(config), |p, s| {
+            p.call_resolve_asset_list(s, ctx, cue_id)
+        })
+    }
+}
+
+/// A component compiled and linked once; instantiated per call.
+#[derive(Clone)]
+pub struct Compiled {
+    pre: ManifestPluginPre<HostState>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").finish_non_exhaustive()
+    }
+}
+
+/// Measures one call, for the latency histogram.
+pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let start = Instant::now();
+    let r = f();
+    (r, start.elapsed())
+}

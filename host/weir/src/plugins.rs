@@ -1,0 +1,193 @@
+//! Wiring between the config, the plugin host and the origin's manifest filter.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use weir_cache::BoxFuture;
+use weir_origin::{Filtered, ManifestFilter, RequestCtx, Route};
+use weir_plugin_host::{Limits, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings};
+
+use crate::config::Config;
+use crate::pipeline::CueTagPolicy;
+
+pub fn settings(config: &Config) -> Settings {
+    let p = &config.plugins;
+    Settings {
+        limits: Limits {
+            memory_bytes: p.memory_mb << 20,
+            call_timeout: Duration::from_millis(p.call_timeout_ms),
+            ..Limits::default()
+        },
+        threads: p.threads,
+        deadline: Duration::from_millis(p.deadline_ms),
+        asset_list_timeout: Duration::from_millis(p.asset_list_timeout_ms),
+        ..Settings::default()
+    }
+}
+
+pub fn tenants(config: &Config) -> Vec<TenantSettings> {
+    config
+        .tenants
+        .iter()
+        .map(|t| TenantSettings {
+            name: t.name.clone(),
+            streams: t.streams.clone(),
+            country_header: t.country_header.clone(),
+        })
+        .collect()
+}
+
+/// Which streams' cue tags the packager leaves to plugins.
+pub fn cue_tag_policy(config: &Config) -> CueTagPolicy {
+    let mut policy = CueTagPolicy::default();
+    for t in &config.tenants {
+        if t.name == weir_plugin_host::DEFAULT_TENANT {
+            policy.default_off = !t.packager_cue_tags;
+        }
+        for s in &t.streams {
+            policy.streams.insert(s.clone(), !t.packager_cue_tags);
+        }
+    }
+    policy
+}
+
+/// Reads every configured plugin and installs each tenant's chain. A tenant whose chain
+/// fails keeps the one it had, and the error names the tenant and plugin.
+pub async fn load_chains(plugins: &Plugins, config: &Config, base: &Path) -> anyhow::Result<()> {
+    plugins.configure_tenants(tenants(config));
+    let mut failures = Vec::new();
+    for t in &config.tenants {
+        let mut specs = Vec::new();
+        for p in &t.plugins {
+            let path = base.join(&p.path);
+            let component = std::fs::read(&path).with_context(|| {
+                format!(
+                    "tenant {}: plugin {}: reading {}",
+                    t.name,
+                    p.name,
+                    path.display()
+                )
+            })?;
+            let plugin_config = match (&p.config, &p.config_file) {
+                (Some(c), _) => c.clone(),
+                (None, Some(f)) => {
+                    let f = base.join(f);
+                    std::fs::read_to_string(&f).with_context(|| {
+                        format!(
+                            "tenant {}: plugin {}: reading {}",
+                            t.name,
+                            p.name,
+                            f.display()
+                        )
+                    })?
+                }
+                (None, None) => String::new(),
+            };
+            specs.push(PluginSpec {
+                name: p.name.clone(),
+                component: Bytes::from(component),
+                config: plugin_config,
+            });
+        }
+        if let Err(e) = plugins.set_chain(&t.name, specs).await {
+            failures.push(format!("tenant {}: {e}", t.name));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", failures.join("; "))
+    }
+}
+
+/// The origin's phase 4, backed by the plugin host.
+pub struct Filter(pub Plugins);
+
+impl Filter {
+    fn request<'a>(
+        ctx: &'a RequestCtx,
+        stream: &'a str,
+        rendition: &'a str,
+    ) -> PlaylistRequest<'a> {
+        PlaylistRequest {
+            stream,
+            rendition,
+            headers: &ctx.request.headers,
+            query: ctx.request.uri.query(),
+            cues: &ctx.cues,
+        }
+    }
+}
+
+impl ManifestFilter for Filter {
+    fn media_playlist<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        playlist: Bytes,
+    ) -> BoxFuture<'a, Filtered> {
+        Box::pin(async move {
+            let Route::MediaPlaylist {
+                stream, rendition, ..
+            } = &ctx.route
+            else {
+                return playlist.into();
+            };
+            let m = self
+                .0
+                .media_playlist(&Self::request(ctx, stream, rendition), playlist)
+                .await;
+            Filtered {
+                body: m.body,
+                vary: m.vary,
+            }
+        })
+    }
+
+    fn multivariant_playlist<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        playlist: Bytes,
+    ) -> BoxFuture<'a, Filtered> {
+        Box::pin(async move {
+            let Route::Multivariant { stream } = &ctx.route else {
+                return playlist.into();
+            };
+            let m = self
+                .0
+                .multivariant_playlist(&Self::request(ctx, stream, ""), playlist)
+                .await;
+            Filtered {
+                body: m.body,
+                vary: m.vary,
+            }
+        })
+    }
+
+    fn asset_list<'a>(
+        &'a self,
+        ctx: &'a RequestCtx,
+        stream: &'a str,
+        cue_id: u32,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            match self
+                .0
+                .asset_list(
+                    stream,
+                    cue_id,
+                    &ctx.request.headers,
+                    ctx.request.uri.query(),
+                )
+                .await
+            {
+                Ok(json) => Some(json),
+                Err(e) => {
+                    tracing::info!(stream, cue_id, error = %e, "asset list not resolved");
+                    None
+                }
+            }
+        })
+    }
+}
