@@ -67,6 +67,10 @@ pub struct TenantConfig {
     /// chain has the scte35 plugin, which renders them instead.
     #[serde(default = "yes")]
     pub packager_cue_tags: bool,
+    /// Give each of the tenant's streams a hidden `slate` rendition (the built-in slate,
+    /// looped), for the blackout plugin. Costs one more packager per stream.
+    #[serde(default)]
+    pub slate: bool,
     /// The chain, in order. Also changed at runtime with `weir plugin push`; SIGHUP
     /// re-reads this list (and replaces what was pushed).
     #[serde(default)]

@@ -217,7 +217,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         loss_timeout: Duration::from_millis(config.ingest.loss_timeout_ms),
         idle_end: Duration::from_secs(config.ingest.idle_end_s),
         linger: Duration::from_secs(config.packager.linger_s),
-        cues_left_to_plugins: plugins::cue_tag_policy(&config),
+        policy: plugins::stream_policy(&config),
     };
     settings.packager.validate().context("packager settings")?;
     let streams = Streams::new(registry.clone(), settings, Arc::clone(&metrics));

@@ -47,28 +47,45 @@ pub struct PipelineSettings {
     pub idle_end: Duration,
     /// How long an ended stream stays servable with `EXT-X-ENDLIST`.
     pub linger: Duration,
-    /// Streams whose cues the packager does not render as `EXT-X-DATERANGE`, because their
-    /// tenant's plugins (the scte35 plugin) do.
-    pub cues_left_to_plugins: CueTagPolicy,
+    /// Per-stream choices that come from the stream's tenant.
+    pub policy: StreamPolicy,
 }
 
-/// Which streams get the packager's own cue tags.
-#[derive(Debug, Clone, Default)]
-pub struct CueTagPolicy {
-    /// Streams named here follow their own setting; the rest follow `default_off`.
-    pub streams: std::collections::HashMap<String, bool>,
-    pub default_off: bool,
+/// What a stream's tenant asks of its pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// The packager renders cues as `EXT-X-DATERANGE` (off when the tenant's scte35 plugin
+    /// does it instead).
+    pub cue_tags: bool,
+    /// The stream also has a `slate` rendition (the built-in slate, looped and packaged
+    /// with the stream's settings), for the blackout plugin to send viewers to.
+    pub slate: bool,
 }
 
-impl CueTagPolicy {
-    fn packager_renders(&self, stream: &str) -> bool {
-        !self
-            .streams
-            .get(stream)
-            .copied()
-            .unwrap_or(self.default_off)
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            cue_tags: true,
+            slate: false,
+        }
     }
 }
+
+/// [`StreamOptions`] by stream name, with a default for the rest.
+#[derive(Debug, Clone, Default)]
+pub struct StreamPolicy {
+    pub streams: HashMap<String, StreamOptions>,
+    pub default: StreamOptions,
+}
+
+impl StreamPolicy {
+    pub fn for_stream(&self, stream: &str) -> StreamOptions {
+        self.streams.get(stream).copied().unwrap_or(self.default)
+    }
+}
+
+/// The hidden rendition with the slate, next to the stream's own.
+pub const SLATE_RENDITION: &str = "slate";
 
 /// Counters exported on `/metrics`.
 #[derive(Debug, Default)]
@@ -226,8 +243,22 @@ impl Streams {
         tokio::spawn(
             async move {
                 let linger = settings.linger;
-                let mut task = StreamTask::new(stream, settings, Arc::clone(&metrics));
+                let stream = Arc::new(stream);
+                let slate = settings
+                    .policy
+                    .for_stream(stream.name())
+                    .slate
+                    .then(|| spawn_slate(&stream, &settings));
+                let mut task = StreamTask::new(
+                    Arc::clone(&stream),
+                    SOURCE_RENDITION,
+                    settings,
+                    Arc::clone(&metrics),
+                );
                 task.run(ctl_rx).await;
+                if let Some(slate) = slate {
+                    slate.abort();
+                }
                 {
                     let mut t = tasks.lock().unwrap_or_else(PoisonError::into_inner);
                     if t.get(&name).is_some_and(|c| c.same_channel(&ctl_tx)) {
@@ -246,8 +277,40 @@ impl Streams {
     }
 }
 
+/// The slate rendition: the built-in slate clip, looped, through its own packager (its own
+/// part and segment numbers: players reach it through its own playlist, never by swapping
+/// URIs inside the stream's). Ends with the stream.
+fn spawn_slate(
+    stream: &Arc<StreamProducer>,
+    settings: &PipelineSettings,
+) -> tokio::task::JoinHandle<()> {
+    let mut task = StreamTask::new(
+        Arc::clone(stream),
+        SLATE_RENDITION,
+        settings.clone(),
+        // Not the exported counters: the slate is not a contribution.
+        Arc::new(PipelineMetrics::default()),
+    );
+    let (ctl_tx, ctl_rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let _ = ctl_tx.try_send(Control::Attach(rx));
+    tokio::spawn(
+        async move {
+            let Ok(clip) = crate::testsrc::Clip::slate() else {
+                tracing::error!("the built-in slate clip does not decode; no slate rendition");
+                return;
+            };
+            let _ctl = ctl_tx;
+            tokio::join!(task.run(ctl_rx), crate::testsrc::run(clip, tx));
+        }
+        .instrument(tracing::info_span!("slate")),
+    )
+}
+
 struct StreamTask {
-    stream: StreamProducer,
+    stream: Arc<StreamProducer>,
+    /// This task's rendition in the stream; only `src` publishes the multivariant playlist.
+    rendition_name: &'static str,
     rendition: RenditionProducer,
     settings: PipelineSettings,
     metrics: Arc<PipelineMetrics>,
@@ -271,17 +334,17 @@ fn now_unix_ms() -> u64 {
 
 impl StreamTask {
     fn new(
-        stream: StreamProducer,
+        stream: Arc<StreamProducer>,
+        rendition_name: &'static str,
         settings: PipelineSettings,
         metrics: Arc<PipelineMetrics>,
     ) -> Self {
         let (rendition, consumer) = rendition_channel();
-        stream.add_rendition(SOURCE_RENDITION, consumer);
-        let cue_tags = settings
-            .cues_left_to_plugins
-            .packager_renders(stream.name());
+        stream.add_rendition(rendition_name, consumer);
+        let cue_tags = settings.policy.for_stream(stream.name()).cue_tags;
         Self {
             cue_tags,
+            rendition_name,
             stream,
             rendition,
             settings,
@@ -532,6 +595,9 @@ impl StreamTask {
     }
 
     fn publish_multivariant(&mut self) {
+        if self.rendition_name != SOURCE_RENDITION {
+            return;
+        }
         let video = self.tracks.iter().find_map(|t| match &t.codec {
             weir_media::Codec::H264(c) => Some(c),
             weir_media::Codec::Aac(_) => None,

@@ -10,7 +10,7 @@ use weir_origin::{Filtered, ManifestFilter, RequestCtx, Route};
 use weir_plugin_host::{Limits, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings};
 
 use crate::config::Config;
-use crate::pipeline::CueTagPolicy;
+use crate::pipeline::{StreamOptions, StreamPolicy};
 
 pub fn settings(config: &Config) -> Settings {
     let p = &config.plugins;
@@ -39,15 +39,19 @@ pub fn tenants(config: &Config) -> Vec<TenantSettings> {
         .collect()
 }
 
-/// Which streams' cue tags the packager leaves to plugins.
-pub fn cue_tag_policy(config: &Config) -> CueTagPolicy {
-    let mut policy = CueTagPolicy::default();
+/// What each stream's tenant asks of the pipeline.
+pub fn stream_policy(config: &Config) -> StreamPolicy {
+    let mut policy = StreamPolicy::default();
     for t in &config.tenants {
+        let options = StreamOptions {
+            cue_tags: t.packager_cue_tags,
+            slate: t.slate,
+        };
         if t.name == weir_plugin_host::DEFAULT_TENANT {
-            policy.default_off = !t.packager_cue_tags;
+            policy.default = options;
         }
         for s in &t.streams {
-            policy.streams.insert(s.clone(), !t.packager_cue_tags);
+            policy.streams.insert(s.clone(), options);
         }
     }
     policy

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use weir_media::{MediaEvent, Sample, Track};
 
 static CLIP: &[u8] = include_bytes!("../assets/testsrc.flv");
+static SLATE: &[u8] = include_bytes!("../assets/slate.flv");
 
 /// The decoded clip, ready to loop.
 pub struct Clip {
@@ -27,6 +28,12 @@ pub struct Clip {
 impl Clip {
     pub fn builtin() -> anyhow::Result<Self> {
         Self::from_flv(CLIP)
+    }
+
+    /// The built-in slate ("Programme not available in your region", silence), for the
+    /// `slate` rendition.
+    pub fn slate() -> anyhow::Result<Self> {
+        Self::from_flv(SLATE)
     }
 
     pub fn from_flv(bytes: &[u8]) -> anyhow::Result<Self> {
