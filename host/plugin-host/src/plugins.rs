@@ -239,6 +239,9 @@ struct Inner {
     results: moka::sync::Cache<RunKey, Bytes>,
     inflight: Mutex<HashMap<RunKey, watch::Receiver<Option<Bytes>>>>,
     last_good: moka::sync::Cache<GoodKey, GoodPair>,
+    /// Compiled components by digest: pushing the same bytes with a new config (or the same
+    /// chain again on SIGHUP) skips the compile, which takes seconds for JS and Python.
+    compiled: moka::sync::Cache<String, Compiled>,
     next_id: AtomicU64,
     /// Serialises chain changes so two pushes cannot lose each other's update.
     change: tokio::sync::Mutex<()>,
@@ -284,6 +287,7 @@ impl Plugins {
             results,
             inflight: Mutex::new(HashMap::new()),
             last_good,
+            compiled: moka::sync::Cache::new(32),
             next_id: AtomicU64::new(1),
             change: tokio::sync::Mutex::new(()),
         }));
@@ -470,7 +474,15 @@ impl Plugins {
                 reason,
             }
         };
-        let compiled = self.0.rt.compile(&spec.component).map_err(rejected)?;
+        let digest = digest(&spec.component);
+        let compiled = match self.0.compiled.get(&digest) {
+            Some(c) => c,
+            None => {
+                let c = self.0.rt.compile(&spec.component).map_err(rejected)?;
+                self.0.compiled.insert(digest.clone(), c.clone());
+                c
+            }
+        };
         let (tenant_a, name_a): (Arc<str>, Arc<str>) = (tenant.into(), spec.name.as_str().into());
         let (info, took) = timed(|| {
             self.0
@@ -492,7 +504,7 @@ impl Plugins {
             id,
             name: name_a,
             tenant: tenant_a,
-            digest: digest(&spec.component),
+            digest,
             size: spec.component.len(),
             config: spec.config,
             varies_on: info.varies_on,
