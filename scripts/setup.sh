@@ -3,7 +3,9 @@
 # (ffmpeg, Chromium, curl, openssl, nghttp2 for h2load, srt-live-transmit from srt-tools),
 # the npm players (hls.js, Shaka, playwright-core, pinned in tests/e2e/package-lock.json)
 # and threefive from PyPI (SCTE-35 encode/decode, pinned). Building weir itself needs only
-# Rust (cargo) and a C compiler.
+# Rust (cargo) and a C compiler. Building the Wasm plugins (scripts/build-plugins.sh) needs
+# Debian's rustc 1.96 for wasm32 (rustc-web, with std sources), wasm-ld (lld), wasm-tools
+# (cargo install, pinned) and python3-venv; shared/notes/wasm-guests.md explains why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +30,12 @@ want node nodejs
 want npm npm
 want python3 python3
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
-for p in fonts-dejavu-core ca-certificates; do
+python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
+# Wasm guests: Debian's rustc/cargo at /usr/bin (rustup's stay first on PATH for the host).
+[ -x /usr/bin/rustc ] || need+=(rustc-web)
+[ -x /usr/bin/cargo ] || need+=(cargo-web)
+want wasm-ld lld
+for p in fonts-dejavu-core ca-certificates rust-web-src; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -53,4 +60,11 @@ if ! python3 -c "import threefive, sys; sys.exit(threefive.version != '$THREEFIV
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup" >&2; exit 1; }
+
+WASM_TOOLS=1.263.0
+if ! { command -v wasm-tools >/dev/null && wasm-tools --version | grep -q " $WASM_TOOLS"; }; then
+  echo "setup: cargo install wasm-tools $WASM_TOOLS (a few minutes, once)"
+  cargo install wasm-tools --version "$WASM_TOOLS" --locked --quiet \
+    --no-default-features --features component,validate,print
+fi
 echo "setup: ok"

@@ -14,6 +14,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build (the end-to-end tests run this binary)"
 cargo build --locked -p weir
 
+echo "== plugins: build the Wasm components (the plugin host's tests load them), test their logic"
+./scripts/build-plugins.sh
+./scripts/test-plugins.sh
+
 echo "== unit and integration tests"
 cargo test --workspace --locked --exclude weir-e2e
 

@@ -29,7 +29,8 @@ pub use plugins::{
     Settings, StartError, TenantSettings, DEFAULT_TENANT,
 };
 pub use runtime::{
-    Compiled, CueEvent, CueKind, FailurePolicy, PluginInfo, Runtime, VariantAttribute,
+    Compiled, CueEvent, CueKind, FailurePolicy, PluginInfo, RequestContext, Runtime,
+    VariantAttribute,
 };
 
 /// Caps for every plugin call.
