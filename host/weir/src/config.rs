@@ -450,6 +450,23 @@ mod tests {
     }
 
     #[test]
+    fn the_plugins_example_is_valid_and_tenants_are_checked() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins.toml");
+        let c = Config::load(&path).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.tenants[0].plugins.len(), 2);
+        assert!(!c.tenants[0].packager_cue_tags && c.tenants[0].slate);
+        let twice: Config = toml::from_str(
+            "[[tenants]]\nname = \"a\"\nstreams = [\"s\"]\n[[tenants]]\nname = \"b\"\nstreams = [\"s\"]\n",
+        )
+        .unwrap();
+        assert!(twice.validate().unwrap_err().to_string().contains("\"s\""));
+        let bad: Config = toml::from_str("[[tenants]]\nname = \"Bad Name\"\n").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("tenants[0].name"));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
         let err = toml::from_str::<Config>("[packager]\nsegment_msec = 1000\n").unwrap_err();
         assert!(err.to_string().contains("segment_msec"), "{err}");
