@@ -463,7 +463,11 @@ mod tests {
         .unwrap();
         assert!(twice.validate().unwrap_err().to_string().contains("\"s\""));
         let bad: Config = toml::from_str("[[tenants]]\nname = \"Bad Name\"\n").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("tenants[0].name"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tenants[0].name"));
     }
 
     #[test]
