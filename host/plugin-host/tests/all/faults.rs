@@ -87,7 +87,7 @@ async fn a_panic_in_init_rejects_the_push_and_keeps_the_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_plugin_does_not_stop_the_rest_of_the_chain() {
-    let host = host();
+    let host = host_for_heavy_guests();
     host.push("acme", spec("fault-trap", "fault-trap", ""))
         .await
         .unwrap();

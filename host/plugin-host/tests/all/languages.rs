@@ -10,7 +10,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_and_python_plugins_transform_playlists() {
-    let host = host();
+    let host = host_for_heavy_guests();
     let started = Instant::now();
     let js = host
         .push("acme", spec("cue-out", "cue-out", r#"{"style":"plain"}"#))
@@ -136,7 +136,7 @@ async fn javascript_and_python_plugins_transform_playlists() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_config_is_refused_at_push_and_the_chain_stays() {
-    let host = host();
+    let host = host_for_heavy_guests();
     host.push("acme", spec("cue-out", "cue-out", ""))
         .await
         .unwrap();

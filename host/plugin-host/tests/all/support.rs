@@ -33,6 +33,16 @@ pub fn host() -> Plugins {
     host_with(Settings::default())
 }
 
+/// For JavaScript and Python guests: a fresh instance of one costs about 1 ms in a release
+/// build, but these tests run a debug build of the host beside other tests on two cores,
+/// where instantiating an 18 MB Python component can take longer than the 10 ms default.
+pub fn host_for_heavy_guests() -> Plugins {
+    let mut settings = Settings::default();
+    settings.limits.call_timeout = Duration::from_secs(1);
+    settings.deadline = Duration::from_secs(2);
+    host_with(settings)
+}
+
 pub fn host_with(settings: Settings) -> Plugins {
     let mut acme = TenantSettings::new("acme");
     acme.streams = vec!["demo".to_owned()];
