@@ -7,5 +7,6 @@
 mod bad_input;
 mod continuity;
 mod players;
+mod plugins;
 mod scte35;
 mod srt_ingest;

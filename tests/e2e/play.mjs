@@ -8,9 +8,16 @@
 // Options: --player hls|shaka, --seconds N (play time to observe), --timeout N (give up on
 // start after N s), --chromium PATH (default /usr/bin/chromium or $CHROMIUM), --force-level N
 // (hls.js: switch to level N after start), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
-// --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr).
+// --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr), --header
+// "Name: value" (an extra HTTP header on every request, e.g. a CDN's CF-IPCountry; give it
+// more than once for several), --started-file PATH (write PATH once playback has started, so
+// a test can act on a playing player).
+//
+// The report counts requests for interstitial asset lists (`/asset-list/`), assets
+// (`/assets/`) and the slate rendition (`/slate/`) in `requests`, and lists hls.js's
+// interstitial events (hls.js >= 1.6) in `interstitials`.
 import { chromium } from 'playwright-core';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -20,6 +27,18 @@ const args = Object.fromEntries(
     return acc;
   }, []),
 );
+// Every `--header "Name: value"` (the object above keeps only the last).
+const headers = {};
+process.argv.slice(2).forEach((a, i, all) => {
+  if (a !== '--header' || all[i + 1] === undefined) return;
+  const h = all[i + 1];
+  const colon = h.indexOf(':');
+  if (colon <= 0) {
+    console.error(`--header ${JSON.stringify(h)}: expected "Name: value"`);
+    process.exit(2);
+  }
+  headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+});
 const url = args.url;
 const player = args.player ?? 'hls';
 const seconds = Number(args.seconds ?? 12);
@@ -47,11 +66,15 @@ const browser = await chromium.launch({
 });
 const report = {
   player, url, started: false, played: 0, fatal: [], errors: [], stalls: 0,
-  latency: { samples: [] }, requests: { total: 0, blocking: 0, parts: 0, skip: 0 }, protocols: {},
-  levels: [], switchedTo: null, trace: [],
+  latency: { samples: [] },
+  requests: { total: 0, blocking: 0, parts: 0, skip: 0, assetList: 0, assets: 0, slate: 0, failed: [] },
+  protocols: {}, levels: [], switchedTo: null, trace: [], interstitials: [], headers,
 };
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  // Extra headers go on every request, weir's included; being non-safelisted, they make
+  // each cross-origin request preflighted (OPTIONS), which weir must allow.
+  if (Object.keys(headers).length) await context.setExtraHTTPHeaders(headers);
   const page = await context.newPage();
   // The page lives on its own (intercepted, loopback) origin, so every request to weir is
   // cross-origin and CORS is exercised; a loopback origin keeps Private Network Access quiet.
@@ -72,6 +95,13 @@ try {
     if (/[?&]_HLS_msn=/.test(u)) report.requests.blocking++;
     if (/[?&]_HLS_skip=/.test(u)) report.requests.skip++;
     if (/\/part\d+\.m4s/.test(u)) report.requests.parts++;
+    if (u.includes('/asset-list/')) report.requests.assetList++;
+    if (u.includes('/assets/')) report.requests.assets++;
+    if (u.includes('/slate/')) report.requests.slate++;
+  });
+  page.on('requestfailed', (r) => {
+    if (r.url().startsWith('http://localhost:9')) return;
+    report.requests.failed.push(`${r.url()} ${r.failure()?.errorText ?? ''}`.slice(0, 300));
   });
   page.on('console', (m) => {
     if (m.type() === 'error') report.errors.push(`console: ${m.text()}`.slice(0, 300));
@@ -84,7 +114,7 @@ try {
   await page.evaluate(({ url, player, debug, catchup }) => {
     const video = document.getElementById('v');
     const w = window;
-    w.weir = { fatal: [], nonfatal: [], stalls: 0, events: [], latency: () => null, levels: [], switchTo: () => null, started: false };
+    w.weir = { fatal: [], nonfatal: [], stalls: 0, events: [], interstitials: [], latency: () => null, levels: [], switchTo: () => null, started: false };
     video.addEventListener('playing', () => { w.weir.started = true; });
     video.addEventListener('waiting', () => {
       if (w.weir.started) w.weir.stalls++;
@@ -100,6 +130,33 @@ try {
         if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`);
         else w.weir.nonfatal.push(`${(performance.now() / 1000).toFixed(2)} ${d.details}`);
       });
+      // HLS Interstitials (hls.js >= 1.6): what the player did with each break.
+      const E = w.Hls.Events;
+      const at = () => (performance.now() / 1000).toFixed(2);
+      const interstitial = (name, detail) => w.weir.interstitials.push({ at: Number(at()), event: name, ...detail });
+      let scheduled = '';
+      hls.on(E.INTERSTITIALS_UPDATED, (_, d) => {
+        // Only changes: hls.js sends this on every playlist update that touches the schedule.
+        const ids = (d.events ?? []).map((i) => i.identifier);
+        if (ids.join() === scheduled && !(d.removedIds ?? []).length) return;
+        scheduled = ids.join();
+        interstitial('INTERSTITIALS_UPDATED', { ids, removed: d.removedIds ?? [] });
+      });
+      hls.on(E.ASSET_LIST_LOADING, (_, d) => interstitial('ASSET_LIST_LOADING', { id: d.event?.identifier, url: String(d.event?.assetListUrl ?? '') }));
+      hls.on(E.ASSET_LIST_LOADED, (_, d) => interstitial('ASSET_LIST_LOADED', {
+        id: d.event?.identifier,
+        assets: (d.assetListResponse?.ASSETS ?? []).map((a) => ({ uri: a.URI, duration: a.DURATION })),
+      }));
+      hls.on(E.INTERSTITIAL_STARTED, (_, d) => interstitial('INTERSTITIAL_STARTED', { id: d.event?.identifier }));
+      hls.on(E.INTERSTITIAL_ASSET_STARTED, (_, d) => interstitial('INTERSTITIAL_ASSET_STARTED', {
+        id: d.event?.identifier, uri: d.asset?.uri, index: d.assetListIndex,
+      }));
+      hls.on(E.INTERSTITIAL_ASSET_ENDED, (_, d) => interstitial('INTERSTITIAL_ASSET_ENDED', { id: d.event?.identifier, uri: d.asset?.uri }));
+      hls.on(E.INTERSTITIAL_ASSET_ERROR, (_, d) => interstitial('INTERSTITIAL_ASSET_ERROR', {
+        id: d.event?.identifier, uri: d.asset?.uri, error: String(d.error?.message ?? d.details ?? ''),
+      }));
+      hls.on(E.INTERSTITIAL_ENDED, (_, d) => interstitial('INTERSTITIAL_ENDED', { id: d.event?.identifier }));
+      hls.on(E.INTERSTITIALS_PRIMARY_RESUMED, () => interstitial('INTERSTITIALS_PRIMARY_RESUMED', {}));
       hls.on(w.Hls.Events.MANIFEST_PARSED, (_, d) => {
         w.weir.levels = d.levels.map((l) => ({ width: l.width, height: l.height, bitrate: l.bitrate }));
       });
@@ -145,6 +202,7 @@ try {
     await page.waitForTimeout(100);
   }
   report.started = await page.evaluate(() => window.weir.started);
+  if (report.started && args['started-file']) writeFileSync(args['started-file'], `${Date.now()}\n`);
   if (report.started) {
     const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
     const end = Date.now() + seconds * 1000;
@@ -169,11 +227,11 @@ try {
     report.played = t1 - t0;
   }
   const w = await page.evaluate(() => ({
-    fatal: window.weir.fatal, nonfatal: window.weir.nonfatal, events: window.weir.events, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
+    fatal: window.weir.fatal, nonfatal: window.weir.nonfatal, events: window.weir.events, interstitials: window.weir.interstitials, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
     videoWidth: document.getElementById('v').videoWidth, videoHeight: document.getElementById('v').videoHeight,
     shakaStats: window.shakaPlayer ? window.shakaPlayer.getStats() : null,
   }));
-  Object.assign(report, { nonfatal: w.nonfatal, events: w.events, fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
+  Object.assign(report, { nonfatal: w.nonfatal, events: w.events, interstitials: w.interstitials, fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
   if (w.shakaStats) report.stalls = Math.max(report.stalls, w.shakaStats.stallsDetected ?? 0);
   const sorted = [...report.latency.samples].sort((a, b) => a - b);
   const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1000 : null);

@@ -314,6 +314,27 @@ pub struct PlayReport {
     pub nonfatal: Vec<String>,
     #[serde(default)]
     pub trace: Vec<TracePoint>,
+    /// hls.js's HLS Interstitial events, in order (hls.js only).
+    #[serde(default)]
+    pub interstitials: Vec<InterstitialEvent>,
+}
+
+/// One hls.js interstitial event (`INTERSTITIAL_ASSET_STARTED`, `ASSET_LIST_LOADED`, …).
+#[derive(Debug, Deserialize, Clone)]
+pub struct InterstitialEvent {
+    /// Seconds since the page loaded.
+    pub at: f64,
+    /// The hls.js event name, e.g. `INTERSTITIAL_ASSET_STARTED`.
+    pub event: String,
+    /// The interstitial's `EXT-X-DATERANGE` ID.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The asset's URI (asset events).
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// What went wrong (`INTERSTITIAL_ASSET_ERROR`).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// One `--trace` sample: wall clock (ms), playhead, live latency (ms), decoded width.
@@ -339,6 +360,18 @@ pub struct Requests {
     pub blocking: u64,
     pub parts: u64,
     pub skip: u64,
+    /// Requests for interstitial asset lists (`/asset-list/`).
+    #[serde(default, rename = "assetList")]
+    pub asset_list: u64,
+    /// Requests under `/assets/` (ad creatives).
+    #[serde(default)]
+    pub assets: u64,
+    /// Requests into the slate rendition (`/slate/`).
+    #[serde(default)]
+    pub slate: u64,
+    /// Requests the browser failed (network errors, CORS), with the reason.
+    #[serde(default)]
+    pub failed: Vec<String>,
 }
 
 /// Starts a player in Chromium; `join` it for the report.

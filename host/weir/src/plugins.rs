@@ -186,12 +186,105 @@ impl ManifestFilter for Filter {
                 )
                 .await
             {
-                Ok(json) => Some(json),
+                Ok(json) => Some(absolute_asset_uris(&json, &ctx.request, stream)),
                 Err(e) => {
                     tracing::info!(stream, cue_id, error = %e, "asset list not resolved");
                     None
                 }
             }
         })
+    }
+}
+
+/// Makes the asset URIs of an asset list absolute. Plugins name ads by path
+/// (`/assets/ad/index.m3u8`), but hls.js resolves an asset list's URIs against the page, not
+/// against the asset list, so a path would point at the web site instead of the origin.
+/// The base is the asset-list request: its scheme (`X-Forwarded-Proto` behind a CDN or
+/// proxy) and host (`Host`, or `:authority` on HTTP/2).
+fn absolute_asset_uris(json: &Bytes, request: &http::request::Parts, stream: &str) -> Bytes {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return json.clone();
+    };
+    let host = request
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri.authority().map(|a| a.to_string()));
+    let Some(host) = host.filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"'])) else {
+        return json.clone();
+    };
+    let scheme = request
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| matches!(*p, "http" | "https"))
+        .or_else(|| request.uri.scheme_str())
+        .unwrap_or("http");
+    let Some(assets) = value.get_mut("ASSETS").and_then(|a| a.as_array_mut()) else {
+        return json.clone();
+    };
+    for asset in assets {
+        let Some(uri) = asset.get_mut("URI") else {
+            continue;
+        };
+        let Some(text) = uri.as_str() else { continue };
+        if text.contains("://") {
+            continue;
+        }
+        let absolute = if let Some(rest) = text.strip_prefix("//") {
+            format!("{scheme}://{rest}")
+        } else if text.starts_with('/') {
+            format!("{scheme}://{host}{text}")
+        } else {
+            format!("{scheme}://{host}/live/{stream}/asset-list/{text}")
+        };
+        *uri = serde_json::Value::String(absolute);
+    }
+    Bytes::from(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_uris_become_absolute_on_the_origin_that_was_asked() {
+        let (parts, ()) = http::Request::get("/live/demo/asset-list/7.json")
+            .header("host", "origin.example:8080")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let json = Bytes::from_static(
+            br#"{"ASSETS":[{"URI":"/assets/ad/index.m3u8","DURATION":6.0},{"URI":"https://ads.example/x.m3u8","DURATION":5.0},{"URI":"b.m3u8","DURATION":1.0}]}"#,
+        );
+        let out: serde_json::Value =
+            serde_json::from_slice(&absolute_asset_uris(&json, &parts, "demo")).unwrap();
+        assert_eq!(
+            out["ASSETS"][0]["URI"],
+            "http://origin.example:8080/assets/ad/index.m3u8"
+        );
+        assert_eq!(out["ASSETS"][1]["URI"], "https://ads.example/x.m3u8");
+        assert_eq!(
+            out["ASSETS"][2]["URI"],
+            "http://origin.example:8080/live/demo/asset-list/b.m3u8"
+        );
+        assert_eq!(out["ASSETS"][0]["DURATION"], 6.0);
+
+        let (behind_cdn, ()) = http::Request::get("/live/demo/asset-list/7.json")
+            .header("host", "cdn.example")
+            .header("x-forwarded-proto", "https")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let out: serde_json::Value =
+            serde_json::from_slice(&absolute_asset_uris(&json, &behind_cdn, "demo")).unwrap();
+        assert_eq!(
+            out["ASSETS"][0]["URI"],
+            "https://cdn.example/assets/ad/index.m3u8"
+        );
+        // Not JSON: passed on as it is.
+        let garbage = Bytes::from_static(b"not json");
+        assert_eq!(absolute_asset_uris(&garbage, &parts, "demo"), garbage);
     }
 }
