@@ -156,8 +156,28 @@ impl CueStore {
     }
 
     /// Forgets cues that start before `first_ms`, the date of the first segment in the window.
+    /// Drops cues dated before `first_ms` (the window's start), except an OUT whose break
+    /// still overlaps the window: plugins need it (a viewer joining mid-break, a blackout
+    /// that lasts longer than the window). A break with neither an IN nor a declared
+    /// duration is kept only while it is the latest OUT.
     pub(crate) fn evict_before(&mut self, first_ms: u64) {
-        self.cues.retain(|s| s.start_ms >= first_ms);
+        let last_out = self.cues.iter().rposition(|s| s.role == Role::Out);
+        let mut index = 0;
+        self.cues.retain(|s| {
+            let i = index;
+            index += 1;
+            s.start_ms >= first_ms
+                || (s.role == Role::Out
+                    && match (&s.closed_by, s.cue.duration) {
+                        (Some((_, end)), _) => *end >= first_ms,
+                        (None, Some(d)) => {
+                            s.start_ms
+                                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                                >= first_ms
+                        }
+                        (None, None) => Some(i) == last_out,
+                    })
+        });
     }
 
     pub(crate) fn placed(&self) -> Vec<PlacedCue> {
@@ -283,8 +303,14 @@ mod tests {
         assert_eq!(ranges[3].start_ms, 60_000);
         assert_eq!(ranges[3].position_ms, 90_000);
 
+        // The first break (1000–31000) still overlaps a window from 2000: plugins keep
+        // seeing it, the packager's own tags start at the window.
         store.evict_before(2000);
-        assert_eq!(store.dateranges(0).len(), 2);
+        assert_eq!(store.cues.len(), 2);
+        assert_eq!(store.dateranges(2000).len(), 2);
+        store.evict_before(40_000);
+        assert_eq!(store.cues.len(), 1);
+        assert_eq!(store.placed()[0].start_ms, 60_000);
         // A lone IN whose OUT is gone stands alone.
         let mut store = CueStore::default();
         store.place(cue(9, CueKind::SpliceInsert, false, None), 5000);
