@@ -1330,3 +1330,88 @@ fn hot_reload_under_load() {
     );
     assert_eq!(counter(&m, "weir_plugin_failures_total", &[]), 0.0, "{m}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Config reload
+
+/// SIGHUP re-reads `[[tenants]]` and their chains: a plugin added to the file appears, a
+/// file that fails (a component that does not exist) leaves the running chain as it was.
+#[test]
+fn sighup_reloads_the_configured_chains() {
+    let _guard = serial();
+    if !require(&[]) || !require_components(&["scte35", "dai"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    let write = |plugins: &[(&str, &str)]| {
+        let mut text = format!("[api]\ntoken = \"{TOKEN}\"\n\n[[tenants]]\nname = \"default\"\n");
+        for (name, path) in plugins {
+            text.push_str(&format!(
+                "\n[[tenants.plugins]]\nname = \"{name}\"\npath = \"{path}\"\n"
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+    };
+    let scte35 = dist("scte35").display().to_string();
+    let dai_config = dir.path().join("dai.json");
+    std::fs::write(
+        &dai_config,
+        r#"{"ads":{"default":[{"uri":"/assets/ad/index.m3u8","duration":6.0}]}}"#,
+    )
+    .unwrap();
+    write(&[("scte35", &scte35)]);
+    let weir = Weir::start(&["--config", config.to_str().unwrap()]).unwrap();
+    let origin = Origin {
+        weir,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    assert_eq!(origin.chain(), ["scte35"]);
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &origin.weir.proc.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    };
+    let wait_for_chain = |want: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let chain = origin.chain();
+            if chain == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chain is {chain:?}, want {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // A plugin added to the file (with its config in a file) joins the chain.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[tenants.plugins]]\nname = \"dai\"\npath = \"{}\"\nconfig_file = \"{}\"\n",
+        dist("dai").display(),
+        dai_config.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    hup();
+    wait_for_chain(&["scte35", "dai"]);
+
+    // A broken file changes nothing.
+    write(&[("scte35", &scte35), ("ghost", "/nonexistent/ghost.wasm")]);
+    hup();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(origin.chain(), ["scte35", "dai"]);
+    assert!(origin.weir.proc.child.id() > 0);
+    let (code, _) = curl(&origin.weir.url("/healthz"), &[]).unwrap();
+    assert_eq!(code, 200, "weir must survive a bad reload");
+
+    // Taking a plugin out of the file takes it out of the chain.
+    write(&[("scte35", &scte35)]);
+    hup();
+    wait_for_chain(&["scte35"]);
+}

@@ -33,6 +33,10 @@ pub struct PluginsConfig {
     pub call_timeout_ms: u64,
     /// Linear memory cap per plugin instance, MiB.
     pub memory_mb: usize,
+    /// Table elements per table, per instance.
+    pub table_elements: usize,
+    /// Core instances per call (a component holds several; JavaScript ones about 10).
+    pub instances: usize,
     /// A playlist request waits this long for the plugins' output, then gets the failure
     /// policy's answer (the run goes on, and later requests get its result).
     pub deadline_ms: u64,
@@ -46,6 +50,8 @@ impl Default for PluginsConfig {
             threads: 2,
             call_timeout_ms: 10,
             memory_mb: 64,
+            table_elements: 100_000,
+            instances: 64,
             deadline_ms: 50,
             asset_list_timeout_ms: 500,
         }
@@ -366,6 +372,15 @@ impl Config {
         }
         if !(1..=4096).contains(&p.memory_mb) {
             bail!("plugins.memory_mb = {} must be 1 to 4096", p.memory_mb);
+        }
+        if !(1..=10_000_000).contains(&p.table_elements) {
+            bail!(
+                "plugins.table_elements = {} must be 1 to 10000000",
+                p.table_elements
+            );
+        }
+        if !(1..=1000).contains(&p.instances) {
+            bail!("plugins.instances = {} must be 1 to 1000", p.instances);
         }
         let mut owners = std::collections::HashMap::new();
         let mut names = std::collections::HashSet::new();

@@ -17,6 +17,8 @@ pub fn settings(config: &Config) -> Settings {
     Settings {
         limits: Limits {
             memory_bytes: p.memory_mb << 20,
+            table_elements: p.table_elements,
+            instances: p.instances,
             call_timeout: Duration::from_millis(p.call_timeout_ms),
             ..Limits::default()
         },
