@@ -149,8 +149,9 @@ fn zero_config_test_stream_plays() {
     assert_played(&r, "http/1.1");
 }
 
-/// Downloads init + every complete segment in the window, checks each segment equals its
-/// listed parts, and decodes the whole thing with ffmpeg: no errors, continuous timestamps.
+/// Downloads init + the newest complete segments in the window (at most 8: the oldest ones
+/// may leave the window while a slow machine fetches the rest), checks each segment equals
+/// its listed parts, and decodes them with ffmpeg: no errors, continuous timestamps.
 fn check_segments_decode(weir: &Weir, base: &str) {
     let (code, text) = curl(&weir.url(&format!("{base}/index.m3u8")), &[]).unwrap();
     assert_eq!(code, 200);
@@ -160,6 +161,8 @@ fn check_segments_decode(weir: &Weir, base: &str) {
     let mut all = init.clone();
     let mut checked_parts = 0;
     let mut segs = 0;
+    let first_checked = pl.segments.len().saturating_sub(8);
+    let mut listed = 0;
     // Parts are listed before the segment line they belong to.
     let mut pending_parts: Vec<String> = Vec::new();
     for line in text.lines() {
@@ -171,6 +174,11 @@ fn check_segments_decode(weir: &Weir, base: &str) {
                 .unwrap();
             pending_parts.push(uri.to_owned());
         } else if !line.starts_with('#') && !line.is_empty() {
+            listed += 1;
+            if listed <= first_checked {
+                pending_parts.clear();
+                continue;
+            }
             let (code, seg) = curl(&weir.url(&format!("{base}/{line}")), &[]).unwrap();
             assert_eq!(code, 200, "{line}");
             if !pending_parts.is_empty() {
@@ -192,7 +200,7 @@ fn check_segments_decode(weir: &Weir, base: &str) {
     }
     assert!(segs >= 3, "only {segs} segments in the window: {text}");
     assert!(checked_parts > 0, "no parts listed: {text}");
-    assert_eq!(segs, pl.segments.len());
+    assert_eq!(segs, pl.segments.len() - first_checked);
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("all.mp4");

@@ -818,11 +818,19 @@ impl Packager {
             .first()
             .map(|s| s.program_date_time_ms)
             .or(partial.as_ref().map(|p| p.program_date_time_ms));
+        // No delta updates while a discontinuity is in the window: hls.js 1.6 loses the
+        // discontinuity count when it merges a delta update with its previous playlist, and
+        // then appends the new session's init without a codec change (fatal when the
+        // picture size changed; docs/design/005-contribution-loss.md). Full playlists for
+        // those few windows cost a few KB per reload.
+        let discontinuity_listed = segments.iter().any(|s| s.discontinuity)
+            || partial.as_ref().is_some_and(|p| p.discontinuity);
         MediaPlaylist {
             target_duration: target.as_secs(),
             part_target: self.settings.part_target,
             part_hold_back: self.settings.part_target * 3,
-            can_skip_until: (self.settings.window >= skip).then_some(skip),
+            can_skip_until: (self.settings.window >= skip && !discontinuity_listed)
+                .then_some(skip),
             media_sequence: self.first_msn,
             discontinuity_sequence: self.discontinuity_sequence,
             map_uri: init_uri(first_generation),
