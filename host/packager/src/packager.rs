@@ -829,8 +829,7 @@ impl Packager {
             target_duration: target.as_secs(),
             part_target: self.settings.part_target,
             part_hold_back: self.settings.part_target * 3,
-            can_skip_until: (self.settings.window >= skip && !discontinuity_listed)
-                .then_some(skip),
+            can_skip_until: (self.settings.window >= skip && !discontinuity_listed).then_some(skip),
             media_sequence: self.first_msn,
             discontinuity_sequence: self.discontinuity_sequence,
             map_uri: init_uri(first_generation),

@@ -163,7 +163,15 @@ fn attribute_label(a: &VariantAttribute) -> String {
 struct Chain {
     generation: u64,
     plugins: Vec<Arc<Plugin>>,
+    /// Runs in a row in which some plugin failed. Past [`FAILING_RUNS`], requests stop
+    /// waiting for this chain (a plugin that times out every time would otherwise add its
+    /// whole timeout to every new playlist version) and get the failure policy's answer at
+    /// once; the runs go on, and the first clean one makes requests wait again.
+    failing_runs: std::sync::atomic::AtomicU32,
 }
+
+/// See [`Chain::failing_runs`].
+const FAILING_RUNS: u32 = 3;
 
 struct Tenant {
     settings: TenantSettings,
@@ -323,6 +331,7 @@ impl Plugins {
                     Arc::new(Chain {
                         generation: self.next_id(),
                         plugins: Vec::new(),
+                        failing_runs: Default::default(),
                     })
                 },
                 |t| t.chain,
@@ -437,6 +446,7 @@ impl Plugins {
             t.chain = Arc::new(Chain {
                 generation,
                 plugins,
+                failing_runs: Default::default(),
             });
         }
     }
@@ -610,8 +620,12 @@ impl Plugins {
                 }
             }
         };
-        let waited =
-            tokio::time::timeout(self.0.settings.deadline, rx.wait_for(Option::is_some)).await;
+        let deadline = if chain.failing_runs.load(Ordering::Relaxed) >= FAILING_RUNS {
+            Duration::ZERO
+        } else {
+            self.0.settings.deadline
+        };
+        let waited = tokio::time::timeout(deadline, rx.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(done)) => match done.as_ref() {
                 Some(body) => Manipulated {
@@ -742,6 +756,7 @@ impl Job {
         let key = &self.key;
         let original = self.input.clone();
         let mut text = self.input;
+        let mut failed = false;
         for p in &self.chain.plugins {
             let ctx = self.attrs.context_for(
                 Some(&p.varies_on),
@@ -794,6 +809,7 @@ impl Job {
                     out
                 }
                 Err(failure) => {
+                    failed = true;
                     inner.metrics.failure(&self.tenant, &p.name, failure.kind());
                     tracing::warn!(
                         tenant = %self.tenant, plugin = %p.name, stream = %key.stream,
@@ -816,6 +832,11 @@ impl Job {
                     replayed.unwrap_or(text)
                 }
             };
+        }
+        if failed {
+            self.chain.failing_runs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.chain.failing_runs.store(0, Ordering::Relaxed);
         }
         inner.last_good.insert(
             GoodKey {
