@@ -16,17 +16,11 @@ impl AttributeList {
     /// Parses an attribute list. Lenient: a piece without `=` is kept as a name with an
     /// empty value, and commas inside quoted strings do not split.
     pub fn parse(text: &str) -> Self {
-        let mut attrs = Vec::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            let (piece, tail) = split_unquoted_comma(rest);
-            rest = tail;
-            match piece.split_once('=') {
-                Some((name, value)) => attrs.push((name.to_string(), value.to_string())),
-                None => attrs.push((piece.to_string(), String::new())),
-            }
+        AttributeList {
+            attrs: pieces(text)
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
         }
-        AttributeList { attrs }
     }
 
     /// Builds a list from `(name, raw value)` pairs; values must already be in their
@@ -50,11 +44,7 @@ impl AttributeList {
 
     /// The value of `name` as a decimal number.
     pub fn get_f64(&self, name: &str) -> Option<f64> {
-        self.get(name)?
-            .trim()
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite())
+        self.get(name).and_then(parse_f64)
     }
 
     /// The value of `name` as a decimal integer.
@@ -98,7 +88,12 @@ impl AttributeList {
 
     /// The list as written in a tag.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let len = self
+            .attrs
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 2)
+            .sum();
+        let mut out = String::with_capacity(len);
         for (i, (name, value)) in self.attrs.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -115,14 +110,78 @@ impl AttributeList {
 
 fn split_unquoted_comma(text: &str) -> (&str, &str) {
     let mut in_quotes = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => return (&text[..i], &text[i + 1..]),
+    // '"' and ',' are ASCII: a byte equal to either is that character, never part of one.
+    for (i, b) in text.bytes().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => return (&text[..i], &text[i + 1..]),
             _ => {}
         }
     }
     (text, "")
+}
+
+/// The `(name, raw value)` pairs of an attribute list, as [`AttributeList::parse`] reads
+/// them, without copying.
+fn pieces(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (piece, tail) = split_unquoted_comma(rest);
+        rest = tail;
+        Some(piece.split_once('=').unwrap_or((piece, "")))
+    })
+}
+
+/// `AttributeList::parse(text).get(name)`, without building the list.
+pub(crate) fn find<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    pieces(text)
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| unquote(value))
+}
+
+/// A decimal attribute value, as [`AttributeList::get_f64`] reads it.
+pub(crate) fn parse_f64(value: &str) -> Option<f64> {
+    decimal(crate::lines::trim(value)).filter(|v| v.is_finite())
+}
+
+/// `text.parse::<f64>().ok()`, with a fast path for the plain decimals playlists carry
+/// (`2.00000`, `0.5`, `4`): up to 15 digits, at most 22 of them after the point. Such a
+/// number is `m / 10^k` with `m < 2^53` and `10^k` both exact doubles, so one division
+/// gives the correctly rounded value, the same one `str::parse` returns.
+pub(crate) fn decimal(text: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let bytes = text.as_bytes();
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut point = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+                if digits > 15 {
+                    return text.parse().ok();
+                }
+            }
+            b'.' if point.is_none() && i > 0 && i + 1 < bytes.len() => point = Some(i),
+            _ => return text.parse().ok(),
+        }
+    }
+    if digits == 0 {
+        return text.parse().ok();
+    }
+    let fraction = point.map_or(0, |p| bytes.len() - p - 1);
+    match POW10.get(fraction) {
+        // Up to 15 digits: below 10^15 < 2^53, exact.
+        Some(scale) => Some(mantissa as f64 / scale),
+        None => text.parse().ok(),
+    }
 }
 
 fn unquote(raw: &str) -> &str {
@@ -134,12 +193,16 @@ fn unquote(raw: &str) -> &str {
 /// A quoted-string attribute value. RFC 8216bis has no escapes: a value holding `"`, CR or
 /// LF cannot be written, so it is an error rather than a corrupted playlist.
 pub fn quoted(value: &str) -> Result<String> {
-    if value.contains(['"', '\r', '\n']) {
+    if value.bytes().any(|b| matches!(b, b'"' | b'\r' | b'\n')) {
         return Err(Error::new(format!(
             "{value:?} cannot be a quoted-string attribute value (no '\"', CR or LF allowed)"
         )));
     }
-    Ok(format!("\"{value}\""))
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    out.push_str(value);
+    out.push('"');
+    Ok(out)
 }
 
 /// A hexadecimal-sequence attribute value: `0x` and upper-case digits, as `SCTE35-OUT`
@@ -223,6 +286,56 @@ mod tests {
             "DURATION=0.50000,URI=\"../slate/part1.m4s\",INDEPENDENT=YES,GAP=YES"
         );
         assert!(a.set_quoted("URI", "a\"b").is_err());
+    }
+
+    #[test]
+    fn decimals_parse_like_str_parse() {
+        for text in [
+            "2.00000",
+            "0.5",
+            "4",
+            "1.96667",
+            "0.03333",
+            "30.000",
+            "2.",
+            ".5",
+            "1e3",
+            "-1.5",
+            "+2",
+            "0",
+            "00.10",
+            "123456789012345",
+            "1234567890123456",
+            "0.1234567890123456789012",
+            "9007199254740993",
+            "0.1",
+            "0.2",
+            "0.3",
+            "6.006",
+            "1.001",
+            "",
+            ".",
+            "1.2.3",
+            "a",
+            "inf",
+            "NaN",
+            "1_0",
+            " 1",
+            "999999999999999.9",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+        ] {
+            let fast = decimal(text);
+            let slow: Option<f64> = text.parse().ok();
+            assert_eq!(fast.map(f64::to_bits), slow.map(f64::to_bits), "{text:?}");
+        }
+        // Every 3-place decimal up to 100, as EXTINF and DURATION carry them.
+        for n in 0..100_000u32 {
+            let text = format!("{}.{:03}", n / 1000, n % 1000);
+            assert_eq!(decimal(&text), text.parse().ok(), "{text}");
+            let text = format!("{}.{:05}", n / 1000, n % 1000 * 100);
+            assert_eq!(decimal(&text), text.parse().ok(), "{text}");
+        }
     }
 
     #[test]

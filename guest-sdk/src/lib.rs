@@ -57,6 +57,15 @@
 // The export macro generated below names this crate by its path, also from inside it.
 extern crate self as weir_guest;
 
+#[cfg(any(
+    test,
+    all(
+        target_arch = "wasm32",
+        not(target_feature = "atomics"),
+        feature = "arena"
+    )
+))]
+mod arena;
 pub mod attr;
 pub mod config;
 pub mod daterange;
@@ -71,6 +80,15 @@ pub mod time;
 
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
+
+/// The guest's allocator on wasm32: see `arena.rs` (cargo feature `arena`, on by default).
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena"
+))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena<arena::LinearMemory> = arena::Arena::new(arena::LinearMemory);
 
 /// The bindings wit-bindgen generates for `wit/plugin.wit`. Plugin code rarely needs this
 /// module directly: the useful items are re-exported at the crate root.
@@ -113,10 +131,9 @@ impl Playlist {
     /// Parses a playlist: multivariant when it has `EXT-X-STREAM-INF`, `EXT-X-MEDIA` or
     /// another multivariant-only tag, media otherwise.
     pub fn parse(text: &str) -> Result<Self> {
-        let multivariant = lines::split(text).iter().any(|l| {
-            l.tag()
-                .is_some_and(|t| media::MULTIVARIANT_TAGS.contains(&t))
-        });
+        let multivariant = lines::split(text)
+            .iter()
+            .any(|l| l.tag_id().is_some_and(media::is_multivariant_tag));
         if multivariant {
             MultivariantPlaylist::parse(text).map(Playlist::Multivariant)
         } else {

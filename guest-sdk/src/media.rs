@@ -17,74 +17,84 @@
 use crate::attr::{self, AttributeList};
 use crate::daterange::DateRangeTag;
 use crate::error::{Error, Result};
-use crate::lines::{self, Eol, Line};
+use crate::lines::{self, Eol, Line, Tag};
 use crate::time;
 
+use std::sync::Arc;
+
 /// Tags that belong to the segment that follows them. The first one ends the header.
-const SEGMENT_TAGS: &[&str] = &[
-    "EXTINF",
-    "EXT-X-BYTERANGE",
-    "EXT-X-DISCONTINUITY",
-    "EXT-X-KEY",
-    "EXT-X-MAP",
-    "EXT-X-PROGRAM-DATE-TIME",
-    "EXT-X-GAP",
-    "EXT-X-BITRATE",
-    "EXT-X-PART",
-    "EXT-X-DATERANGE",
-    "EXT-X-CUE-OUT",
-    "EXT-X-CUE-OUT-CONT",
-    "EXT-X-CUE-IN",
-];
+fn is_segment_tag(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::ExtInf
+            | Tag::ByteRange
+            | Tag::Discontinuity
+            | Tag::Key
+            | Tag::Map
+            | Tag::ProgramDateTime
+            | Tag::Gap
+            | Tag::Bitrate
+            | Tag::Part
+            | Tag::DateRange
+            | Tag::CueOut
+            | Tag::CueOutCont
+            | Tag::CueIn
+    )
+}
 
 /// Tags written after the last segment: the playlist's closing lines.
-const TRAILER_TAGS: &[&str] = &[
-    "EXT-X-PRELOAD-HINT",
-    "EXT-X-RENDITION-REPORT",
-    "EXT-X-ENDLIST",
-];
+fn is_trailer_tag(tag: Tag) -> bool {
+    matches!(tag, Tag::PreloadHint | Tag::RenditionReport | Tag::EndList)
+}
 
 /// Tags that show a segment has begun (after the last URI: the segment in progress).
-const STARTS_SEGMENT: &[&str] = &[
-    "EXT-X-PART",
-    "EXT-X-PROGRAM-DATE-TIME",
-    "EXT-X-DISCONTINUITY",
-    "EXT-X-MAP",
-    "EXT-X-GAP",
-    "EXTINF",
-    "EXT-X-BYTERANGE",
-    "EXT-X-KEY",
-    "EXT-X-BITRATE",
-];
+fn starts_segment(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::Part
+            | Tag::ProgramDateTime
+            | Tag::Discontinuity
+            | Tag::Map
+            | Tag::Gap
+            | Tag::ExtInf
+            | Tag::ByteRange
+            | Tag::Key
+            | Tag::Bitrate
+    )
+}
 
 /// Lines that are a segment's media: tags an author adds go before the first of these.
-const MEDIA_TAGS: &[&str] = &["EXT-X-PART", "EXT-X-GAP", "EXTINF", "EXT-X-BYTERANGE"];
+fn is_media_tag(tag: Tag) -> bool {
+    matches!(tag, Tag::Part | Tag::Gap | Tag::ExtInf | Tag::ByteRange)
+}
 
 /// Tags whose meaning the model tracks: authors change them through the model's methods,
 /// not by inserting raw tags.
-const STRUCTURAL_TAGS: &[&str] = &[
-    "EXTINF",
-    "EXT-X-BYTERANGE",
-    "EXT-X-DISCONTINUITY",
-    "EXT-X-MAP",
-    "EXT-X-PROGRAM-DATE-TIME",
-    "EXT-X-GAP",
-    "EXT-X-PART",
-    "EXT-X-MEDIA-SEQUENCE",
-    "EXT-X-DISCONTINUITY-SEQUENCE",
-    "EXT-X-SKIP",
-    "EXT-X-PRELOAD-HINT",
-    "EXTM3U",
-];
+fn is_structural_tag(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::ExtInf
+            | Tag::ByteRange
+            | Tag::Discontinuity
+            | Tag::Map
+            | Tag::ProgramDateTime
+            | Tag::Gap
+            | Tag::Part
+            | Tag::MediaSequence
+            | Tag::DiscontinuitySequence
+            | Tag::Skip
+            | Tag::PreloadHint
+            | Tag::ExtM3u
+    )
+}
 
 /// Multivariant-only tags: their presence means the text is not a media playlist.
-pub(crate) const MULTIVARIANT_TAGS: &[&str] = &[
-    "EXT-X-STREAM-INF",
-    "EXT-X-I-FRAME-STREAM-INF",
-    "EXT-X-MEDIA",
-    "EXT-X-SESSION-DATA",
-    "EXT-X-SESSION-KEY",
-];
+pub(crate) fn is_multivariant_tag(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::StreamInf | Tag::IFrameStreamInf | Tag::Media | Tag::SessionData | Tag::SessionKey
+    )
+}
 
 /// A media playlist (full or delta update), editable without disturbing what it does not
 /// touch.
@@ -126,8 +136,11 @@ pub struct Segment {
     duration: f64,
     msn: u64,
     start_ms: Option<u64>,
+    /// Its own `EXT-X-PROGRAM-DATE-TIME`, kept from parsing (lines with that tag are not
+    /// added by edits, only removed by [`MediaPlaylist::omit_partial_date_for_hlsjs`]).
+    date: Option<u64>,
     discontinuity_sequence: u64,
-    map_uri: Option<String>,
+    map_uri: Option<Arc<str>>,
 }
 
 /// One `EXT-X-PART`, as read when [`Segment::parts`] was called.
@@ -173,34 +186,41 @@ impl MediaPlaylist {
     /// `EXT-X-PROGRAM-DATE-TIME` whose value cannot be read (the model computes with those,
     /// so it refuses to guess).
     pub fn parse(text: &str) -> Result<Self> {
-        let all = lines::split(text);
-        if all.first().map(|l| l.text.trim_end()) != Some("#EXTM3U") {
+        Self::parse_lines(lines::SplitLines::new(text))
+    }
+
+    /// [`Self::parse`] for a text the caller has no further use for: the playlist keeps it
+    /// instead of a copy. [`Self::render`] gives it back, byte for byte, while nothing is
+    /// edited.
+    ///
+    /// ```
+    /// use weir_guest::MediaPlaylist;
+    ///
+    /// let text = String::from("#EXTM3U\n#EXTINF:2.0,\nseg1.m4s\n");
+    /// let playlist = MediaPlaylist::parse_owned(text.clone())?;
+    /// assert_eq!(playlist.render(), text);
+    /// # Ok::<(), weir_guest::Error>(())
+    /// ```
+    pub fn parse_owned(text: String) -> Result<Self> {
+        Self::parse_lines(lines::SplitLines::owned(text))
+    }
+
+    fn parse_lines(mut all: lines::SplitLines) -> Result<Self> {
+        // One pass over the lines, each moved straight into the header, a segment or the
+        // trailer. Errors keep their precedence: the first line, then a multivariant tag
+        // anywhere, then the segments in order, then the header's values.
+        let first = all.next();
+        let Some(first) = first.filter(|l| lines::trim_end(l.text()) == "#EXTM3U") else {
             return Err(Error::at_line(
                 1,
                 "not a playlist: the first line must be #EXTM3U",
             ));
-        }
-        for (n, line) in all.iter().enumerate() {
-            if line.tag().is_some_and(|t| MULTIVARIANT_TAGS.contains(&t)) {
-                return Err(Error::at_line(
-                    n + 1,
-                    "a multivariant playlist, not a media playlist",
-                ));
-            }
-        }
-        let eol = lines::dominant_eol(&all);
-        let header_len = all
-            .iter()
-            .position(|l| {
-                l.is_uri()
-                    || l.tag()
-                        .is_some_and(|t| SEGMENT_TAGS.contains(&t) || TRAILER_TAGS.contains(&t))
-            })
-            .unwrap_or(all.len());
-
+        };
+        let eol = lines::dominant_eol(std::slice::from_ref(&first));
         let mut playlist = MediaPlaylist {
-            header: Vec::new(),
-            segments: Vec::new(),
+            header: Vec::with_capacity(16),
+            // One per URI line, and the segment in progress: never grown.
+            segments: Vec::with_capacity(all.max_uris() + 1),
             trailer: Vec::new(),
             eol,
             media_sequence: 0,
@@ -209,67 +229,98 @@ impl MediaPlaylist {
             part_target_ms: None,
             skipped: 0,
         };
-        let mut iter = all.into_iter().enumerate();
-        for (_, line) in iter.by_ref().take(header_len) {
-            playlist.header.push(line);
-        }
-        let mut pending: Vec<(usize, Line)> = Vec::new();
-        for (n, line) in iter {
+        playlist.header.push(first);
+        let mut in_header = true;
+        // The lines since the last URI, and the number of the first of them.
+        let mut pending: Vec<Line> = Vec::new();
+        let mut pending_from = 0;
+        let mut failed: Option<Error> = None;
+        for (i, line) in all.enumerate() {
+            let n = i + 2;
+            let tag = line.tag_id();
+            if tag.is_some_and(is_multivariant_tag) {
+                return Err(Error::at_line(
+                    n,
+                    "a multivariant playlist, not a media playlist",
+                ));
+            }
+            if in_header {
+                if !(line.is_uri() || tag.is_some_and(|t| is_segment_tag(t) || is_trailer_tag(t))) {
+                    playlist.header.push(line);
+                    continue;
+                }
+                in_header = false;
+            }
+            if failed.is_some() {
+                // Only looking for a multivariant tag, which takes precedence.
+                continue;
+            }
+            if pending.is_empty() {
+                pending_from = n;
+            }
             let uri = line.is_uri();
-            pending.push((n + 1, line));
+            pending.push(line);
             if uri {
-                playlist
-                    .segments
-                    .push(Segment::from_lines(std::mem::take(&mut pending), true)?);
+                match Segment::from_lines(std::mem::take(&mut pending), pending_from, true) {
+                    Ok(segment) => playlist.segments.push(segment),
+                    Err(e) => failed = Some(e),
+                }
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // After the last URI: the segment in progress (if its lines start one), then the
+        // closing tags.
         let trailer_at = pending
             .iter()
-            .position(|(_, l)| l.tag().is_some_and(|t| TRAILER_TAGS.contains(&t)))
+            .position(|l| l.tag_id().is_some_and(is_trailer_tag))
             .unwrap_or(pending.len());
         let tail = pending.split_off(trailer_at);
         if pending
             .iter()
-            .any(|(_, l)| l.tag().is_some_and(|t| STARTS_SEGMENT.contains(&t)))
+            .any(|l| l.tag_id().is_some_and(starts_segment))
         {
-            playlist.segments.push(Segment::from_lines(pending, false)?);
+            playlist
+                .segments
+                .push(Segment::from_lines(pending, pending_from, false)?);
         } else {
-            playlist.trailer.extend(pending.into_iter().map(|(_, l)| l));
+            playlist.trailer = pending;
         }
-        playlist.trailer.extend(tail.into_iter().map(|(_, l)| l));
+        playlist.trailer.extend(tail);
 
         for (n, line) in playlist.header.iter().enumerate() {
             let bad = |what: &str| Error::at_line(n + 1, format!("cannot read {what}"));
-            match line.tag() {
-                Some("EXT-X-MEDIA-SEQUENCE") => {
+            match line.tag_id() {
+                Some(Tag::MediaSequence) => {
                     playlist.media_sequence = line
                         .value()
                         .trim()
                         .parse()
                         .map_err(|_| bad("EXT-X-MEDIA-SEQUENCE"))?;
                 }
-                Some("EXT-X-DISCONTINUITY-SEQUENCE") => {
+                Some(Tag::DiscontinuitySequence) => {
                     playlist.discontinuity_sequence = line
                         .value()
                         .trim()
                         .parse()
                         .map_err(|_| bad("EXT-X-DISCONTINUITY-SEQUENCE"))?;
                 }
-                Some("EXT-X-TARGETDURATION") => {
+                Some(Tag::TargetDuration) => {
                     playlist.target_duration = line
                         .value()
                         .trim()
                         .parse()
                         .map_err(|_| bad("EXT-X-TARGETDURATION"))?;
                 }
-                Some("EXT-X-PART-INF") => {
-                    playlist.part_target_ms = AttributeList::parse(line.value())
-                        .get_f64("PART-TARGET")
+                Some(Tag::PartInf) => {
+                    playlist.part_target_ms = attr::find(line.value(), "PART-TARGET")
+                        .and_then(attr::parse_f64)
                         .map(time::secs_to_ms);
                 }
-                Some("EXT-X-SKIP") => {
-                    playlist.skipped = AttributeList::parse(line.value())
-                        .get_u64("SKIPPED-SEGMENTS")
+                Some(Tag::Skip) => {
+                    playlist.skipped = attr::find(line.value(), "SKIPPED-SEGMENTS")
+                        .and_then(|v| v.trim().parse().ok())
                         .ok_or_else(|| bad("EXT-X-SKIP:SKIPPED-SEGMENTS"))?;
                 }
                 _ => {}
@@ -325,12 +376,12 @@ impl MediaPlaylist {
 
     /// Whether this is a delta update (`EXT-X-SKIP`).
     pub fn is_delta_update(&self) -> bool {
-        self.header.iter().any(|l| l.is("EXT-X-SKIP"))
+        self.header.iter().any(|l| l.is_tag(Tag::Skip))
     }
 
     /// Whether the playlist has `EXT-X-ENDLIST`.
     pub fn has_endlist(&self) -> bool {
-        self.trailer.iter().any(|l| l.is("EXT-X-ENDLIST"))
+        self.trailer.iter().any(|l| l.is_tag(Tag::EndList))
     }
 
     /// The listed segments, oldest first; the segment in progress (if any) is last.
@@ -398,7 +449,7 @@ impl MediaPlaylist {
                 let at = self
                     .trailer
                     .iter()
-                    .position(|l| l.tag().is_some_and(|t| TRAILER_TAGS.contains(&t)))
+                    .position(|l| l.tag_id().is_some_and(is_trailer_tag))
                     .unwrap_or(self.trailer.len());
                 self.trailer.insert(at, Line::new(tag, self.eol));
                 Ok(())
@@ -421,14 +472,14 @@ impl MediaPlaylist {
         if let Some(line) = self
             .header
             .iter_mut()
-            .find(|l| l.is("EXT-X-DISCONTINUITY-SEQUENCE"))
+            .find(|l| l.is_tag(Tag::DiscontinuitySequence))
         {
-            line.text = text;
+            line.set_text(text);
         } else {
             let at = self
                 .header
                 .iter()
-                .position(|l| l.is("EXT-X-MEDIA-SEQUENCE"))
+                .position(|l| l.is_tag(Tag::MediaSequence))
                 .map_or(self.header.len(), |i| i + 1);
             self.header.insert(at, Line::new(text, self.eol));
         }
@@ -455,13 +506,13 @@ impl MediaPlaylist {
         let eol = self.eol;
         let text = format!("#EXT-X-MAP:URI={}", attr::quoted(uri)?);
         let segment = self.segment_index_mut(index)?;
-        if let Some(line) = segment.lines.iter_mut().find(|l| l.is("EXT-X-MAP")) {
-            line.text = text;
+        if let Some(line) = segment.lines.iter_mut().find(|l| l.is_tag(Tag::Map)) {
+            line.set_text(text);
         } else {
             let at = segment
                 .lines
                 .iter()
-                .position(|l| !l.is("EXT-X-DISCONTINUITY"))
+                .position(|l| !l.is_tag(Tag::Discontinuity))
                 .unwrap_or(segment.lines.len());
             segment.lines.insert(at, Line::new(text, eol));
         }
@@ -473,7 +524,7 @@ impl MediaPlaylist {
     pub fn preload_hints(&self) -> Vec<PreloadHint> {
         self.trailer
             .iter()
-            .filter(|l| l.is("EXT-X-PRELOAD-HINT"))
+            .filter(|l| l.is_tag(Tag::PreloadHint))
             .enumerate()
             .map(|(index, l)| {
                 let attributes = AttributeList::parse(l.value());
@@ -493,12 +544,12 @@ impl MediaPlaylist {
         let line = self
             .trailer
             .iter_mut()
-            .filter(|l| l.is("EXT-X-PRELOAD-HINT"))
+            .filter(|l| l.is_tag(Tag::PreloadHint))
             .nth(index)
             .ok_or_else(|| Error::new(format!("no preload hint {index}")))?;
         let mut attributes = AttributeList::parse(line.value());
         attributes.set_quoted("URI", uri)?;
-        line.text = format!("#EXT-X-PRELOAD-HINT:{}", attributes.render());
+        line.set_text(format!("#EXT-X-PRELOAD-HINT:{}", attributes.render()));
         Ok(())
     }
 
@@ -506,7 +557,7 @@ impl MediaPlaylist {
     pub fn rendition_reports(&self) -> Vec<AttributeList> {
         self.trailer
             .iter()
-            .filter(|l| l.is("EXT-X-RENDITION-REPORT"))
+            .filter(|l| l.is_tag(Tag::RenditionReport))
             .map(|l| AttributeList::parse(l.value()))
             .collect()
     }
@@ -517,19 +568,19 @@ impl MediaPlaylist {
             .iter()
             .chain(self.segments.iter().flat_map(|s| s.lines.iter()))
             .chain(self.trailer.iter())
-            .filter(|l| l.is("EXT-X-DATERANGE"))
+            .filter(|l| l.is_tag(Tag::DateRange))
             .map(|l| DateRangeTag::parse(l.value()))
             .collect()
     }
 
     /// The header's lines (before the first segment), as text.
     pub fn header_lines(&self) -> impl Iterator<Item = &str> {
-        self.header.iter().map(|l| l.text.as_str())
+        self.header.iter().map(Line::text)
     }
 
     /// The closing lines (after the last segment), as text.
     pub fn trailer_lines(&self) -> impl Iterator<Item = &str> {
-        self.trailer.iter().map(|l| l.text.as_str())
+        self.trailer.iter().map(Line::text)
     }
 
     /// hls.js (1.6.x) stops loading a playlist when it maps an `EXT-X-DATERANGE` dated at or
@@ -557,7 +608,8 @@ impl MediaPlaylist {
             return false;
         }
         if let Some(partial) = self.segments.last_mut() {
-            partial.lines.retain(|l| !l.is("EXT-X-PROGRAM-DATE-TIME"));
+            partial.lines.retain(|l| !l.is_tag(Tag::ProgramDateTime));
+            partial.date = None;
         }
         true
     }
@@ -574,19 +626,21 @@ impl MediaPlaylist {
     fn refresh(&mut self) {
         let first_msn = self.media_sequence.saturating_add(self.skipped);
         let mut dseq = self.discontinuity_sequence;
-        let mut map: Option<String> = None;
+        let mut map: Option<Arc<str>> = None;
         let mut prev_end: Option<u64> = None;
         for (i, segment) in self.segments.iter_mut().enumerate() {
             segment.msn = first_msn.saturating_add(i as u64);
             let tags = segment
                 .lines
                 .iter()
-                .filter(|l| l.is("EXT-X-DISCONTINUITY"))
+                .filter(|l| l.is_tag(Tag::Discontinuity))
                 .count();
             dseq = dseq.saturating_add(tags as u64);
             segment.discontinuity_sequence = dseq;
             if let Some(own) = segment.own_map_uri() {
-                map = Some(own.to_string());
+                if map.as_deref() != Some(own) {
+                    map = Some(Arc::from(own));
+                }
             }
             segment.map_uri = map.clone();
             segment.start_ms = segment.explicit_date().or(prev_end);
@@ -617,49 +671,58 @@ impl std::str::FromStr for MediaPlaylist {
 }
 
 impl Segment {
-    fn from_lines(numbered: Vec<(usize, Line)>, complete: bool) -> Result<Self> {
+    /// A segment from its lines; `first_line` is the 1-based number of the first one, for
+    /// errors.
+    fn from_lines(lines: Vec<Line>, first_line: usize, complete: bool) -> Result<Self> {
         let mut duration = None;
         let mut parts_total = 0.0;
-        for (n, line) in &numbered {
-            match line.tag() {
-                Some("EXTINF") => {
+        let mut date = None;
+        for (i, line) in lines.iter().enumerate() {
+            let n = first_line + i;
+            match line.tag_id() {
+                Some(Tag::ExtInf) => {
                     let value = line.value();
-                    let secs = value.split(',').next().unwrap_or_default().trim();
+                    let secs = match value.bytes().position(|b| b == b',') {
+                        Some(comma) => &value[..comma],
+                        None => value,
+                    };
+                    let secs = lines::trim(secs);
                     duration = Some(
-                        secs.parse::<f64>()
-                            .ok()
+                        attr::decimal(secs)
                             .filter(|d| d.is_finite() && *d >= 0.0)
                             .ok_or_else(|| {
-                                Error::at_line(*n, format!("cannot read EXTINF duration {secs:?}"))
+                                Error::at_line(n, format!("cannot read EXTINF duration {secs:?}"))
                             })?,
                     );
                 }
-                Some("EXT-X-PART") => {
-                    let d = AttributeList::parse(line.value())
-                        .get_f64("DURATION")
+                Some(Tag::Part) => {
+                    let d = attr::find(line.value(), "DURATION")
+                        .and_then(attr::parse_f64)
                         .filter(|d| *d >= 0.0)
-                        .ok_or_else(|| Error::at_line(*n, "EXT-X-PART without a DURATION"))?;
+                        .ok_or_else(|| Error::at_line(n, "EXT-X-PART without a DURATION"))?;
                     parts_total += d;
                 }
-                Some("EXT-X-PROGRAM-DATE-TIME") => {
-                    time::parse_iso8601(line.value().trim())
-                        .map_err(|e| Error::at_line(*n, e.message().to_string()))?;
+                Some(Tag::ProgramDateTime) => {
+                    let ms = time::parse_iso8601(lines::trim(line.value()))
+                        .map_err(|e| Error::at_line(n, e.message().to_string()))?;
+                    date = date.or(Some(ms));
                 }
                 _ => {}
             }
         }
         let duration = if complete {
-            let uri_line = numbered.last().map_or(0, |(n, _)| *n);
+            let uri_line = (first_line + lines.len()).saturating_sub(1);
             duration.ok_or_else(|| Error::at_line(uri_line, "segment URI without EXTINF"))?
         } else {
             duration.unwrap_or(parts_total)
         };
         Ok(Segment {
-            lines: numbered.into_iter().map(|(_, l)| l).collect(),
+            lines,
             complete,
             duration,
             msn: 0,
             start_ms: None,
+            date,
             discontinuity_sequence: 0,
             map_uri: None,
         })
@@ -678,7 +741,7 @@ impl Segment {
     /// The segment's URI; `None` for the segment in progress.
     pub fn uri(&self) -> Option<&str> {
         if self.complete {
-            self.lines.last().map(|l| l.text.as_str())
+            self.lines.last().map(Line::text)
         } else {
             None
         }
@@ -706,12 +769,12 @@ impl Segment {
 
     /// Whether the segment carries its own `EXT-X-PROGRAM-DATE-TIME`.
     pub fn has_program_date_time(&self) -> bool {
-        self.lines.iter().any(|l| l.is("EXT-X-PROGRAM-DATE-TIME"))
+        self.lines.iter().any(|l| l.is_tag(Tag::ProgramDateTime))
     }
 
     /// Whether it has `EXT-X-DISCONTINUITY`.
     pub fn is_discontinuity(&self) -> bool {
-        self.lines.iter().any(|l| l.is("EXT-X-DISCONTINUITY"))
+        self.lines.iter().any(|l| l.is_tag(Tag::Discontinuity))
     }
 
     /// Its discontinuity sequence number: `EXT-X-DISCONTINUITY-SEQUENCE` plus the
@@ -729,13 +792,13 @@ impl Segment {
     pub fn own_map_uri(&self) -> Option<&str> {
         self.lines
             .iter()
-            .find(|l| l.is("EXT-X-MAP"))
+            .find(|l| l.is_tag(Tag::Map))
             .and_then(|l| attr_value(l.value(), "URI"))
     }
 
     /// Whether the segment has `EXT-X-GAP`.
     pub fn is_gap(&self) -> bool {
-        self.lines.iter().any(|l| l.is("EXT-X-GAP"))
+        self.lines.iter().any(|l| l.is_tag(Tag::Gap))
     }
 
     /// Its `EXT-X-PART` tags, with their dates.
@@ -743,7 +806,7 @@ impl Segment {
         let mut at = self.start_ms;
         self.lines
             .iter()
-            .filter(|l| l.is("EXT-X-PART"))
+            .filter(|l| l.is_tag(Tag::Part))
             .enumerate()
             .map(|(index, l)| {
                 let attributes = AttributeList::parse(l.value());
@@ -764,7 +827,7 @@ impl Segment {
 
     /// The segment's lines (tags, then its URI), as text.
     pub fn lines(&self) -> impl Iterator<Item = &str> {
-        self.lines.iter().map(|l| l.text.as_str())
+        self.lines.iter().map(Line::text)
     }
 
     /// The values of this segment's `#<name>:<value>` tags (e.g. `EXT-X-CUE-OUT`).
@@ -792,7 +855,7 @@ impl Segment {
             )));
         }
         if let Some(line) = self.lines.last_mut() {
-            line.text = uri.to_string();
+            line.set_text(uri.to_string());
         }
         Ok(())
     }
@@ -817,7 +880,7 @@ impl Segment {
     /// segment) and `GAP=YES` on each part. For the segment in progress only the parts are
     /// marked: `EXT-X-GAP` belongs to a complete segment.
     pub fn mark_gap(&mut self) -> Result<()> {
-        let parts = self.lines.iter().filter(|l| l.is("EXT-X-PART")).count();
+        let parts = self.lines.iter().filter(|l| l.is_tag(Tag::Part)).count();
         for i in 0..parts {
             self.set_part_gap(i)?;
         }
@@ -825,9 +888,9 @@ impl Segment {
             let at = self
                 .lines
                 .iter()
-                .position(|l| l.is("EXTINF"))
+                .position(|l| l.is_tag(Tag::ExtInf))
                 .unwrap_or(self.lines.len().saturating_sub(1));
-            let eol = self.lines.first().map_or(Eol::Lf, |l| l.eol);
+            let eol = self.lines.first().map_or(Eol::Lf, Line::eol);
             let eol = if eol == Eol::None { Eol::Lf } else { eol };
             self.lines.insert(at, Line::new("#EXT-X-GAP", eol));
         }
@@ -844,23 +907,21 @@ impl Segment {
         let at = self
             .lines
             .iter()
-            .position(|l| l.is_uri() || l.tag().is_some_and(|t| MEDIA_TAGS.contains(&t)))
+            .position(|l| l.is_uri() || l.tag_id().is_some_and(is_media_tag))
             .unwrap_or(self.lines.len());
         let eol = self
             .lines
             .iter()
-            .map(|l| l.eol)
+            .map(Line::eol)
             .find(|e| *e != Eol::None)
             .unwrap_or(Eol::Lf);
         self.lines.insert(at, Line::new(tag, eol));
         Ok(())
     }
 
+    /// Its own `EXT-X-PROGRAM-DATE-TIME` (the first one), read when it was parsed.
     fn explicit_date(&self) -> Option<u64> {
-        self.lines
-            .iter()
-            .find(|l| l.is("EXT-X-PROGRAM-DATE-TIME"))
-            .and_then(|l| time::parse_iso8601(l.value().trim()).ok())
+        self.date
     }
 
     fn edit_part(
@@ -872,12 +933,12 @@ impl Segment {
         let line = self
             .lines
             .iter_mut()
-            .filter(|l| l.is("EXT-X-PART"))
+            .filter(|l| l.is_tag(Tag::Part))
             .nth(index)
             .ok_or_else(|| Error::new(format!("segment {msn} has no part {index}")))?;
         let mut attributes = AttributeList::parse(line.value());
         edit(&mut attributes)?;
-        line.text = format!("#EXT-X-PART:{}", attributes.render());
+        line.set_text(format!("#EXT-X-PART:{}", attributes.render()));
         Ok(())
     }
 }
@@ -915,7 +976,7 @@ fn attr_value<'a>(list: &'a str, name: &str) -> Option<&'a str> {
 
 fn check_added_tag(tag: &str) -> Result<()> {
     lines::check_tag(tag)?;
-    if let Some(name) = lines::tag_name(tag).filter(|n| STRUCTURAL_TAGS.contains(n)) {
+    if let Some(name) = lines::tag_name(tag).filter(|n| is_structural_tag(Tag::from_name(n))) {
         return Err(Error::new(format!(
             "add {name} through the playlist model's methods, not as a raw tag"
         )));
@@ -963,6 +1024,26 @@ seg10.m4s
         assert_eq!(p.preload_hints()[0].uri, "part46.m4s");
         assert_eq!(p.next_part_start_ms(), Some(a.start_ms().unwrap() + 3000));
         assert_eq!(p.part_target_ms(), Some(500));
+    }
+
+    #[test]
+    fn parse_owned_is_parse() {
+        let crlf = LIVE.replace('\n', "\r\n");
+        for text in [
+            LIVE,
+            &crlf,
+            LIVE.trim_end(),
+            "",
+            "not a playlist",
+            "#EXTM3U\n#EXTINF:abc,\nseg.ts\n",
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\na.m3u8\n",
+        ] {
+            let owned = MediaPlaylist::parse_owned(text.to_string());
+            assert_eq!(owned, MediaPlaylist::parse(text));
+            if let Ok(p) = owned {
+                assert_eq!(p.render(), text);
+            }
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl MultivariantPlaylist {
     /// Parses a multivariant playlist: `#EXTM3U` first, no media segments.
     pub fn parse(text: &str) -> Result<Self> {
         let lines = lines::split(text);
-        if lines.first().map(|l| l.text.trim_end()) != Some("#EXTM3U") {
+        if lines.first().map(|l| l.text().trim_end()) != Some("#EXTM3U") {
             return Err(Error::at_line(
                 1,
                 "not a playlist: the first line must be #EXTM3U",
@@ -62,7 +62,7 @@ impl MultivariantPlaylist {
         }
         // A variant's URI is the next line that is not blank or a comment.
         let significant = |l: &&Line| {
-            !l.text.trim().is_empty() && (l.tag().is_some() || !l.text.starts_with('#'))
+            !l.text().trim().is_empty() && (l.tag().is_some() || !l.text().starts_with('#'))
         };
         for (n, line) in lines.iter().enumerate() {
             let uri_follows = || {
@@ -97,7 +97,7 @@ impl MultivariantPlaylist {
             .map(|(index, (inf, uri))| Variant {
                 index,
                 attributes: AttributeList::parse(self.lines[inf].value()),
-                uri: self.lines[uri].text.clone(),
+                uri: self.lines[uri].text().to_string(),
             })
             .collect()
     }
@@ -109,7 +109,7 @@ impl MultivariantPlaylist {
             .variant_lines()
             .get(index)
             .ok_or_else(|| Error::new(format!("no variant {index}")))?;
-        self.lines[at].text = uri.to_string();
+        self.lines[at].set_text(uri.to_string());
         Ok(())
     }
 
@@ -137,7 +137,7 @@ impl MultivariantPlaylist {
             .ok_or_else(|| Error::new(format!("no rendition {index}")))?;
         let mut attributes = AttributeList::parse(line.value());
         attributes.set_quoted("URI", uri)?;
-        line.text = format!("#EXT-X-MEDIA:{}", attributes.render());
+        line.set_text(format!("#EXT-X-MEDIA:{}", attributes.render()));
         Ok(())
     }
 
@@ -157,7 +157,7 @@ impl MultivariantPlaylist {
 
     /// The lines as text.
     pub fn lines(&self) -> impl Iterator<Item = &str> {
-        self.lines.iter().map(|l| l.text.as_str())
+        self.lines.iter().map(Line::text)
     }
 
     fn variant_lines(&self) -> Vec<(usize, usize)> {

@@ -19,6 +19,25 @@ pub fn format_iso8601(unix_ms: u64) -> String {
     let ms_of_day = unix_ms % MS_PER_DAY;
     // u64 days since 1970 fit i64 for any date a u64 of milliseconds can name.
     let (year, month, day) = civil_from_days(days as i64);
+    if let Ok(year @ 0..=9999) = u32::try_from(year) {
+        // The usual case, written digit by digit (what the `format!` below writes).
+        let mut out = String::with_capacity(24);
+        push_digits(&mut out, year, 4);
+        out.push('-');
+        push_digits(&mut out, month, 2);
+        out.push('-');
+        push_digits(&mut out, day, 2);
+        out.push('T');
+        push_digits(&mut out, (ms_of_day / 3_600_000) as u32, 2);
+        out.push(':');
+        push_digits(&mut out, (ms_of_day / 60_000 % 60) as u32, 2);
+        out.push(':');
+        push_digits(&mut out, (ms_of_day / 1000 % 60) as u32, 2);
+        out.push('.');
+        push_digits(&mut out, (ms_of_day % 1000) as u32, 3);
+        out.push('Z');
+        return out;
+    }
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         ms_of_day / 3_600_000,
@@ -43,6 +62,9 @@ pub fn parse_iso8601(text: &str) -> Result<u64> {
         ))
     };
     let b = text.as_bytes();
+    if let Some(ms) = parse_common(b) {
+        return Ok(ms);
+    }
     let digits = |from: usize, len: usize| -> Option<i64> {
         let s = b.get(from..from + len)?;
         if !s.iter().all(u8::is_ascii_digit) {
@@ -126,7 +148,33 @@ pub fn parse_iso8601(text: &str) -> Result<u64> {
 /// Formats milliseconds as decimal seconds with three places, as `DURATION`,
 /// `PLANNED-DURATION` and `X-RESUME-OFFSET` carry them: `30000` → `30.000`.
 pub fn format_secs(ms: u64) -> String {
-    format!("{}.{:03}", ms / 1000, ms % 1000)
+    let mut out = String::with_capacity(24);
+    let secs = ms / 1000;
+    // `secs` in decimal, most significant digit first.
+    let mut digits = [0u8; 20];
+    let mut n = secs;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits[..len].iter().rev() {
+        out.push(char::from(*d));
+    }
+    out.push('.');
+    push_digits(&mut out, (ms % 1000) as u32, 3);
+    out
+}
+
+/// Appends the last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+    }
 }
 
 /// Seconds (an `EXTINF` or `DURATION` value) to whole milliseconds, rounded.
@@ -136,6 +184,53 @@ pub fn secs_to_ms(secs: f64) -> u64 {
     } else {
         0
     }
+}
+
+/// The form weir and most packagers write, `2026-11-25T19:02:36.123Z`, read without the
+/// general parser's detours. `None` for anything else (including an invalid date in that
+/// form), which then goes the general way and gets its error from there.
+fn parse_common(b: &[u8]) -> Option<u64> {
+    let b: &[u8; 24] = b.try_into().ok()?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let mut ok = true;
+    let mut num = |digits: &[u8]| -> i64 {
+        digits.iter().fold(0, |n, d| {
+            ok &= d.is_ascii_digit();
+            n * 10 + i64::from(d.wrapping_sub(b'0'))
+        })
+    };
+    let year = num(&b[0..4]);
+    let month = num(&b[5..7]);
+    let day = num(&b[8..10]);
+    let hour = num(&b[11..13]);
+    let minute = num(&b[14..16]);
+    let second = num(&b[17..19]);
+    let millis = num(&b[20..23]);
+    if !ok {
+        return None;
+    }
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month as u32, day as u32);
+    let ms = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millis;
+    u64::try_from(ms).ok()
 }
 
 /// (year, month, day) of a day count since 1970-01-01.
@@ -231,6 +326,49 @@ mod tests {
             "2026-11-25T16:00:00+25:00",
         ] {
             assert!(parse_iso8601(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_ones() {
+        let mut ms = 0u64;
+        while ms < 253_402_300_800_000 {
+            let text = format_iso8601(ms);
+            let general = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                civil_from_days((ms / MS_PER_DAY) as i64).0,
+                civil_from_days((ms / MS_PER_DAY) as i64).1,
+                civil_from_days((ms / MS_PER_DAY) as i64).2,
+                ms % MS_PER_DAY / 3_600_000,
+                ms % MS_PER_DAY / 60_000 % 60,
+                ms % MS_PER_DAY / 1000 % 60,
+                ms % 1000
+            );
+            assert_eq!(text, general);
+            assert_eq!(parse_common(text.as_bytes()), Some(ms), "{text}");
+            ms += 1_234_567_891;
+        }
+        assert_eq!(format_iso8601(u64::MAX), "584556019-04-03T14:25:51.615Z");
+        assert_eq!(parse_iso8601("+10000-01-01T00:00:00Z").ok(), None);
+        for text in [
+            "2026-02-29T00:00:00.000Z",
+            "2026-11-25T24:00:00.000Z",
+            "2026-11-25T16:00:00.00aZ",
+            "2026-1a-25T16:00:00.000Z",
+            "1969-12-31T23:59:59.999Z",
+            "2026-11-25T16:00:00.000z",
+        ] {
+            assert!(
+                parse_common(text.as_bytes()).is_none(),
+                "{text} takes the general path"
+            );
+        }
+        assert_eq!(
+            parse_iso8601("2026-11-25T16:00:60.000Z").unwrap(),
+            parse_iso8601("2026-11-25T16:01:00Z").unwrap()
+        );
+        for ms in [0, 1, 999, 1000, 59_999, 60_000, 4_533, 30_000, u64::MAX] {
+            assert_eq!(format_secs(ms), format!("{}.{:03}", ms / 1000, ms % 1000));
         }
     }
 

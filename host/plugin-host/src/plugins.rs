@@ -133,6 +133,10 @@ struct Plugin {
     policy: FailurePolicy,
     compiled: Compiled,
     pushed_at_ms: u64,
+    /// Calls in a row that ran out of time (see [`OPEN_AFTER_TIMEOUTS`]).
+    timeouts_in_a_row: std::sync::atomic::AtomicU32,
+    /// Runs that skipped this plugin while its circuit was open.
+    skipped: std::sync::atomic::AtomicU32,
 }
 
 impl Plugin {
@@ -163,15 +167,14 @@ fn attribute_label(a: &VariantAttribute) -> String {
 struct Chain {
     generation: u64,
     plugins: Vec<Arc<Plugin>>,
-    /// Runs in a row in which some plugin failed. Past [`FAILING_RUNS`], requests stop
-    /// waiting for this chain (a plugin that times out every time would otherwise add its
-    /// whole timeout to every new playlist version) and get the failure policy's answer at
-    /// once; the runs go on, and the first clean one makes requests wait again.
-    failing_runs: std::sync::atomic::AtomicU32,
 }
 
-/// See [`Chain::failing_runs`].
-const FAILING_RUNS: u32 = 3;
+/// A plugin whose last calls all ran out of time is skipped (its failure policy applies at
+/// once) instead of spending its whole timeout on every new playlist version; every
+/// `PROBE_EVERY`-th run still calls it, and the first call that finishes in time closes
+/// the circuit. Other failures (traps, garbage) cost microseconds and are always retried.
+const OPEN_AFTER_TIMEOUTS: u32 = 3;
+const PROBE_EVERY: u32 = 8;
 
 struct Tenant {
     settings: TenantSettings,
@@ -331,7 +334,6 @@ impl Plugins {
                     Arc::new(Chain {
                         generation: self.next_id(),
                         plugins: Vec::new(),
-                        failing_runs: Default::default(),
                     })
                 },
                 |t| t.chain,
@@ -446,7 +448,6 @@ impl Plugins {
             t.chain = Arc::new(Chain {
                 generation,
                 plugins,
-                failing_runs: Default::default(),
             });
         }
     }
@@ -521,6 +522,8 @@ impl Plugins {
             policy: info.failure_policy,
             compiled,
             pushed_at_ms: unix_ms(),
+            timeouts_in_a_row: Default::default(),
+            skipped: Default::default(),
         }))
     }
 
@@ -620,12 +623,8 @@ impl Plugins {
                 }
             }
         };
-        let deadline = if chain.failing_runs.load(Ordering::Relaxed) >= FAILING_RUNS {
-            Duration::ZERO
-        } else {
-            self.0.settings.deadline
-        };
-        let waited = tokio::time::timeout(deadline, rx.wait_for(Option::is_some)).await;
+        let waited =
+            tokio::time::timeout(self.0.settings.deadline, rx.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(done)) => match done.as_ref() {
                 Some(body) => Manipulated {
@@ -756,8 +755,41 @@ impl Job {
         let key = &self.key;
         let original = self.input.clone();
         let mut text = self.input;
-        let mut failed = false;
         for p in &self.chain.plugins {
+            let good_key = GoodKey {
+                plugin: p.id,
+                stream: key.stream.clone(),
+                rendition: key.rendition.clone(),
+                kind: key.kind,
+                variant: key.variant.clone(),
+            };
+            // The failure policy's answer: last-good's replay, or the input.
+            let fallback = |text: String, reason: &'static str| -> String {
+                let replayed = match p.policy {
+                    FailurePolicy::LastGood => inner
+                        .last_good
+                        .get(&good_key)
+                        .map(|good| replay::replay(&good.0, &good.1, &text)),
+                    FailurePolicy::PassThrough => None,
+                };
+                let how = if replayed.is_some() {
+                    "last-good"
+                } else {
+                    "pass-through"
+                };
+                inner.metrics.fallback(
+                    &self.tenant,
+                    &p.name,
+                    if reason.is_empty() { how } else { reason },
+                );
+                replayed.unwrap_or(text)
+            };
+            if p.timeouts_in_a_row.load(Ordering::Relaxed) >= OPEN_AFTER_TIMEOUTS
+                && p.skipped.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY != PROBE_EVERY - 1
+            {
+                text = fallback(text, "circuit-open");
+                continue;
+            }
             let ctx = self.attrs.context_for(
                 Some(&p.varies_on),
                 &self.tenant,
@@ -794,49 +826,28 @@ impl Job {
                 .map(|()| out)
                 .map_err(Failure::Invalid)
             });
-            let good_key = GoodKey {
-                plugin: p.id,
-                stream: key.stream.clone(),
-                rendition: key.rendition.clone(),
-                kind: key.kind,
-                variant: key.variant.clone(),
-            };
+            if matches!(checked, Err(Failure::Timeout(_))) {
+                p.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed);
+            } else {
+                p.timeouts_in_a_row.store(0, Ordering::Relaxed);
+            }
             text = match checked {
                 Ok(out) => {
                     inner
                         .last_good
-                        .insert(good_key, Arc::new((text, out.clone())));
+                        .insert(good_key.clone(), Arc::new((text, out.clone())));
                     out
                 }
                 Err(failure) => {
-                    failed = true;
                     inner.metrics.failure(&self.tenant, &p.name, failure.kind());
                     tracing::warn!(
                         tenant = %self.tenant, plugin = %p.name, stream = %key.stream,
                         rendition = %key.rendition, phase = key.kind.function(), %failure,
                         "plugin failed; applying its failure policy"
                     );
-                    let replayed = match p.policy {
-                        FailurePolicy::LastGood => inner
-                            .last_good
-                            .get(&good_key)
-                            .map(|good| replay::replay(&good.0, &good.1, &text)),
-                        FailurePolicy::PassThrough => None,
-                    };
-                    let reason = if replayed.is_some() {
-                        "last-good"
-                    } else {
-                        "pass-through"
-                    };
-                    inner.metrics.fallback(&self.tenant, &p.name, reason);
-                    replayed.unwrap_or(text)
+                    fallback(text, "")
                 }
             };
-        }
-        if failed {
-            self.chain.failing_runs.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.chain.failing_runs.store(0, Ordering::Relaxed);
         }
         inner.last_good.insert(
             GoodKey {

@@ -88,7 +88,11 @@ struct Scte35;
 impl Guest for Scte35 {
     fn init(config: String) -> Result<PluginInfo, String> {
         let parsed = Config::parse(&config)?;
-        weir_guest::log::info(&format!("scte35: dialect {}", parsed.dialect.name()));
+        // Concatenated, not `format!`: init runs before every call (in a fresh instance),
+        // where formatting's indirect calls first touch the function table, a page fault.
+        let mut line = String::from("scte35: dialect ");
+        line.push_str(parsed.dialect.name());
+        weir_guest::log::info(&line);
         CONFIG.with(|c| *c.borrow_mut() = Some(Rc::new(parsed)));
         Ok(PluginInfo {
             varies_on: Vec::new(),
@@ -124,10 +128,11 @@ pub fn transform(config: &Config, cues: &[CueEvent], text: String) -> Result<Str
     if cues.is_empty() {
         return Ok(text);
     }
-    let mut playlist = MediaPlaylist::parse(&text)?;
+    // The playlist keeps the text (no copy); unedited, it renders it back byte for byte.
+    let mut playlist = MediaPlaylist::parse_owned(text)?;
     let Some(window) = window(&playlist) else {
         // No EXT-X-PROGRAM-DATE-TIME: cue dates cannot be placed.
-        return Ok(text);
+        return Ok(playlist.render());
     };
     let mut changed = false;
     if matches!(config.dialect, Dialect::Daterange | Dialect::Both) {
@@ -137,7 +142,7 @@ pub fn transform(config: &Config, cues: &[CueEvent], text: String) -> Result<Str
         changed |= add_cue_out(&mut playlist, cues, window)?;
     }
     if !changed {
-        return Ok(text);
+        return Ok(playlist.render());
     }
     playlist.omit_partial_date_for_hlsjs();
     Ok(playlist.render())
@@ -246,7 +251,10 @@ fn add_dateranges(
         if existing.contains(&shape(&attributes)) {
             continue;
         }
-        playlist.insert_tag_at(p.at_ms, &p.range.to_tag()?)?;
+        // What `p.range.to_tag()` writes, without building the attributes again.
+        let mut tag = String::from("#EXT-X-DATERANGE:");
+        tag.push_str(&attributes.render());
+        playlist.insert_tag_at(p.at_ms, &tag)?;
         changed = true;
     }
     Ok(changed)
@@ -255,7 +263,8 @@ fn add_dateranges(
 /// `splice-<id>`, or `splice-<id>-<start_ms>` (then `-<n>`) when an earlier cue in the list
 /// took it: event ids are reused, and two ranges with one ID must agree on every attribute.
 fn unique_id(taken: &mut BTreeSet<String>, cue: &CueEvent) -> String {
-    let base = format!("splice-{}", cue.id);
+    let mut base = String::from("splice-");
+    push_decimal(&mut base, u64::from(cue.id));
     let mut id = base.clone();
     if taken.contains(&id) {
         let dated = format!("{base}-{}", cue.start_ms);
@@ -268,6 +277,22 @@ fn unique_id(taken: &mut BTreeSet<String>, cue: &CueEvent) -> String {
     }
     taken.insert(id.clone());
     id
+}
+
+/// Appends `n` in decimal (what `format!("{n}")` writes).
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut rest = n;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[..len].iter().rev().map(|&d| char::from(d)));
 }
 
 /// What makes two DATERANGE tags "the same one": the ID and which attributes they name.
@@ -385,6 +410,15 @@ mod tests {
         assert!(Config::parse(r#"{"dialet":"both"}"#)
             .unwrap_err()
             .contains("unknown field"));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 999, 4_294_967_295, u64::MAX] {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
     }
 
     #[test]
