@@ -11,7 +11,6 @@
 //!
 //! The components come from `plugins/dist/` (`scripts/build-plugins.sh`).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -438,28 +437,6 @@ fn wait_for_segments(url: &str, n: usize) -> String {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// Every `#EXT-X-DATERANGE` as its attribute list (quotes removed).
-fn dateranges(text: &str) -> Vec<BTreeMap<String, String>> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("#EXT-X-DATERANGE:"))
-        .map(|list| {
-            let mut out = BTreeMap::new();
-            let mut rest = list;
-            while let Some((name, after)) = rest.split_once('=') {
-                let (value, tail) = if let Some(q) = after.strip_prefix('"') {
-                    let end = q.find('"').expect("unterminated quoted attribute");
-                    (&q[..end], q[end + 1..].strip_prefix(',').unwrap_or(""))
-                } else {
-                    after.split_once(',').unwrap_or((after, ""))
-                };
-                out.insert(name.trim().to_owned(), value.to_owned());
-                rest = tail;
-            }
-            out
-        })
-        .collect()
 }
 
 /// A client at the live edge, as an LL-HLS player is: each step asks for the preload-hinted
@@ -1125,24 +1102,6 @@ fn fault_plugins_never_stall_media() {
         counter(&m, "weir_plugin_failures_total", &[("plugin", "scte35")]),
         0.0
     );
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

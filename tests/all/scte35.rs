@@ -23,37 +23,6 @@ const FRAME_MS: f64 = 1000.0 / 30.0;
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// Every `#EXT-X-DATERANGE` in a playlist, as its attribute list (quotes removed), in order.
-fn dateranges(text: &str) -> Vec<BTreeMap<String, String>> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("#EXT-X-DATERANGE:"))
-        .map(attributes)
-        .collect()
-}
-
-/// An RFC 8216 attribute list: `NAME=value` or `NAME="quoted, with commas"`.
-fn attributes(list: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = list;
-    while !rest.is_empty() {
-        let Some((name, after)) = rest.split_once('=') else {
-            break;
-        };
-        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"').expect("unterminated quoted attribute");
-            (&q[..end], q[end + 1..].strip_prefix(',').unwrap_or(""))
-        } else {
-            match after.split_once(',') {
-                Some((v, t)) => (v, t),
-                None => (after, ""),
-            }
-        };
-        out.insert(name.trim().to_owned(), value.to_owned());
-        rest = tail;
-    }
-    out
-}
-
 /// `2026-11-25T17:07:22.339Z` (or `+00:00`) → Unix ms.
 fn iso_ms(s: &str) -> u64 {
     let s = s
@@ -111,24 +80,6 @@ fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// threefive's decoding of each section (its `Cue.get()`, as JSON).

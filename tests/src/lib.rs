@@ -593,3 +593,34 @@ pub fn curl_post(url: &str, headers: &[&str], body: &str) -> Result<(u16, Vec<u8
     extra.extend(["--data-binary", body]);
     curl(url, &extra)
 }
+
+/// Every `#EXT-X-DATERANGE` in a playlist, as its attribute list (quotes removed), in order.
+pub fn dateranges(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-DATERANGE:"))
+        .map(attributes)
+        .collect()
+}
+
+/// An RFC 8216 attribute list: `NAME=value` or `NAME="quoted, with commas"`.
+pub fn attributes(list: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = list;
+    while let Some((name, after)) = rest.split_once('=') {
+        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').expect("unterminated quoted attribute");
+            (&q[..end], q[end + 1..].strip_prefix(',').unwrap_or(""))
+        } else {
+            after.split_once(',').unwrap_or((after, ""))
+        };
+        out.insert(name.trim().to_owned(), value.to_owned());
+        rest = tail;
+    }
+    out
+}
+
+/// Standard base64 with padding (for the cue API and the plugin config header).
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
