@@ -45,6 +45,8 @@ pub mod srt;
 pub mod ts;
 
 pub use error::{Error, Result};
+/// Annex B → length-prefixed access units and `avcC` from SPS/PPS (also used by the encoder).
+pub use ts::h264;
 
 /// The message of a session task's panic, for the one log line that reports it (RTMP and SRT
 /// sessions run as tasks so that a panic in a protocol crate closes only that session).

@@ -1,4 +1,4 @@
-//! H.264 in MPEG-TS: Annex B byte streams → length-prefixed NAL units, and the `avcC` built
+//! H.264 Annex B (MPEG-TS, and encoders' output) byte streams → length-prefixed NAL units, and the `avcC` built
 //! from in-band SPS/PPS.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -13,7 +13,7 @@ const NAL_AUD: u8 = 9;
 
 /// One access unit, rewritten for `Sample::data`.
 #[derive(Debug, Default)]
-pub(crate) struct AccessUnit {
+pub struct AccessUnit {
     /// NAL units with 4-byte big-endian lengths; access unit delimiters removed.
     pub data: Bytes,
     pub keyframe: bool,
@@ -25,7 +25,7 @@ pub(crate) struct AccessUnit {
 /// The NAL units of an Annex B byte stream: the bytes between start codes (`00 00 01`, with
 /// any leading zeros), without trailing zero bytes. Bytes before the first start code are not
 /// a NAL unit and are skipped.
-pub(crate) fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut pos = find_start_code(data, 0).map(|(_, end)| end);
     std::iter::from_fn(move || loop {
         let start = pos?;
@@ -53,7 +53,7 @@ fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 /// Rewrites an Annex B access unit into 4-byte length-prefixed NAL units.
-pub(crate) fn access_unit(annex_b: &[u8]) -> AccessUnit {
+pub fn access_unit(annex_b: &[u8]) -> AccessUnit {
     let mut out = BytesMut::with_capacity(annex_b.len() + 16);
     let mut au = AccessUnit::default();
     for nal in nal_units(annex_b) {
@@ -78,7 +78,7 @@ pub(crate) fn access_unit(annex_b: &[u8]) -> AccessUnit {
 /// 4-byte NAL lengths, and the chroma/bit-depth extension for the profiles that carry it.
 /// Width and height come from the SPS, through the FLV demuxer's avcC parser, so a record
 /// that does not round-trip is refused.
-pub(crate) fn config(sps: &[u8], pps: &[u8]) -> Result<H264Config, String> {
+pub fn config(sps: &[u8], pps: &[u8]) -> Result<H264Config, String> {
     let (Some(&[_, profile, compat, level]), Ok(sps_len), Ok(pps_len)) = (
         sps.get(..4),
         u16::try_from(sps.len()),

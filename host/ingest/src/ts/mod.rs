@@ -7,7 +7,7 @@
 
 mod adts;
 mod demux;
-mod h264;
+pub mod h264;
 
 pub use demux::{
     Scte35Stats, TsDemuxer, TsSettings, TsStats, DEFAULT_MAX_PES_BYTES, DEFAULT_TRACK_WAIT,

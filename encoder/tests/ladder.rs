@@ -1,0 +1,205 @@
+//! The encoder against real media: ffmpeg-made captures decoded by the real H.264/AAC
+//! decoders, encoded by libx264 and FFmpeg's AAC encoder. Clock-driven, so each test runs a
+//! few seconds of real time.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use weir_encoder::{spawn, EncoderEvent, EncoderMetrics, EncoderSettings, RungSpec, Source, Start};
+use weir_media::{Codec, MediaEvent, Sample};
+
+fn settings() -> EncoderSettings {
+    EncoderSettings {
+        ladder: vec![
+            RungSpec::new("240p", 240, 400_000),
+            RungSpec::new("180p", 180, 250_000),
+            RungSpec::new("120p", 120, 150_000),
+        ],
+        preset: "ultrafast".to_owned(),
+        gop: Duration::from_secs(1),
+        hold: Duration::from_millis(300),
+        slate_after: Duration::from_millis(900),
+        ..EncoderSettings::default()
+    }
+}
+
+#[derive(Default, Debug)]
+struct RungOut {
+    tracks: Vec<weir_media::Track>,
+    video: Vec<Sample>,
+    audio: Vec<Sample>,
+}
+
+async fn collect(
+    rx: &mut mpsc::Receiver<EncoderEvent>,
+    for_: Duration,
+    ladder: &mut Vec<weir_encoder::Rung>,
+    out: &mut BTreeMap<usize, RungOut>,
+) {
+    let end = tokio::time::Instant::now() + for_;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(end, rx.recv()).await {
+        match ev {
+            EncoderEvent::Ladder(l) => *ladder = l,
+            EncoderEvent::Media { rung, event } => {
+                let r = out.entry(rung).or_default();
+                match event {
+                    MediaEvent::Tracks(t) => {
+                        assert!(r.tracks.is_empty(), "tracks sent twice for rung {rung}");
+                        r.tracks = t;
+                    }
+                    MediaEvent::Sample(s) => {
+                        assert!(!r.tracks.is_empty(), "sample before tracks");
+                        if s.track == 0 {
+                            r.video.push(s);
+                        } else {
+                            r.audio.push(s);
+                        }
+                    }
+                    MediaEvent::Cue(_) => {}
+                }
+            }
+        }
+    }
+}
+
+fn check_rungs(out: &BTreeMap<usize, RungOut>, sizes: &[(u16, u16)]) {
+    assert_eq!(out.len(), sizes.len());
+    let mut key_pts: Vec<Vec<i64>> = Vec::new();
+    for (i, r) in out.values().enumerate() {
+        let Codec::H264(c) = &r.tracks[0].codec else {
+            panic!("video first")
+        };
+        assert_eq!((c.width, c.height), sizes[i]);
+        assert!(matches!(&r.tracks[1].codec, Codec::Aac(a) if a.sample_rate == 48_000));
+        assert!(r.video[0].keyframe, "a rung starts on an IDR");
+        assert!(r.video.iter().all(|s| s.cts_offset == 0), "no B-frames");
+        assert!(r.video.windows(2).all(|w| w[0].dts < w[1].dts));
+        assert!(r.audio.windows(2).all(|w| w[1].dts - w[0].dts == 1024));
+        key_pts.push(
+            r.video
+                .iter()
+                .filter(|s| s.keyframe)
+                .map(|s| s.dts)
+                .collect(),
+        );
+    }
+    // The same IDR timestamps on every rung (compare the common prefix: the channel may
+    // stop mid-frame), one a second.
+    let n = key_pts.iter().map(Vec::len).min().unwrap();
+    assert!(n >= 3, "at least three IDRs: {key_pts:?}");
+    for k in &key_pts {
+        assert_eq!(k[..n], key_pts[0][..n], "IDRs aligned across rungs");
+    }
+    // The first GOP runs to the next point of the grid; the rest are a second long.
+    for w in key_pts[0][1..n].windows(2) {
+        assert!((w[1] - w[0] - 90_000).abs() <= 3_000, "GOP of 1 s: {w:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_pattern_ladder_has_aligned_idrs_and_no_b_frames() {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let metrics = Arc::new(EncoderMetrics::default());
+    spawn(
+        "pattern",
+        settings(),
+        Source::TestPattern {
+            width: 426,
+            height: 240,
+        },
+        Start::default(),
+        tx,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    let (mut ladder, mut out) = (Vec::new(), BTreeMap::new());
+    collect(&mut rx, Duration::from_millis(3200), &mut ladder, &mut out).await;
+    drop(rx);
+    let names: Vec<_> = ladder.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["240p", "180p", "120p"]);
+    check_rungs(&out, &[(426, 240), (318, 180), (212, 120)]);
+    // About 30 frames a second on the wall clock.
+    let frames = out[&0].video.len();
+    assert!((75..=110).contains(&frames), "{frames} frames in 3.2 s");
+    assert!(out[&0].audio.len() > 100);
+    assert_eq!(metrics.x264.load(Ordering::Relaxed), 1);
+}
+
+/// A real capture with B-frames, fed in real time: decoded once, three rungs out. Then the
+/// feed stops: held frames, then the slate, keep the cadence. Then a new publisher (new
+/// tracks, its timestamps from zero again) and the live picture returns, with the output
+/// clock still going forward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contribution_is_decoded_held_slated_and_resumed() {
+    let flv = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../host/ingest/tests/data/testsrc-bframes.flv"
+    ))
+    .unwrap();
+    let events = weir_ingest::flv::read_file(&flv).unwrap();
+    let (in_tx, in_rx) = mpsc::channel(256);
+    let (tx, mut rx) = mpsc::channel(4096);
+    let metrics = Arc::new(EncoderMetrics::default());
+    spawn(
+        "contribution",
+        settings(),
+        Source::Contribution(in_rx),
+        Start::default(),
+        tx,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    let feed = |events: Vec<MediaEvent>, in_tx: mpsc::Sender<MediaEvent>| async move {
+        let start = tokio::time::Instant::now();
+        for e in events {
+            if let MediaEvent::Sample(s) = &e {
+                let ts = if s.track == 0 { 90_000 } else { 48_000 };
+                let at = Duration::from_secs_f64(s.dts.max(0) as f64 / f64::from(ts));
+                tokio::time::sleep_until(start + at).await;
+            }
+            in_tx.send(e).await.unwrap();
+        }
+    };
+    let (mut ladder, mut out) = (Vec::new(), BTreeMap::new());
+    let feeder = tokio::spawn(feed(events.clone(), in_tx.clone()));
+    collect(&mut rx, Duration::from_millis(3300), &mut ladder, &mut out).await;
+    feeder.await.unwrap();
+    // 320x240 source: never upscaled, so three rungs at or below it.
+    check_rungs(&out, &[(320, 240), (240, 180), (160, 120)]);
+    let live_frames = out[&0].video.len();
+    assert!(
+        live_frames >= 80,
+        "{live_frames} frames from a 3 s, 30 fps capture"
+    );
+    assert!(metrics.frames_decoded.load(Ordering::Relaxed) >= 85);
+
+    // Loss: 1.5 s without media.
+    collect(&mut rx, Duration::from_millis(1500), &mut ladder, &mut out).await;
+    let held = metrics.held_frames.load(Ordering::Relaxed);
+    let slate = metrics.slate_frames.load(Ordering::Relaxed);
+    assert!(held >= 10, "held {held}");
+    assert!(slate >= 5, "slate {slate}");
+    let during_loss = out[&0].video.len() - live_frames;
+    assert!(
+        during_loss >= 30,
+        "the cadence goes on: {during_loss} frames in 1.5 s"
+    );
+
+    // A new publisher (the same capture again: timestamps restart at zero).
+    let before = metrics.frames_decoded.load(Ordering::Relaxed);
+    let feeder = tokio::spawn(feed(events, in_tx));
+    collect(&mut rx, Duration::from_millis(2000), &mut ladder, &mut out).await;
+    feeder.abort();
+    assert!(metrics.frames_decoded.load(Ordering::Relaxed) > before + 30);
+    let v = &out[&0].video;
+    assert!(v.windows(2).all(|w| w[0].dts < w[1].dts), "still monotonic");
+    // The frame spacing stays on the 30 fps cadence across loss and return (no jumps
+    // beyond a few frames).
+    let worst = v.windows(2).map(|w| w[1].dts - w[0].dts).max().unwrap();
+    assert!(worst <= 4 * 3_000, "largest gap {worst} ticks");
+    check_rungs(&out, &[(320, 240), (240, 180), (160, 120)]);
+}
