@@ -118,7 +118,8 @@ struct Engine {
     audio: AudioEncoder,
     video_in: Option<VideoIn>,
     audio_in: Option<AudioIn>,
-    /// The output clock: this instant is output PTS `anchor.1`.
+    /// The output clock: this instant is output PTS `anchor.1`. Moved to each contribution
+    /// frame as it is encoded; fixed while frames are synthesised.
     anchor: (Instant, i64),
     /// Contribution PTS (90 kHz) + offset = output PTS; `None` until (re)synced.
     offset: Option<i64>,
@@ -425,7 +426,12 @@ impl Engine {
         if let Some(fill) = self.filling.take() {
             info!(after = ?fill, "contribution restored; live picture again");
         }
-        self.last_video_in = Some(now());
+        // While the contribution is live, the output clock is its clock: a feed that runs
+        // a little slow or fast (a loaded publisher, jitter) moves the clock with it, so the
+        // frames that fill a loss continue from the last real one, never jumping.
+        let t = now();
+        self.anchor = (t, out);
+        self.last_video_in = Some(t);
         let idr = self.idr_at(out);
         let mut scaled = self.scale_on_gpu(f).into_iter();
         for i in 0..self.rungs.len() {
@@ -635,10 +641,6 @@ impl Engine {
             self.offset = None;
         }
         let mut next = self.last_out.map_or(pos, |l| l + self.frame_dur);
-        // After a long stall, jump to now rather than bursting every missed frame.
-        if pos - next > i64::from(VIDEO_TIMESCALE) {
-            next = pos;
-        }
         while next <= pos && !self.closed {
             self.synthetic_frame(next, fill);
             self.last_out = Some(next);

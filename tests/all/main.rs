@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod continuity;
+mod encoder;
 mod players;
 mod plugins;
 mod scte35;

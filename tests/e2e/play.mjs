@@ -7,7 +7,8 @@
 //
 // Options: --player hls|shaka, --seconds N (play time to observe), --timeout N (give up on
 // start after N s), --chromium PATH (default /usr/bin/chromium or $CHROMIUM), --force-level N
-// (hls.js: switch to level N after start), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
+// (hls.js: switch to level N after start), --cycle-levels (hls.js: force each level in turn,
+// top to bottom, over the play time; reports levelSwitches), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
 // --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr), --header
 // "Name: value" (an extra HTTP header on every request, e.g. a CDN's CF-IPCountry; give it
 // more than once for several), --started-file PATH (write PATH once playback has started, so
@@ -114,7 +115,7 @@ try {
   await page.evaluate(({ url, player, debug, catchup }) => {
     const video = document.getElementById('v');
     const w = window;
-    w.weir = { fatal: [], nonfatal: [], stalls: 0, events: [], interstitials: [], latency: () => null, levels: [], switchTo: () => null, started: false };
+    w.weir = { switches: [], fatal: [], nonfatal: [], stalls: 0, events: [], interstitials: [], latency: () => null, levels: [], switchTo: () => null, started: false };
     video.addEventListener('playing', () => { w.weir.started = true; });
     video.addEventListener('waiting', () => {
       if (w.weir.started) w.weir.stalls++;
@@ -128,7 +129,11 @@ try {
       w.hls = hls;
       hls.on(w.Hls.Events.ERROR, (_, d) => {
         if (d.fatal) w.weir.fatal.push(`${d.type}/${d.details}`);
-        else w.weir.nonfatal.push(`${(performance.now() / 1000).toFixed(2)} ${d.details}`);
+        else w.weir.nonfatal.push(`${(performance.now() / 1000).toFixed(2)} ${d.type}/${d.details}`);
+      });
+      hls.on(w.Hls.Events.LEVEL_SWITCHED, (_, d) => {
+        const l = hls.levels[d.level];
+        w.weir.switches.push({ at: performance.now() / 1000, level: d.level, width: l?.width ?? null, height: l?.height ?? null });
       });
       // HLS Interstitials (hls.js >= 1.6): what the player did with each break.
       const E = w.Hls.Events;
@@ -218,6 +223,14 @@ try {
           return { wall: Date.now(), t: v.currentTime, latency: l, w: v.videoWidth, paused: v.paused };
         }));
       }
+      if (args['cycle-levels']) {
+        // Level k of n is forced during the k-th n-th of the play time, from the top down.
+        const n = await page.evaluate(() => window.hls.levels.length);
+        const k = Math.min(n - 1, Math.floor((1 - (end - Date.now()) / (seconds * 1000)) * n));
+        const want = n - 1 - k;
+        const cur = await page.evaluate(() => window.hls.currentLevel);
+        if (want >= 0 && cur !== want) await page.evaluate((n) => window.weir.switchTo(n), want);
+      }
       if (args['force-level'] !== undefined && !switched && Date.now() > end - seconds * 500) {
         report.switchedTo = await page.evaluate((n) => window.weir.switchTo(n), Number(args['force-level']));
         switched = true;
@@ -227,11 +240,11 @@ try {
     report.played = t1 - t0;
   }
   const w = await page.evaluate(() => ({
-    fatal: window.weir.fatal, nonfatal: window.weir.nonfatal, events: window.weir.events, interstitials: window.weir.interstitials, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
+    switches: window.weir.switches, fatal: window.weir.fatal, nonfatal: window.weir.nonfatal, events: window.weir.events, interstitials: window.weir.interstitials, stalls: window.weir.stalls, levels: window.weir.levels, level: window.weir.level(),
     videoWidth: document.getElementById('v').videoWidth, videoHeight: document.getElementById('v').videoHeight,
     shakaStats: window.shakaPlayer ? window.shakaPlayer.getStats() : null,
   }));
-  Object.assign(report, { nonfatal: w.nonfatal, events: w.events, interstitials: w.interstitials, fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
+  Object.assign(report, { levelSwitches: w.switches, nonfatal: w.nonfatal, events: w.events, interstitials: w.interstitials, fatal: w.fatal, stalls: w.stalls, levels: w.levels, level: w.level, videoWidth: w.videoWidth, videoHeight: w.videoHeight });
   if (w.shakaStats) report.stalls = Math.max(report.stalls, w.shakaStats.stallsDetected ?? 0);
   const sorted = [...report.latency.samples].sort((a, b) => a - b);
   const q = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] / 1000 : null);

@@ -210,6 +210,18 @@ impl Weir {
 /// Publishes a synthetic test pattern with the ffmpeg CLI, as the TESTING.md recipe does:
 /// FLV to an `rtmp://` URL, MPEG-TS to an `srt://` URL.
 pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<Proc> {
+    ffmpeg_publish_preset(url, seconds, size, gop, "veryfast")
+}
+
+/// [`ffmpeg_publish`] with another libx264 preset (`ultrafast` leaves CPU for the rest of a
+/// test on two cores).
+pub fn ffmpeg_publish_preset(
+    url: &str,
+    seconds: u32,
+    size: &str,
+    gop: u32,
+    preset: &str,
+) -> Result<Proc> {
     let format = if url.starts_with("srt://") {
         "mpegts"
     } else {
@@ -225,14 +237,7 @@ pub fn ffmpeg_publish(url: &str, seconds: u32, size: &str, gop: u32) -> Result<P
         ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-        ])
+        .args(["-c:v", "libx264", "-preset", preset, "-tune", "zerolatency"])
         .args([
             "-g",
             &gop.to_string(),
@@ -312,11 +317,34 @@ pub struct PlayReport {
     pub video_width: Option<u32>,
     #[serde(default)]
     pub nonfatal: Vec<String>,
+    /// hls.js `LEVEL_SWITCHED` events, in order.
+    #[serde(default, rename = "levelSwitches")]
+    pub level_switches: Vec<LevelSwitch>,
+    /// The variants hls.js parsed from the multivariant playlist.
+    #[serde(default)]
+    pub levels: Vec<LevelInfo>,
     #[serde(default)]
     pub trace: Vec<TracePoint>,
     /// hls.js's HLS Interstitial events, in order (hls.js only).
     #[serde(default)]
     pub interstitials: Vec<InterstitialEvent>,
+}
+
+/// One hls.js `LEVEL_SWITCHED`: when (s since page load), which level, its size.
+#[derive(Debug, Deserialize, Clone)]
+pub struct LevelSwitch {
+    pub at: f64,
+    pub level: usize,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// A level as hls.js parsed it.
+#[derive(Debug, Deserialize, Clone)]
+pub struct LevelInfo {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub bitrate: Option<u64>,
 }
 
 /// One hls.js interstitial event (`INTERSTITIAL_ASSET_STARTED`, `ASSET_LIST_LOADED`, …).

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 use weir_media::{MediaEvent, StreamKey, StreamRegistry};
 
-use crate::config::{valid_stream_name, Config};
+use crate::config::{valid_stream_name, Config, TestSourceKind};
 use crate::pipeline::{PipelineMetrics, PipelineSettings, Streams};
 
 #[derive(Parser, Debug)]
@@ -194,12 +194,14 @@ impl weir_ingest::PublishHandler for Publisher {
 /// `/metrics`: the pipeline's counters, then the plugins'.
 struct AllMetrics {
     pipeline: Arc<PipelineMetrics>,
+    encoder: Arc<weir_encoder::EncoderMetrics>,
     plugins: weir_plugin_host::Plugins,
 }
 
 impl weir_origin::MetricsSource for AllMetrics {
     fn render(&self) -> String {
         let mut out = weir_origin::MetricsSource::render(&*self.pipeline);
+        out.push_str(&self.encoder.render());
         self.plugins.metrics().render(&mut out);
         out
     }
@@ -220,7 +222,13 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         policy: plugins::stream_policy(&config),
     };
     settings.packager.validate().context("packager settings")?;
-    let streams = Streams::new(registry.clone(), settings, Arc::clone(&metrics));
+    let encoder_metrics = Arc::new(weir_encoder::EncoderMetrics::default());
+    let streams = Streams::new(
+        registry.clone(),
+        settings,
+        Arc::clone(&metrics),
+        Arc::clone(&encoder_metrics),
+    );
 
     // Manifest plugins: the configured chains are loaded before anything is served.
     let plugin_host =
@@ -276,6 +284,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             .with_manifest_filter(Arc::new(plugins::Filter(plugin_host.clone())))
             .with_metrics(Arc::new(AllMetrics {
                 pipeline: Arc::clone(&metrics),
+                encoder: Arc::clone(&encoder_metrics),
                 plugins: plugin_host.clone(),
             })),
     );
@@ -347,9 +356,20 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
 
     // Built-in test stream.
     if config.test_source.enabled {
-        let clip = testsrc::Clip::builtin()?;
-        let tx = streams.attach(&config.test_source.name);
-        tokio::spawn(testsrc::run(clip, tx));
+        match config.test_source.kind {
+            TestSourceKind::Pattern => {
+                let ts = &config.test_source;
+                let encoder = config
+                    .encoder
+                    .settings(&config.encoder.ladder, config.segment_target());
+                streams.start_test_pattern(&ts.name, Arc::new(encoder), ts.width, ts.height);
+            }
+            TestSourceKind::Clip => {
+                let clip = testsrc::Clip::builtin()?;
+                let tx = streams.attach(&config.test_source.name);
+                tokio::spawn(testsrc::run(clip, tx));
+            }
+        }
     }
 
     print_banner(&config, http_addr, https_addr, rtmp_addr, srt_addr);

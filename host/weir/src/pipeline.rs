@@ -24,12 +24,14 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
+use weir_encoder::{EncoderEvent, EncoderMetrics, EncoderSettings};
 use weir_media::{
     rendition_channel, CueEvent, MediaEvent, PartProducer, RenditionProducer, RenditionSnapshot,
     StreamProducer, StreamRegistry, Track, TrackKind,
 };
 use weir_packager::{
-    wall_clock_start, MediaPlaylist, MultivariantPlaylist, Output, Packager, Settings, Variant,
+    wall_clock_start, MediaPlaylist, MultivariantPlaylist, Output, Packager, RenditionReport,
+    Settings, Variant,
 };
 
 /// The single rendition a passthrough stream has.
@@ -52,7 +54,7 @@ pub struct PipelineSettings {
 }
 
 /// What a stream's tenant asks of its pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StreamOptions {
     /// The packager renders cues as `EXT-X-DATERANGE` (off when the tenant's scte35 plugin
     /// does it instead).
@@ -60,6 +62,8 @@ pub struct StreamOptions {
     /// The stream also has a `slate` rendition (the built-in slate, looped and packaged
     /// with the stream's settings), for the blackout plugin to send viewers to.
     pub slate: bool,
+    /// Transcode into this ladder; `None` passes the contribution through as `src`.
+    pub encoder: Option<Arc<EncoderSettings>>,
 }
 
 impl Default for StreamOptions {
@@ -67,6 +71,7 @@ impl Default for StreamOptions {
         Self {
             cue_tags: true,
             slate: false,
+            encoder: None,
         }
     }
 }
@@ -80,7 +85,10 @@ pub struct StreamPolicy {
 
 impl StreamPolicy {
     pub fn for_stream(&self, stream: &str) -> StreamOptions {
-        self.streams.get(stream).copied().unwrap_or(self.default)
+        self.streams
+            .get(stream)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
     }
 }
 
@@ -177,6 +185,7 @@ pub struct Streams {
     registry: StreamRegistry,
     settings: PipelineSettings,
     metrics: Arc<PipelineMetrics>,
+    encoder_metrics: Arc<EncoderMetrics>,
     tasks: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
 }
 
@@ -189,11 +198,13 @@ impl Streams {
         registry: StreamRegistry,
         settings: PipelineSettings,
         metrics: Arc<PipelineMetrics>,
+        encoder_metrics: Arc<EncoderMetrics>,
     ) -> Self {
         Self {
             registry,
             settings,
             metrics,
+            encoder_metrics,
             tasks: Arc::default(),
         }
     }
@@ -232,11 +243,39 @@ impl Streams {
     }
 
     fn spawn(&self, name: &str, ctl_tx: mpsc::Sender<Control>, ctl_rx: mpsc::Receiver<Control>) {
+        let options = self.settings.policy.for_stream(name);
+        self.spawn_with(name, ctl_tx, ctl_rx, options.encoder.map(|e| (e, None)));
+    }
+
+    /// Starts the built-in test pattern as stream `name`, through `encoder`'s ladder.
+    pub fn start_test_pattern(
+        &self,
+        name: &str,
+        encoder: Arc<EncoderSettings>,
+        width: u32,
+        height: u32,
+    ) {
+        let (ctl_tx, ctl_rx) = mpsc::channel(16);
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), ctl_tx.clone());
+        self.spawn_with(name, ctl_tx, ctl_rx, Some((encoder, Some((width, height)))));
+    }
+
+    fn spawn_with(
+        &self,
+        name: &str,
+        ctl_tx: mpsc::Sender<Control>,
+        ctl_rx: mpsc::Receiver<Control>,
+        encode: Option<Encode>,
+    ) {
         let stream = self.registry.publish(name);
         // A root span: the task outlives the session that started it.
         let span = tracing::info_span!(parent: None, "stream", name = %name);
         let settings = self.settings.clone();
         let metrics = Arc::clone(&self.metrics);
+        let encoder_metrics = Arc::clone(&self.encoder_metrics);
         let tasks = Arc::clone(&self.tasks);
         let name = name.to_owned();
         metrics.streams_active.fetch_add(1, Ordering::Relaxed);
@@ -249,13 +288,32 @@ impl Streams {
                     .for_stream(stream.name())
                     .slate
                     .then(|| spawn_slate(&stream, &settings));
-                let mut task = StreamTask::new(
-                    Arc::clone(&stream),
-                    SOURCE_RENDITION,
-                    settings,
-                    Arc::clone(&metrics),
-                );
-                task.run(ctl_rx).await;
+                let ladder = Arc::new(Ladder::default());
+                let kept = match encode {
+                    Some((encoder, pattern)) => {
+                        let mut task = TranscodedStream {
+                            stream: Arc::clone(&stream),
+                            settings,
+                            encoder,
+                            metrics: Arc::clone(&metrics),
+                            encoder_metrics,
+                            ladder,
+                            pattern,
+                        };
+                        task.run(ctl_rx).await
+                    }
+                    None => {
+                        let mut task = StreamTask::new(
+                            Arc::clone(&stream),
+                            SOURCE_RENDITION,
+                            settings,
+                            Arc::clone(&metrics),
+                            Some(ladder),
+                        );
+                        task.run(ctl_rx).await;
+                        vec![task]
+                    }
+                };
                 if let Some(slate) = slate {
                     slate.abort();
                 }
@@ -269,13 +327,18 @@ impl Streams {
                 // Keep the ended playlist servable for players that are still catching up,
                 // unless a new publisher has taken the name over meanwhile.
                 tokio::time::sleep(linger).await;
-                drop(task);
+                drop(kept);
+                drop(stream);
                 debug!("stream removed");
             }
             .instrument(span),
         );
     }
 }
+
+/// How a stream is encoded: the settings, and the test pattern's size when the pattern
+/// (not a contribution) is the source.
+type Encode = (Arc<EncoderSettings>, Option<(u32, u32)>);
 
 /// The slate rendition: the built-in slate clip, looped, through its own packager (its own
 /// part and segment numbers: players reach it through its own playlist, never by swapping
@@ -290,6 +353,8 @@ fn spawn_slate(
         settings.clone(),
         // Not the exported counters: the slate is not a contribution.
         Arc::new(PipelineMetrics::default()),
+        // Hidden: not in the multivariant playlist.
+        None,
     );
     let (ctl_tx, ctl_rx) = mpsc::channel(4);
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
@@ -307,11 +372,366 @@ fn spawn_slate(
     )
 }
 
+/// The renditions a stream lists in its multivariant playlist, in order, and each one's
+/// live edge for the others' `EXT-X-RENDITION-REPORT`s.
+#[derive(Default)]
+struct Ladder {
+    entries: Mutex<Vec<LadderEntry>>,
+}
+
+struct LadderEntry {
+    name: String,
+    variant: Option<Variant>,
+    /// (LAST-MSN, LAST-PART) of its newest playlist.
+    edge: Option<(u64, u32)>,
+}
+
+impl Ladder {
+    /// Declares the renditions (in multivariant order) before any of them publishes.
+    fn declare(&self, names: &[&str]) {
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for n in names {
+            if !e.iter().any(|x| x.name == *n) {
+                e.push(LadderEntry {
+                    name: (*n).to_owned(),
+                    variant: None,
+                    edge: None,
+                });
+            }
+        }
+    }
+
+    fn with_entry<R>(&self, name: &str, f: impl FnOnce(&mut LadderEntry) -> R) -> R {
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = match e.iter().position(|x| x.name == name) {
+            Some(i) => i,
+            None => {
+                e.push(LadderEntry {
+                    name: name.to_owned(),
+                    variant: None,
+                    edge: None,
+                });
+                e.len() - 1
+            }
+        };
+        f(&mut e[i])
+    }
+
+    /// Records `name`'s edge; returns the reports for its siblings.
+    fn reports(&self, name: &str, edge: Option<(u64, u32)>) -> Vec<RenditionReport> {
+        self.with_entry(name, |e| e.edge = edge);
+        let e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        e.iter()
+            .filter(|x| x.name != name)
+            .filter_map(|x| {
+                let (last_msn, last_part) = x.edge?;
+                Some(RenditionReport {
+                    uri: format!("../{}/index.m3u8", x.name),
+                    last_msn,
+                    last_part,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets `name`'s variant; returns the multivariant playlist of every known variant.
+    fn multivariant(&self, name: &str, variant: Variant) -> MultivariantPlaylist {
+        self.with_entry(name, |e| e.variant = Some(variant));
+        let e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        MultivariantPlaylist {
+            variants: e.iter().filter_map(|x| x.variant.clone()).collect(),
+        }
+    }
+}
+
+/// A transcoded stream: the contribution (or the test pattern) goes through the encoder,
+/// and each rung has its own [`StreamTask`] and packager. The encoder keeps every rung on
+/// cadence through a loss (held frame, then slate), so the rungs' packagers never see one;
+/// an encoder that dies is restarted on the same rungs, its timestamps continuing.
+struct TranscodedStream {
+    stream: Arc<StreamProducer>,
+    settings: PipelineSettings,
+    encoder: Arc<EncoderSettings>,
+    metrics: Arc<PipelineMetrics>,
+    encoder_metrics: Arc<EncoderMetrics>,
+    ladder: Arc<Ladder>,
+    /// The test pattern's size, for the built-in source (it never ends).
+    pattern: Option<(u32, u32)>,
+}
+
+struct RungTask {
+    media: mpsc::Sender<MediaEvent>,
+    _ctl: mpsc::Sender<Control>,
+    cues: mpsc::Sender<Control>,
+    done: tokio::task::JoinHandle<StreamTask>,
+}
+
+impl TranscodedStream {
+    fn start_encoder(
+        &self,
+        start: weir_encoder::Start,
+    ) -> Option<(mpsc::Sender<MediaEvent>, mpsc::Receiver<EncoderEvent>)> {
+        let (in_tx, in_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (out_tx, out_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let source = match self.pattern {
+            Some((width, height)) => weir_encoder::Source::TestPattern { width, height },
+            None => weir_encoder::Source::Contribution(in_rx),
+        };
+        match weir_encoder::spawn(
+            self.stream.name(),
+            (*self.encoder).clone(),
+            source,
+            start,
+            out_tx,
+            Arc::clone(&self.encoder_metrics),
+        ) {
+            Ok(_) => Some((in_tx, out_rx)),
+            Err(e) => {
+                warn!(error = %e, "cannot start the encoder");
+                None
+            }
+        }
+    }
+
+    /// Runs until the stream ends; returns the rungs' tasks, which keep the ended
+    /// renditions servable while they linger.
+    ///
+    /// Two loops, so that neither can wait on the other: this one feeds the encoder (and may
+    /// wait on it: backpressure to the publisher's socket), and [`route`](Self::route)
+    /// drains the encoder into the rungs, and reports an encoder that died.
+    async fn run(&mut self, mut ctl: mpsc::Receiver<Control>) -> Vec<StreamTask> {
+        let Some((mut enc_in, enc_out)) = self.start_encoder(weir_encoder::Start::default()) else {
+            return Vec::new();
+        };
+        let (outputs_tx, outputs_rx) = mpsc::channel(1);
+        let _ = outputs_tx.try_send(enc_out);
+        let (died_tx, mut died) = mpsc::channel(1);
+        let (cues_tx, cues_rx) = mpsc::channel(64);
+        let router = tokio::spawn(
+            Router {
+                stream: self.clone_for_router(),
+                rungs: Vec::new(),
+                planned: None,
+                last_pts: None,
+            }
+            .run(outputs_rx, died_tx, cues_rx)
+            .in_current_span(),
+        );
+        let mut session: Option<mpsc::Receiver<MediaEvent>> = None;
+        let mut last_tracks: Option<MediaEvent> = None;
+        let mut last_publisher = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = ctl.recv() => match c {
+                    Some(Control::Attach(rx)) => {
+                        info!(
+                            "{}",
+                            if session.is_some() { "a new publisher takes over the stream" }
+                            else { "publisher attached" }
+                        );
+                        session = Some(rx);
+                        last_publisher = Instant::now();
+                    }
+                    Some(Control::Cue(cue)) => {
+                        self.metrics.cues.fetch_add(1, Ordering::Relaxed);
+                        let _ = cues_tx.try_send(cue);
+                    }
+                    None => break,
+                },
+                event = next_event(&mut session) => match event {
+                    Some(event) => {
+                        if matches!(event, MediaEvent::Tracks(_)) {
+                            last_tracks = Some(event.clone());
+                        }
+                        if matches!(event, MediaEvent::Cue(_)) {
+                            self.metrics.cues.fetch_add(1, Ordering::Relaxed);
+                        }
+                        last_publisher = Instant::now();
+                        // Backpressure: a slow encoder slows the publisher's socket.
+                        let _ = enc_in.send(event).await;
+                    }
+                    None => {
+                        info!("publisher left; the encoder keeps the stream on the slate");
+                        session = None;
+                        last_publisher = Instant::now();
+                    }
+                },
+                start = died.recv() => {
+                    let Some(start) = start else { break };
+                    // The encoder thread ended without being asked: restart it on the same
+                    // rungs, after the last frame it sent.
+                    self.encoder_metrics.restarts.fetch_add(1, Ordering::Relaxed);
+                    warn!("encoder stopped unexpectedly; restarting it");
+                    let Some((i, o)) = self.start_encoder(start) else { break };
+                    enc_in = i;
+                    if outputs_tx.send(o).await.is_err() {
+                        break;
+                    }
+                    if let Some(t) = last_tracks.clone() {
+                        let _ = enc_in.send(t).await;
+                    }
+                },
+                _ = ticker.tick() => {
+                    if self.pattern.is_none()
+                        && session.is_none()
+                        && last_publisher.elapsed() >= self.settings.idle_end
+                    {
+                        info!(idle = ?last_publisher.elapsed(), "no publisher; ending the stream");
+                        break;
+                    }
+                }
+            }
+        }
+        // Stop the encoder; the router then ends every rung (EXT-X-ENDLIST).
+        drop(enc_in);
+        drop(outputs_tx);
+        drop(cues_tx);
+        router.await.unwrap_or_default()
+    }
+
+    fn clone_for_router(&self) -> RouterContext {
+        RouterContext {
+            stream: Arc::clone(&self.stream),
+            settings: self.settings.clone(),
+            metrics: Arc::clone(&self.metrics),
+            ladder: Arc::clone(&self.ladder),
+            audio_bitrate: self.encoder.audio_bitrate,
+        }
+    }
+}
+
+/// What the router needs to start the rungs' tasks.
+struct RouterContext {
+    stream: Arc<StreamProducer>,
+    settings: PipelineSettings,
+    metrics: Arc<PipelineMetrics>,
+    ladder: Arc<Ladder>,
+    audio_bitrate: u64,
+}
+
+/// Moves the encoder's output into the rungs' tasks.
+struct Router {
+    stream: RouterContext,
+    rungs: Vec<RungTask>,
+    planned: Option<Vec<weir_encoder::Rung>>,
+    /// The last video PTS sent: a restarted encoder continues after it.
+    last_pts: Option<i64>,
+}
+
+impl Router {
+    async fn run(
+        mut self,
+        mut outputs: mpsc::Receiver<mpsc::Receiver<EncoderEvent>>,
+        died: mpsc::Sender<weir_encoder::Start>,
+        mut cues: mpsc::Receiver<CueEvent>,
+    ) -> Vec<StreamTask> {
+        while let Some(mut out) = outputs.recv().await {
+            loop {
+                tokio::select! {
+                    ev = out.recv() => match ev {
+                        Some(ev) => self.route(ev).await,
+                        None => break,
+                    },
+                    Some(cue) = cues.recv() => {
+                        for r in &self.rungs {
+                            let _ = r.cues.try_send(Control::Cue(cue.clone()));
+                        }
+                    }
+                }
+            }
+            let start = weir_encoder::Start {
+                pts: self.last_pts.map_or(0, |p| p + 3_000),
+                rungs: self.planned.clone(),
+            };
+            if died.send(start).await.is_err() {
+                break; // the stream is ending: the encoder was stopped on purpose
+            }
+        }
+        let mut done = Vec::new();
+        for r in self.rungs {
+            drop(r.media);
+            drop(r._ctl);
+            drop(r.cues);
+            done.push(r.done);
+        }
+        let mut tasks = Vec::new();
+        for d in done {
+            if let Ok(t) = d.await {
+                tasks.push(t);
+            }
+        }
+        tasks
+    }
+
+    async fn route(&mut self, ev: EncoderEvent) {
+        match ev {
+            EncoderEvent::Ladder(l) => {
+                if self.planned.is_none() {
+                    self.rungs = self.start_rungs(&l);
+                    self.planned = Some(l);
+                }
+            }
+            EncoderEvent::Media { rung, event } => {
+                if let MediaEvent::Sample(s) = &event {
+                    if s.track == 0 {
+                        self.last_pts = Some(s.dts + i64::from(s.cts_offset));
+                    }
+                }
+                if let Some(r) = self.rungs.get(rung) {
+                    let _ = r.media.send(event).await;
+                }
+            }
+        }
+    }
+
+    fn start_rungs(&self, rungs: &[weir_encoder::Rung]) -> Vec<RungTask> {
+        let c = &self.stream;
+        let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
+        c.ladder.declare(&names);
+        rungs
+            .iter()
+            .map(|r| {
+                let mut task = StreamTask::new(
+                    Arc::clone(&c.stream),
+                    &r.name,
+                    c.settings.clone(),
+                    Arc::clone(&c.metrics),
+                    Some(Arc::clone(&c.ladder)),
+                );
+                task.nominal_bandwidth = r.bitrate + c.audio_bitrate + r.bitrate / 10;
+                let (ctl_tx, ctl_rx) = mpsc::channel(16);
+                let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+                let _ = ctl_tx.try_send(Control::Attach(rx));
+                let cues = ctl_tx.clone();
+                let done = tokio::spawn(
+                    async move {
+                        task.run(ctl_rx).await;
+                        task
+                    }
+                    .in_current_span(),
+                );
+                RungTask {
+                    media: tx,
+                    _ctl: ctl_tx,
+                    cues,
+                    done,
+                }
+            })
+            .collect()
+    }
+}
+
 struct StreamTask {
     stream: Arc<StreamProducer>,
     /// This task's rendition in the stream; only `src` publishes the multivariant playlist.
-    rendition_name: &'static str,
+    rendition_name: String,
     rendition: RenditionProducer,
+    /// The stream's listed renditions; `None` for a hidden one (the slate).
+    ladder: Option<Arc<Ladder>>,
+    /// BANDWIDTH until a segment has been measured.
+    nominal_bandwidth: u64,
     settings: PipelineSettings,
     metrics: Arc<PipelineMetrics>,
     packager: Option<Packager>,
@@ -335,16 +755,20 @@ fn now_unix_ms() -> u64 {
 impl StreamTask {
     fn new(
         stream: Arc<StreamProducer>,
-        rendition_name: &'static str,
+        rendition_name: &str,
         settings: PipelineSettings,
         metrics: Arc<PipelineMetrics>,
+        ladder: Option<Arc<Ladder>>,
     ) -> Self {
         let (rendition, consumer) = rendition_channel();
         stream.add_rendition(rendition_name, consumer);
         let cue_tags = settings.policy.for_stream(stream.name()).cue_tags;
         Self {
             cue_tags,
-            rendition_name,
+            rendition_name: rendition_name.to_owned(),
+            ladder,
+            // A typical contribution bitrate.
+            nominal_bandwidth: 3_000_000,
             stream,
             rendition,
             settings,
@@ -566,6 +990,9 @@ impl StreamTask {
             playlist.ended = true;
             playlist.preload_hint = None;
         }
+        if let Some(ladder) = self.ladder.as_ref() {
+            playlist.rendition_reports = ladder.reports(&self.rendition_name, live_edge(&playlist));
+        }
         let full = render(&playlist, false);
         let skip = playlist.can_skip_until.map(|_| render(&playlist, true));
         let next_msn = playlist.media_sequence + playlist.segments.len() as u64;
@@ -595,30 +1022,43 @@ impl StreamTask {
     }
 
     fn publish_multivariant(&mut self) {
-        if self.rendition_name != SOURCE_RENDITION {
+        let Some(ladder) = self.ladder.as_ref() else {
             return;
-        }
+        };
         let video = self.tracks.iter().find_map(|t| match &t.codec {
             weir_media::Codec::H264(c) => Some(c),
             weir_media::Codec::Aac(_) => None,
         });
         let codecs: Vec<String> = self.tracks.iter().map(|t| t.codec.codec_string()).collect();
-        let mv = MultivariantPlaylist {
-            variants: vec![Variant {
-                uri: format!("{SOURCE_RENDITION}/index.m3u8"),
-                // Until a segment has been measured, assume a typical contribution bitrate.
-                bandwidth: self.bandwidth.unwrap_or(3_000_000),
+        let mv = ladder.multivariant(
+            &self.rendition_name,
+            Variant {
+                uri: format!("{}/index.m3u8", self.rendition_name),
+                // Until a segment has been measured, the nominal bitrate.
+                bandwidth: self.bandwidth.unwrap_or(self.nominal_bandwidth),
                 average_bandwidth: None,
                 codecs: codecs.join(","),
                 resolution: video.map(|v| (v.width, v.height)),
                 frame_rate: None,
-            }],
-        };
+            },
+        );
         let mut out = Vec::with_capacity(512);
         if mv.write_to(&mut out).is_ok() {
             self.stream.set_multivariant(Bytes::from(out));
         }
     }
+}
+
+/// (LAST-MSN, LAST-PART) of a playlist: its newest part.
+fn live_edge(playlist: &MediaPlaylist) -> Option<(u64, u32)> {
+    if let Some(p) = playlist.partial.as_ref().filter(|p| !p.parts.is_empty()) {
+        return Some((p.msn, u32::try_from(p.parts.len() - 1).unwrap_or(0)));
+    }
+    let last = playlist.segments.last()?;
+    Some((
+        last.msn,
+        u32::try_from(last.parts.len().saturating_sub(1)).unwrap_or(0),
+    ))
 }
 
 async fn next_event(session: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {

@@ -10,6 +10,8 @@ use weir_origin::{Filtered, ManifestFilter, RequestCtx, Route};
 use weir_plugin_host::{Limits, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings};
 
 use crate::config::Config;
+use std::sync::Arc;
+
 use crate::pipeline::{StreamOptions, StreamPolicy};
 
 pub fn settings(config: &Config) -> Settings {
@@ -43,17 +45,27 @@ pub fn tenants(config: &Config) -> Vec<TenantSettings> {
 
 /// What each stream's tenant asks of the pipeline.
 pub fn stream_policy(config: &Config) -> StreamPolicy {
+    let encoder = |transcode: Option<bool>, ladder: Option<&Vec<crate::config::RungConfig>>| {
+        transcode.unwrap_or(config.encoder.enabled).then(|| {
+            Arc::new(config.encoder.settings(
+                ladder.unwrap_or(&config.encoder.ladder),
+                config.segment_target(),
+            ))
+        })
+    };
     let mut policy = StreamPolicy::default();
+    policy.default.encoder = encoder(None, None);
     for t in &config.tenants {
         let options = StreamOptions {
             cue_tags: t.packager_cue_tags,
             slate: t.slate,
+            encoder: encoder(t.transcode, t.ladder.as_ref()),
         };
         if t.name == weir_plugin_host::DEFAULT_TENANT {
-            policy.default = options;
+            policy.default = options.clone();
         }
         for s in &t.streams {
-            policy.streams.insert(s.clone(), options);
+            policy.streams.insert(s.clone(), options.clone());
         }
     }
     policy

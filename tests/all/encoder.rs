@@ -1,0 +1,288 @@
+//! The live encoder end to end: a real ffmpeg RTMP publish → weir's ladder → ffprobe and
+//! hls.js in Chromium; and a contribution loss that the encoder covers with the slate.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use weir_e2e::*;
+
+fn config(dir: &Path, body: &str) -> String {
+    let path = dir.join("weir.toml");
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// ffprobe's view of one segment (init + media concatenated): the video's size, the frame
+/// types, and the first video packet's PTS.
+struct Probe {
+    width: u32,
+    height: u32,
+    pict_types: String,
+    first_pts: f64,
+    first_is_key: bool,
+}
+
+fn probe_segment(dir: &Path, base: &str, name: &str) -> Probe {
+    let (code, init) = curl(&format!("{base}/init0.mp4"), &[]).unwrap();
+    assert_eq!(code, 200);
+    let (code, seg) = curl(&format!("{base}/{name}"), &[]).unwrap();
+    assert_eq!(code, 200, "{base}/{name}");
+    let file = dir.join("probe.mp4");
+    std::fs::write(&file, [init, seg].concat()).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(args)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ffprobe: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let size = run(&["-show_entries", "stream=width,height", "-of", "csv=p=0"]);
+    let (w, h) = size.trim().split_once(',').unwrap();
+    let frames = run(&["-show_entries", "frame=pict_type", "-of", "csv=p=0"]);
+    let packets = run(&["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"]);
+    let first = packets.lines().next().unwrap();
+    let (pts, flags) = first.split_once(',').unwrap();
+    Probe {
+        width: w.parse().unwrap(),
+        height: h.parse().unwrap(),
+        pict_types: frames.lines().map(str::trim).collect(),
+        first_pts: pts.parse().unwrap(),
+        first_is_key: flags.starts_with('K'),
+    }
+}
+
+/// The complete segments of a media playlist: (msn, uri, duration).
+fn segments(text: &[u8]) -> Vec<(u64, String, f64)> {
+    let p = parse_media_playlist(text).unwrap();
+    p.segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (
+                p.media_sequence + i as u64,
+                s.uri.clone(),
+                f64::from(s.duration),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn publish_1080p_is_encoded_into_an_aligned_four_rung_ladder_and_hlsjs_switches() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The default ladder (1080p 6M, 720p 3M, 480p 1.2M, 360p 0.6M), at the fastest preset
+    // so that ffmpeg, weir and Chromium share two cores.
+    let cfg = config(
+        dir.path(),
+        "[encoder]\nenabled = true\npreset = \"ultrafast\"\n",
+    );
+    let mut weir = Weir::start(&["--no-test-source", "--config", &cfg]).unwrap();
+    let _pub =
+        ffmpeg_publish_preset(&weir.rtmp_url("ladder"), 90, "1920x1080", 60, "ultrafast").unwrap();
+    let master = weir.url("/live/ladder/master.m3u8");
+    wait_for_200(&master, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let (_, mv) = curl(&master, &[]).unwrap();
+    let mv = String::from_utf8(mv).unwrap();
+    eprintln!("{mv}");
+    for (rung, res) in [
+        ("1080p", "1920x1080"),
+        ("720p", "1280x720"),
+        ("480p", "852x480"),
+        ("360p", "640x360"),
+    ] {
+        assert!(mv.contains(&format!("RESOLUTION={res}")), "{rung} listed");
+        assert!(mv.contains(&format!("{rung}/index.m3u8")));
+    }
+    assert!(
+        weir.log()
+            .iter()
+            .any(|l| l.contains("encoding ladder") && l.contains("libx264")),
+        "the chosen encoder path is logged"
+    );
+
+    // ffprobe: sizes, no B-frames, bitrate within ±20 % of the rung's, and the same IDR
+    // timestamps on every rung for the same media sequence number.
+    let mut first_pts = Vec::new();
+    let mut common_msn = None;
+    for (rung, w, h, bitrate) in [
+        ("1080p", 1920, 1080, 6_000_000f64),
+        ("720p", 1280, 720, 3_000_000.),
+        ("480p", 852, 480, 1_200_000.),
+        ("360p", 640, 360, 600_000.),
+    ] {
+        let base = weir.url(&format!("/live/ladder/{rung}"));
+        let (code, text) = curl(&format!("{base}/index.m3u8"), &[]).unwrap();
+        assert_eq!(code, 200);
+        let segs = segments(&text);
+        assert!(segs.len() >= 3, "{rung}: {} segments", segs.len());
+        let msn = *common_msn.get_or_insert(segs[segs.len() - 2].0);
+        let (_, uri, _) = segs.iter().find(|s| s.0 == msn).unwrap();
+        let p = probe_segment(dir.path(), &base, uri);
+        assert_eq!((p.width, p.height), (w, h), "{rung} size");
+        assert!(
+            !p.pict_types.contains('B'),
+            "{rung}: B-frames in {}",
+            p.pict_types
+        );
+        assert!(p.first_is_key, "{rung}: segment {msn} starts on a keyframe");
+        first_pts.push((rung, p.first_pts));
+        // Bitrate over the last complete segments, less the shared 128 kbit/s audio.
+        let mut bytes = 0usize;
+        let mut secs = 0f64;
+        for (_, uri, d) in &segs[segs.len() - 3..] {
+            bytes += curl(&format!("{base}/{uri}"), &[]).unwrap().1.len();
+            secs += d;
+        }
+        let video = bytes as f64 * 8.0 / secs - 128_000.0;
+        eprintln!("{rung}: {:.0} kbit/s video", video / 1000.0);
+        assert!(
+            (video / bitrate - 1.0).abs() <= 0.2,
+            "{rung}: {video:.0} bit/s against {bitrate}"
+        );
+    }
+    let pts0 = first_pts[0].1;
+    for (rung, pts) in &first_pts {
+        assert!(
+            (pts - pts0).abs() < 0.001,
+            "{rung} IDR at {pts}, 1080p at {pts0}"
+        );
+    }
+
+    // hls.js forces each level in turn; the decoded picture follows, with no media error.
+    let r = Player::start_with("hls", &master, 28, &["--cycle-levels", "--trace"])
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(r.started, "hls.js did not start");
+    assert!(r.fatal.is_empty(), "fatal: {:?}", r.fatal);
+    assert_eq!(r.levels.len(), 4, "{:?}", r.levels);
+    let media_errors: Vec<_> = r
+        .nonfatal
+        .iter()
+        .filter(|e| e.contains("mediaError"))
+        .collect();
+    assert!(media_errors.is_empty(), "decode errors: {media_errors:?}");
+    let levels: BTreeSet<usize> = r.level_switches.iter().map(|s| s.level).collect();
+    assert!(levels.len() >= 3, "switched through {levels:?}");
+    let widths: BTreeSet<u32> = r.trace.iter().map(|t| t.w).filter(|w| *w > 0).collect();
+    assert!(widths.len() >= 3, "decoded widths {widths:?}");
+    assert!(r.played >= 20.0, "played {:.1}s", r.played);
+}
+
+/// The share of a decoded frame's luma samples within ±8 of the built-in slate's
+/// background (Y = 40): near 1 for the slate, near 0 for ffmpeg's testsrc2.
+fn slate_share(dir: &Path, base: &str, uri: &str) -> f64 {
+    let (_, init) = curl(&format!("{base}/init0.mp4"), &[]).unwrap();
+    let (code, seg) = curl(&format!("{base}/{uri}"), &[]).unwrap();
+    assert_eq!(code, 200);
+    let file = dir.join("frame.mp4");
+    std::fs::write(&file, [init, seg].concat()).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args([
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !out.stdout.is_empty());
+    // The luma plane: the first two thirds of a 4:2:0 frame, as coded (no range change).
+    let luma = &out.stdout[..out.stdout.len() * 2 / 3];
+    let near = luma.iter().filter(|&&y| y.abs_diff(40) <= 8).count();
+    near as f64 / luma.len() as f64
+}
+
+#[test]
+fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_returns() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[encoder]\nenabled = true\npreset = \"ultrafast\"\nhold_ms = 500\nslate_after_ms = 1500\n\
+         [[encoder.ladder]]\nname = \"360p\"\nheight = 360\nbitrate = 600000\n\
+         [[encoder.ladder]]\nname = \"240p\"\nheight = 240\nbitrate = 300000\n",
+    );
+    let weir = Weir::start(&["--no-test-source", "--config", &cfg]).unwrap();
+    let master = weir.url("/live/cover/master.m3u8");
+    let base = weir.url("/live/cover/360p");
+    let playlist = format!("{base}/index.m3u8");
+    let first =
+        ffmpeg_publish_preset(&weir.rtmp_url("cover"), 120, "640x360", 60, "ultrafast").unwrap();
+    wait_for_200(&master, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let player = Player::start_with("hls", &master, 36, &["--trace"]).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let live = segments(&curl(&playlist, &[]).unwrap().1);
+    let (_, uri, _) = live.last().unwrap();
+    let share = slate_share(dir.path(), &base, uri);
+    assert!(share < 0.3, "live picture expected, slate share {share:.2}");
+
+    // The publisher dies: the playlist keeps advancing, without gaps, on the slate.
+    drop(first);
+    let msn_at_loss = live_edge(&curl(&playlist, &[]).unwrap().1).unwrap();
+    std::thread::sleep(Duration::from_secs(9));
+    let (code, text) = curl(&playlist, &[]).unwrap();
+    assert_eq!(code, 200);
+    let t = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        !t.contains("GAP"),
+        "the encoder fills the loss; no gaps:\n{t}"
+    );
+    assert!(!t.contains("#EXT-X-DISCONTINUITY\n"), "one timeline:\n{t}");
+    let msn_in_loss = live_edge(&text).unwrap();
+    assert!(
+        msn_in_loss.0 + msn_in_loss.1 as u64 >= msn_at_loss.0 + msn_at_loss.1 as u64 + 3,
+        "playlist advanced {msn_at_loss:?} → {msn_in_loss:?}"
+    );
+    let segs = segments(&text);
+    let (_, uri, _) = segs.last().unwrap();
+    let share = slate_share(dir.path(), &base, uri);
+    assert!(
+        share > 0.6,
+        "slate expected during the loss, share {share:.2}"
+    );
+
+    // It comes back: the live picture returns on the same timeline.
+    let _second =
+        ffmpeg_publish_preset(&weir.rtmp_url("cover"), 60, "640x360", 60, "ultrafast").unwrap();
+    std::thread::sleep(Duration::from_secs(9));
+    let (_, text) = curl(&playlist, &[]).unwrap();
+    let segs = segments(&text);
+    let (_, uri, _) = segs.last().unwrap();
+    let share = slate_share(dir.path(), &base, uri);
+    assert!(share < 0.3, "live picture again, slate share {share:.2}");
+
+    let r = player.join().unwrap();
+    assert!(r.started, "hls.js did not start");
+    assert!(r.fatal.is_empty(), "fatal: {:?}", r.fatal);
+    assert!(
+        r.played >= 28.0,
+        "hls.js kept playing: {:.1}s of 36",
+        r.played
+    );
+    // The picture never left 640 wide (no rung switch needed to survive the loss).
+    assert!(r.trace.iter().all(|t| t.w == 0 || t.w == 640 || t.w == 426));
+}
