@@ -286,3 +286,29 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     // The picture never left 640 wide (no rung switch needed to survive the loss).
     assert!(r.trace.iter().all(|t| t.w == 0 || t.w == 640 || t.w == 426));
 }
+
+/// `weir serve` with no configuration: the live test pattern through the default ladder
+/// (1280x720 source: 720p, 480p and 360p), playable in hls.js.
+#[test]
+fn zero_config_test_pattern_is_a_ladder_that_plays() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let mut weir = Weir::start(&["--test-source", "pattern"]).unwrap();
+    let master = weir.url("/live/test/master.m3u8");
+    let mv = String::from_utf8(wait_for_200(&master, Duration::from_secs(20)).unwrap()).unwrap();
+    for res in ["1280x720", "852x480", "640x360"] {
+        assert!(mv.contains(&format!("RESOLUTION={res}")), "{res} in\n{mv}");
+    }
+    assert!(!mv.contains("1920x1080"), "never upscaled:\n{mv}");
+    std::thread::sleep(Duration::from_secs(4));
+    let r = Player::start("hls", &master, 10).unwrap().join().unwrap();
+    assert!(r.started && r.fatal.is_empty(), "{:?}", r.fatal);
+    assert!(r.played >= 8.0, "played {:.1}s", r.played);
+    assert!(r.latency.p50.is_some_and(|l| l < 4.0), "{:?}", r.latency);
+    assert!(weir
+        .log()
+        .iter()
+        .any(|l| l.contains("encoding ladder") && l.contains("720p 1280x720")));
+}

@@ -87,7 +87,9 @@ pub struct Weir {
 }
 
 impl Weir {
-    /// Starts `weir serve` on 127.0.0.1:0 ports with the given extra arguments.
+    /// Starts `weir serve` on 127.0.0.1:0 ports with the given extra arguments. The
+    /// built-in test stream is the passed-through clip (`/live/test/src/…`) unless `extra`
+    /// picks one: cheap on two cores, and the pattern has its own tests (encoder.rs).
     pub fn start(extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
         cmd.args([
@@ -100,6 +102,11 @@ impl Weir {
             "127.0.0.1:0",
         ])
         .args(extra)
+        .args(if extra.contains(&"--test-source") {
+            &[][..]
+        } else {
+            &["--test-source", "clip"][..]
+        })
         .env(
             "WEIR_LOG",
             std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()),

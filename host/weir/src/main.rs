@@ -83,6 +83,16 @@ struct ServeArgs {
     /// Do not serve the built-in test stream.
     #[arg(long)]
     no_test_source: bool,
+    /// The built-in test stream: `pattern` (live clock and tone, through the encoder's
+    /// ladder) or `clip` (a looped clip, passed through as `src`: no encoding).
+    #[arg(long, value_enum)]
+    test_source: Option<TestSourceKind>,
+    /// Transcode contributions into the encoder's ladder (`encoder.enabled`).
+    #[arg(long)]
+    transcode: bool,
+    /// libx264 preset for the ladder (`encoder.preset`), e.g. ultrafast on a small machine.
+    #[arg(long)]
+    preset: Option<String>,
 }
 
 impl ServeArgs {
@@ -126,6 +136,15 @@ impl ServeArgs {
         }
         if self.no_test_source {
             c.test_source.enabled = false;
+        }
+        if let Some(k) = self.test_source {
+            c.test_source.kind = k;
+        }
+        if self.transcode {
+            c.encoder.enabled = true;
+        }
+        if let Some(p) = &self.preset {
+            c.encoder.preset = p.clone();
         }
         c.validate()?;
         Ok(c)
