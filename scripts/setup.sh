@@ -6,6 +6,8 @@
 # Rust (cargo) and a C compiler. Building the Wasm plugins (scripts/build-plugins.sh) needs
 # Debian's rustc 1.96 for wasm32 (rustc-web, with std sources), wasm-ld (lld), wasm-tools
 # (cargo install, pinned) and python3-venv; shared/notes/wasm-guests.md explains why.
+# The encoder (weir-encoder, ffmpeg-next) builds against Debian's FFmpeg 5.1 libraries:
+# the lib*-dev packages, pkg-config, and clang/libclang for ffmpeg-sys-next's bindgen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,10 @@ python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 [ -x /usr/bin/rustc ] || need+=(rustc-web)
 [ -x /usr/bin/cargo ] || need+=(cargo-web)
 want wasm-ld lld
-for p in fonts-dejavu-core ca-certificates rust-web-src; do
+want pkg-config pkg-config
+want clang clang
+for p in fonts-dejavu-core ca-certificates rust-web-src libclang-dev libavcodec-dev \
+  libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,6 +14,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build (the end-to-end tests run this binary)"
 cargo build --locked -p weir
 
+echo "== encoder with the cuda feature (cudarc loads CUDA at run time: no GPU or toolkit needed;"
+echo "   the GPU tests print SKIPPED without one)"
+cargo clippy --locked -p weir-encoder --all-targets --features cuda -- -D warnings
+cargo test --locked -p weir-encoder --features cuda --lib cuda -- --nocapture
+
 echo "== plugins: build the Wasm components (the plugin host's tests load them), test their logic"
 ./scripts/build-plugins.sh
 ./scripts/test-plugins.sh

@@ -13,8 +13,9 @@ use weir_media::{Codec, CueEvent, H264Config, MediaEvent, Sample, Track};
 use crate::audio::{self, AudioDecoder, AudioEncoder};
 use crate::ladder::{plan, Rung};
 use crate::picture;
-use crate::video::{to_annex_b, RungEncoder, Scaler, VideoCodec};
+use crate::video::{RungEncoder, Scaler, VideoCodec};
 use crate::{EncoderError, EncoderMetrics, EncoderSettings, VIDEO_TIMESCALE};
+use weir_ingest::h264::to_annex_b;
 
 /// What the encoder sends to the stream's packagers.
 #[derive(Debug)]

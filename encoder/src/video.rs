@@ -1,7 +1,6 @@
 //! One rung's video: scale the picture to the rung's size, encode it (libx264, or h264_nvenc
 //! where the GPU has an NVENC engine), and turn the packets into Weir samples.
 
-use bytes::Bytes;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::software::scaling;
 use ffmpeg_next::{codec, encoder, frame, picture, Dictionary, Packet};
@@ -220,77 +219,4 @@ pub fn nvenc_available() -> bool {
     enc.set_format(Pixel::YUV420P);
     enc.set_time_base((1, 30));
     enc.open().is_ok()
-}
-
-/// Length-prefixed NAL units (4-byte lengths) → Annex B, with the `avcC`'s SPS and PPS in
-/// front when `with_params` (a keyframe), so the decoder needs no extradata.
-pub fn to_annex_b(avcc: &[u8], data: &[u8], with_params: bool) -> Bytes {
-    const START: [u8; 4] = [0, 0, 0, 1];
-    let mut out = Vec::with_capacity(data.len() + 64);
-    if with_params {
-        for ps in parameter_sets(avcc) {
-            out.extend_from_slice(&START);
-            out.extend_from_slice(ps);
-        }
-    }
-    let mut rest = data;
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let Some(nal) = rest.get(4..4 + len) else {
-            break;
-        };
-        out.extend_from_slice(&START);
-        out.extend_from_slice(nal);
-        rest = &rest[4 + len..];
-    }
-    Bytes::from(out)
-}
-
-/// The SPS and PPS NAL units in an `avcC` record.
-fn parameter_sets(avcc: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let Some(&n_sps) = avcc.get(5) else {
-        return out;
-    };
-    let mut pos = 6;
-    let mut take = |count: usize, pos: &mut usize| {
-        for _ in 0..count {
-            let Some(len) = avcc.get(*pos..*pos + 2) else {
-                return;
-            };
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let Some(ps) = avcc.get(*pos + 2..*pos + 2 + len) else {
-                return;
-            };
-            out.push(ps);
-            *pos += 2 + len;
-        }
-    };
-    take(usize::from(n_sps & 0x1f), &mut pos);
-    let n_pps = avcc.get(pos).copied().unwrap_or(0);
-    pos += 1;
-    take(usize::from(n_pps), &mut pos);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn annex_b_with_parameter_sets() {
-        let avcc = [
-            1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 1, 1, 0, 2, 0x68, 2,
-        ];
-        let data = [0, 0, 0, 2, 0x65, 9, 0, 0, 0, 1, 0x06];
-        let out = to_annex_b(&avcc, &data, true);
-        assert_eq!(
-            &out[..],
-            &[0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 9, 0, 0, 0, 1, 6]
-        );
-        // A lying length stops the conversion instead of reading past the end.
-        let out = to_annex_b(&avcc, &[0, 0, 0, 9, 0x65], false);
-        assert!(out.is_empty());
-        assert!(parameter_sets(&[1, 2]).is_empty());
-    }
 }
