@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ffmpeg_next::{codec, decoder, frame, Packet};
+use std::sync::Arc as Shared;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use weir_media::{Codec, CueEvent, H264Config, MediaEvent, Sample, Track};
@@ -13,7 +14,8 @@ use weir_media::{Codec, CueEvent, H264Config, MediaEvent, Sample, Track};
 use crate::audio::{self, AudioDecoder, AudioEncoder};
 use crate::ladder::{plan, Rung};
 use crate::picture;
-use crate::video::{RungEncoder, Scaler, VideoCodec};
+use crate::rung::{Job, Picture, RungWorker};
+use crate::video::VideoCodec;
 use crate::{EncoderError, EncoderMetrics, EncoderSettings, VIDEO_TIMESCALE};
 use weir_ingest::h264::to_annex_b;
 
@@ -82,16 +84,6 @@ pub fn spawn(
         .map_err(EncoderError::Thread)
 }
 
-struct RungState {
-    enc: RungEncoder,
-    scaler: Scaler,
-    /// The last contribution picture at this rung's size (held during a loss).
-    last: Option<frame::Video>,
-    slate: frame::Video,
-    /// Tracks sent (after the first IDR gave the `avcC`).
-    started: bool,
-}
-
 struct VideoIn {
     track: usize,
     timescale: u32,
@@ -114,7 +106,7 @@ struct Engine {
     metrics: Arc<EncoderMetrics>,
     codec: VideoCodec,
     cuda: bool,
-    rungs: Vec<RungState>,
+    rungs: Vec<RungWorker>,
     planned: Option<Vec<Rung>>,
     audio: AudioEncoder,
     video_in: Option<VideoIn>,
@@ -235,7 +227,10 @@ impl Engine {
                 while !self.closed {
                     match rt.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                         Ok(Some(event)) => self.input(event),
-                        Ok(None) => break,
+                        Ok(None) => {
+                            self.flush_decoder();
+                            break;
+                        }
                         Err(_) => {}
                     }
                     self.tick();
@@ -263,24 +258,21 @@ impl Engine {
             );
             self.send(EncoderEvent::Ladder(rungs.clone()));
         }
-        let slate_src = match &self.settings.slate_image {
-            Some(path) => Some(load_image(path)?),
+        let slate = match &self.settings.slate_image {
+            Some(path) => Some(Shared::new(load_image(path)?)),
             None => None,
         };
-        let mut states = Vec::with_capacity(rungs.len());
-        for r in &rungs {
-            let mut scaler = Scaler::new(r.width, r.height);
-            let slate = match &slate_src {
-                Some(img) => scaler.scale(img)?,
-                None => picture::default_slate(r.width, r.height),
-            };
-            states.push(RungState {
-                enc: RungEncoder::open(r, &self.settings, self.codec)?,
-                scaler,
-                last: None,
-                slate,
-                started: false,
-            });
+        let mut workers = Vec::with_capacity(rungs.len());
+        for (i, r) in rungs.iter().enumerate() {
+            workers.push(RungWorker::start(
+                i,
+                r.clone(),
+                &self.settings,
+                self.codec,
+                slate.clone(),
+                self.out.clone(),
+                Arc::clone(&self.metrics),
+            )?);
         }
         #[cfg(feature = "cuda")]
         if self.cuda {
@@ -290,7 +282,7 @@ impl Engine {
                 Err(e) => warn!(error = %e, "CUDA scaling unavailable; scaling on the CPU"),
             }
         }
-        self.rungs = states;
+        self.rungs = workers;
         self.planned = Some(rungs);
         Ok(())
     }
@@ -407,11 +399,30 @@ impl Engine {
         }
         for (f, pts) in frames {
             self.metrics.frames_decoded.fetch_add(1, Ordering::Relaxed);
-            self.video_frame(&f, pts);
+            self.video_frame(f, pts);
         }
     }
 
-    fn video_frame(&mut self, f: &frame::Video, in_pts: i64) {
+    /// The frames a decoder still holds (B-frame reordering) at the end of the input.
+    fn flush_decoder(&mut self) {
+        let Some(v) = self.video_in.as_mut() else {
+            return;
+        };
+        let _ = v.dec.send_eof();
+        let mut frames = Vec::new();
+        let mut decoded = frame::Video::empty();
+        while v.dec.receive_frame(&mut decoded).is_ok() {
+            if let Some(pts) = decoded.timestamp().or(decoded.pts()) {
+                frames.push((std::mem::replace(&mut decoded, frame::Video::empty()), pts));
+            }
+        }
+        for (f, pts) in frames {
+            self.metrics.frames_decoded.fetch_add(1, Ordering::Relaxed);
+            self.video_frame(f, pts);
+        }
+    }
+
+    fn video_frame(&mut self, f: frame::Video, in_pts: i64) {
         if self.planned.is_none() {
             let rungs = plan(&self.settings.ladder, f.width(), f.height());
             if let Err(e) = self.open_rungs(rungs) {
@@ -434,19 +445,21 @@ impl Engine {
         self.anchor = (t, out);
         self.last_video_in = Some(t);
         let idr = self.idr_at(out);
-        let mut scaled = self.scale_on_gpu(f).into_iter();
+        let mut scaled = self.scale_on_gpu(&f).into_iter();
+        let source = Shared::new(f);
         for i in 0..self.rungs.len() {
-            let pic = match scaled.next() {
-                Some(p) => Ok(p),
-                None => self.rungs[i].scaler.scale(f),
+            let picture = match scaled.next() {
+                Some(p) => Picture::Scaled(p),
+                None => Picture::Source(Shared::clone(&source)),
             };
-            match pic {
-                Ok(mut pic) => {
-                    self.encode(i, &mut pic, out, idr);
-                    self.rungs[i].last = Some(pic);
-                }
-                Err(e) => warn!(error = %e, "scaling failed"),
-            }
+            self.job(
+                i,
+                Job::Video {
+                    picture,
+                    pts: out,
+                    idr,
+                },
+            );
         }
         self.last_out = Some(out);
     }
@@ -505,40 +518,10 @@ impl Engine {
         true
     }
 
-    fn encode(&mut self, i: usize, pic: &mut frame::Video, pts: i64, idr: bool) {
-        let samples = match self.rungs[i].enc.encode(pic, pts, idr) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(rung = %self.rungs[i].enc.rung.name, error = %e, "encode failed");
-                return;
-            }
-        };
-        self.metrics.frames_encoded.fetch_add(1, Ordering::Relaxed);
-        if !self.rungs[i].started {
-            let Some(config) = self.rungs[i].enc.config.clone() else {
-                return;
-            };
-            self.rungs[i].started = true;
-            let tracks = vec![
-                Track {
-                    timescale: VIDEO_TIMESCALE,
-                    codec: Codec::H264(config),
-                },
-                Track {
-                    timescale: audio::RATE,
-                    codec: Codec::Aac(audio::output_config()),
-                },
-            ];
-            self.send(EncoderEvent::Media {
-                rung: i,
-                event: MediaEvent::Tracks(tracks),
-            });
-        }
-        for s in samples {
-            self.send(EncoderEvent::Media {
-                rung: i,
-                event: MediaEvent::Sample(s),
-            });
+    fn job(&mut self, i: usize, job: Job) {
+        if !self.rungs[i].send(job) {
+            warn!(rung = i, "a rung's encoder thread is gone; stopping");
+            self.closed = true;
         }
     }
 
@@ -584,12 +567,7 @@ impl Engine {
         };
         for s in samples {
             for i in 0..self.rungs.len() {
-                if self.rungs[i].started {
-                    self.send(EncoderEvent::Media {
-                        rung: i,
-                        event: MediaEvent::Sample(s.clone()),
-                    });
-                }
+                self.job(i, Job::Audio(s.clone()));
             }
         }
     }
@@ -605,10 +583,7 @@ impl Engine {
             cue.pts = None;
         }
         for i in 0..self.rungs.len() {
-            self.send(EncoderEvent::Media {
-                rung: i,
-                event: MediaEvent::Cue(cue.clone()),
-            });
+            self.job(i, Job::Cue(cue.clone()));
         }
     }
 
@@ -652,13 +627,11 @@ impl Engine {
     fn synthetic_frame(&mut self, pts: i64, fill: Option<Fill>) {
         let idr = self.idr_at(pts);
         if let Some((base, n)) = self.pattern.as_mut() {
-            let pic = picture::pattern_frame(base, unix_ms(), *n);
+            let pic = Shared::new(picture::pattern_frame(base, unix_ms(), *n));
             *n += 1;
             for i in 0..self.rungs.len() {
-                match self.rungs[i].scaler.scale(&pic) {
-                    Ok(mut p) => self.encode(i, &mut p, pts, idr),
-                    Err(e) => warn!(error = %e, "scaling failed"),
-                }
+                let picture = Picture::Source(Shared::clone(&pic));
+                self.job(i, Job::Video { picture, pts, idr });
             }
             // The tone, up to this frame's end.
             let until = rescale(pts + self.frame_dur, VIDEO_TIMESCALE, audio::RATE);
@@ -674,11 +647,11 @@ impl Engine {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.rungs.len() {
-            let mut pic = match (fill, &self.rungs[i].last) {
-                (Some(Fill::Hold), Some(last)) => last.clone(),
-                _ => self.rungs[i].slate.clone(),
+            let picture = match fill {
+                Some(Fill::Hold) => Picture::Hold,
+                _ => Picture::Slate,
             };
-            self.encode(i, &mut pic, pts, idr);
+            self.job(i, Job::Video { picture, pts, idr });
         }
         // Silence, unless the contribution's audio is still coming.
         let audio_live = self

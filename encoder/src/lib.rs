@@ -26,6 +26,7 @@ pub mod cuda;
 mod engine;
 mod ladder;
 pub mod picture;
+mod rung;
 mod video;
 
 use std::path::PathBuf;

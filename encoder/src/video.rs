@@ -71,7 +71,6 @@ impl Scaler {
 
 /// One rung's H.264 encoder.
 pub struct RungEncoder {
-    pub rung: Rung,
     enc: encoder::Video,
     /// The rung's `avcC`, once the first IDR has been seen.
     pub config: Option<H264Config>,
@@ -145,11 +144,7 @@ impl RungEncoder {
         let enc = enc
             .open_with(opts)
             .map_err(|e| EncoderError::Ffmpeg("opening the video encoder", e))?;
-        Ok(Self {
-            rung: rung.clone(),
-            enc,
-            config: None,
-        })
+        Ok(Self { enc, config: None })
     }
 
     /// Encodes `pic` (already at the rung's size) at `pts` (90 kHz); `idr` forces an IDR.
