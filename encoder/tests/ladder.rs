@@ -203,3 +203,80 @@ async fn contribution_is_decoded_held_slated_and_resumed() {
     assert!(worst <= 4 * 3_000, "largest gap {worst} ticks");
     check_rungs(&out, &[(320, 240), (240, 180), (160, 120)]);
 }
+
+/// Corrupt video (garbage where H.264 should be, keyframe flags and all) is refused by the
+/// decoder, counted, and survived: the output keeps its cadence on held frames and the
+/// picture returns with the next good keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_video_is_counted_and_survived() {
+    let flv = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../host/ingest/tests/data/testsrc.flv"
+    ))
+    .unwrap();
+    let events = weir_ingest::flv::read_file(&flv).unwrap();
+    let (in_tx, in_rx) = mpsc::channel(256);
+    let (tx, mut rx) = mpsc::channel(4096);
+    let metrics = Arc::new(EncoderMetrics::default());
+    spawn(
+        "corrupt",
+        settings(),
+        Source::Contribution(in_rx),
+        Start::default(),
+        tx,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    // Good for 1 s, then 1 s of garbage frames on the same clock, then good again.
+    let mut seq = Vec::new();
+    let mut junk = 0x1234_5678u32;
+    for e in &events {
+        match e {
+            MediaEvent::Sample(s) if s.track == 0 && (30 * 3000..60 * 3000).contains(&s.dts) => {
+                let mut bad = s.clone();
+                let bytes: Vec<u8> = (0..600)
+                    .map(|_| {
+                        junk ^= junk << 13;
+                        junk ^= junk >> 17;
+                        junk ^= junk << 5;
+                        junk as u8
+                    })
+                    .collect();
+                let mut data = (bytes.len() as u32).to_be_bytes().to_vec();
+                data.extend_from_slice(&bytes);
+                bad.data = data.into();
+                seq.push(MediaEvent::Sample(bad));
+            }
+            other => seq.push(other.clone()),
+        }
+    }
+    let feeder = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for e in seq {
+            if let MediaEvent::Sample(s) = &e {
+                let ts = if s.track == 0 { 90_000 } else { 48_000 };
+                let at = Duration::from_secs_f64(s.dts.max(0) as f64 / f64::from(ts));
+                tokio::time::sleep_until(start + at).await;
+            }
+            in_tx.send(e).await.unwrap();
+        }
+    });
+    let (mut ladder, mut out) = (Vec::new(), BTreeMap::new());
+    collect(&mut rx, Duration::from_millis(3600), &mut ladder, &mut out).await;
+    feeder.await.unwrap();
+    assert!(
+        metrics.decode_errors.load(Ordering::Relaxed) > 0,
+        "garbage refused and counted"
+    );
+    let v = &out[&0].video;
+    assert!(v.windows(2).all(|w| w[0].dts < w[1].dts));
+    let worst = v.windows(2).map(|w| w[1].dts - w[0].dts).max().unwrap();
+    assert!(
+        worst <= 4 * 3_000,
+        "cadence kept through the garbage: gap {worst}"
+    );
+    // 3 s of clip, 30 fps: the held frames filled the garbage second.
+    assert!(v.len() >= 85, "{} frames", v.len());
+    // Decoding resumed after the garbage (the clip's third second).
+    assert!(metrics.frames_decoded.load(Ordering::Relaxed) >= 55);
+}

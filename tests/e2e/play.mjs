@@ -11,7 +11,8 @@
 // top to bottom, over the play time; reports levelSwitches), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
 // --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr), --header
 // "Name: value" (an extra HTTP header on every request, e.g. a CDN's CF-IPCountry; give it
-// more than once for several), --started-file PATH (write PATH once playback has started, so
+// more than once for several), --shaka-defaults (Shaka: no retrying failure callback),
+// --started-file PATH (write PATH once playback has started, so
 // a test can act on a playing player).
 //
 // The report counts requests for interstitial asset lists (`/asset-list/`), assets
@@ -112,7 +113,7 @@ try {
   await page.goto('http://localhost:9/player.html');
   await page.addScriptTag({ content: readFileSync(libs[player], 'utf8') });
 
-  await page.evaluate(({ url, player, debug, catchup }) => {
+  await page.evaluate(({ url, player, debug, catchup, shakaDefaults }) => {
     const video = document.getElementById('v');
     const w = window;
     w.weir = { switches: [], fatal: [], nonfatal: [], stalls: 0, events: [], interstitials: [], latency: () => null, levels: [], switchTo: () => null, started: false };
@@ -182,12 +183,15 @@ try {
       // of the playhead is EXT-X-GAP (SEGMENT_MISSING, 1011): during a contribution loss that
       // is the live edge for a while. Retrying is what a live deployment wants; recorded in
       // docs/design/005-contribution-loss.md.
+      // --shaka-defaults: Shaka's own failure callback, as a page that configures nothing.
       p.configure({
         streaming: {
           lowLatencyMode: true,
-          failureCallback: (error) => {
-            if (p.isLive() && [1001, 1002, 1003, 1011].includes(error.code)) p.retryStreaming(1);
-          },
+          ...(shakaDefaults ? {} : {
+            failureCallback: (error) => {
+              if (p.isLive() && [1001, 1002, 1003, 1011].includes(error.code)) p.retryStreaming(1);
+            },
+          }),
         },
       });
       p.attach(video).then(() => p.load(url)).catch((e) => w.weir.fatal.push(`shaka load ${e.code ?? e}`));
@@ -198,7 +202,7 @@ try {
       w.weir.level = () => null;
     }
     video.play().catch(() => {});
-  }, { url, player, debug: !!args.debug, catchup: !!args.catchup });
+  }, { url, player, debug: !!args.debug, catchup: !!args.catchup, shakaDefaults: !!args['shaka-defaults'] });
 
   const startDeadline = Date.now() + startTimeout * 1000;
   while (Date.now() < startDeadline) {
