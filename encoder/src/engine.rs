@@ -423,6 +423,7 @@ impl Engine {
     }
 
     fn video_frame(&mut self, f: frame::Video, in_pts: i64) {
+        failpoint_panic(self.metrics.frames_decoded.load(Ordering::Relaxed));
         if self.planned.is_none() {
             let rungs = plan(&self.settings.ladder, f.width(), f.height());
             if let Err(e) = self.open_rungs(rungs) {
@@ -662,6 +663,29 @@ impl Engine {
             let n = usize::try_from(until - self.audio.position()).unwrap_or(0);
             self.audio.push_silence(n);
             self.drain_audio();
+        }
+    }
+}
+
+/// Chaos testing: with `WEIR_FAILPOINT_ENCODER_PANIC=N` in the environment, the first
+/// encoder of the process to decode its N-th frame panics, once (the e2e tests use it to
+/// check that a crashed encoder is restarted without breaking the timeline).
+fn failpoint_panic(frames_decoded: u64) {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::OnceLock;
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    let at = AT.get_or_init(|| {
+        std::env::var("WEIR_FAILPOINT_ENCODER_PANIC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if at.is_some_and(|n| frames_decoded >= n) && !FIRED.swap(true, Ordering::Relaxed) {
+        #[allow(clippy::panic)]
+        {
+            panic!(
+                "failpoint WEIR_FAILPOINT_ENCODER_PANIC: encoder crash at frame {frames_decoded}"
+            );
         }
     }
 }

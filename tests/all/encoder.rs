@@ -334,3 +334,68 @@ fn zero_config_test_pattern_is_a_ladder_that_plays() {
         .iter()
         .any(|l| l.contains("encoding ladder") && l.contains("720p 1280x720")));
 }
+
+/// The encoder crashes mid-stream (a failpoint panics its thread after 150 frames): it is
+/// restarted on the same rungs within a segment duration, the media sequence and the
+/// timestamps keep going forward, and hls.js plays on.
+#[test]
+fn a_crashed_encoder_is_restarted_and_the_timeline_stays_monotonic() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "[encoder]\nenabled = true\npreset = \"ultrafast\"\n\
+         [[encoder.ladder]]\nname = \"360p\"\nheight = 360\nbitrate = 600000\n",
+    );
+    let mut weir = Weir::start_with_env(
+        &["--no-test-source", "--config", &cfg],
+        &[("WEIR_FAILPOINT_ENCODER_PANIC", "150")],
+    )
+    .unwrap();
+    let master = weir.url("/live/crash/master.m3u8");
+    let playlist = weir.url("/live/crash/360p/index.m3u8");
+    let _pub =
+        ffmpeg_publish_preset(&weir.rtmp_url("crash"), 60, "640x360", 60, "ultrafast").unwrap();
+    wait_for_200(&master, Duration::from_secs(30)).unwrap();
+    let player = Player::start("hls", &master, 16).unwrap();
+    // Sample the playlist every 250 ms across the crash (frame 150 is 5 s in).
+    let mut edges = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(14);
+    while std::time::Instant::now() < end {
+        let (code, text) = curl(&playlist, &[]).unwrap();
+        assert_eq!(code, 200);
+        let (msn, n) = live_edge(&text).unwrap();
+        edges.push(msn + n as u64);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        weir.log().iter().any(|l| l.contains("restarting it")),
+        "the crash and restart are logged"
+    );
+    assert!(
+        edges.windows(2).all(|w| w[0] <= w[1]),
+        "media sequence monotonic: {edges:?}"
+    );
+    assert!(
+        edges.last().unwrap() - edges[0] >= 4,
+        "segments kept coming: {edges:?}"
+    );
+    let (_, text) = curl(&playlist, &[]).unwrap();
+    let t = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        !t.contains("GAP"),
+        "restarted within the loss timeout, no gap:\n{t}"
+    );
+    let r = player.join().unwrap();
+    assert!(r.started && r.fatal.is_empty(), "{:?}", r.fatal);
+    assert!(r.played >= 12.0, "played {:.1}s", r.played);
+    let (_, metrics) = curl(&weir.url("/metrics"), &[]).unwrap();
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(
+        metrics.contains("weir_encoder_restarts_total 1"),
+        "restart counted:\n{metrics}"
+    );
+}

@@ -91,7 +91,13 @@ impl Weir {
     /// built-in test stream is the passed-through clip (`/live/test/src/…`) unless `extra`
     /// picks one: cheap on two cores, and the pattern has its own tests (encoder.rs).
     pub fn start(extra: &[&str]) -> Result<Self> {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// [`Weir::start`] with extra environment variables (failpoints, log filters).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
+        cmd.envs(env.iter().copied());
         cmd.args([
             "serve",
             "--http",
