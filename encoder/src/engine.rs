@@ -704,6 +704,13 @@ fn open_video_decoder() -> Result<decoder::Video, EncoderError> {
         .map_err(|e| EncoderError::Ffmpeg("video decoder", e))
 }
 
+/// Checks that `path` holds a picture FFmpeg can decode (the slate), for a clear error at
+/// startup rather than an encoder that cannot start.
+pub fn check_image(path: &std::path::Path) -> Result<(u32, u32), EncoderError> {
+    crate::init()?;
+    load_image(path).map(|f| (f.width(), f.height()))
+}
+
 /// The first picture of an image file (PNG, JPEG, anything FFmpeg reads).
 fn load_image(path: &std::path::Path) -> Result<frame::Video, EncoderError> {
     let err = |reason: String| EncoderError::Slate {

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-pub use engine::{spawn, EncoderEvent, Source, Start};
+pub use engine::{check_image, spawn, EncoderEvent, Source, Start};
 pub use ladder::{default_ladder, plan, Rung, RungSpec};
 pub use video::{nvenc_available, VideoCodec};
 

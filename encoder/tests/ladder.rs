@@ -280,3 +280,25 @@ async fn corrupt_video_is_counted_and_survived() {
     // Decoding resumed after the garbage (the clip's third second).
     assert!(metrics.frames_decoded.load(Ordering::Relaxed) >= 55);
 }
+
+#[test]
+fn slate_images_are_checked() {
+    let dir = std::env::temp_dir().join(format!("weir-slate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("slate.png");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=navy:size=320x180"])
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .status();
+    if made.is_ok_and(|s| s.success()) {
+        assert_eq!(weir_encoder::check_image(&png).unwrap(), (320, 180));
+    } else {
+        eprintln!("SKIPPED the PNG half: no ffmpeg CLI here");
+    }
+    let junk = dir.join("junk.png");
+    std::fs::write(&junk, b"not an image").unwrap();
+    let e = weir_encoder::check_image(&junk).unwrap_err().to_string();
+    assert!(e.contains("junk.png"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

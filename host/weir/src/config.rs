@@ -690,6 +690,56 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.ingest.loss_timeout_ms, 1500);
         assert_eq!(c.srt.latency_ms, 200);
+        // The example spells out the defaults.
+        assert_eq!(c.encoder.ladder, EncoderConfig::default().ladder);
+        assert_eq!(c.encoder.preset, EncoderConfig::default().preset);
+    }
+
+    #[test]
+    fn encoder_settings_are_checked() {
+        let bad = |toml: &str, key: &str| {
+            let c: Config = toml::from_str(toml).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key} not in {e}");
+        };
+        bad("[encoder]\npreset = \"warp\"\n", "encoder.preset");
+        bad("[encoder]\nladder = []\n", "encoder.ladder is empty");
+        bad(
+            "[[encoder.ladder]]\nname = \"src\"\nheight = 720\nbitrate = 3000000\n",
+            "reserved",
+        );
+        bad(
+            "[[encoder.ladder]]\nname = \"a\"\nheight = 720\nbitrate = 10\n",
+            "encoder.ladder[0].bitrate",
+        );
+        bad(
+            "[encoder]\nhold_ms = 3000\nslate_after_ms = 1000\n",
+            "encoder.hold_ms",
+        );
+        bad(
+            "[[tenants]]\nname = \"t\"\nladder = [{ name = \"x\", height = 5, bitrate = 100000 }]\n",
+            "tenants.t.ladder[0].height",
+        );
+        bad(
+            "[encoder]\nslate_image = \"/nonexistent.png\"\n",
+            "encoder.slate_image",
+        );
+        bad("[test_source]\nwidth = 10\n", "test_source.width");
+    }
+
+    #[test]
+    fn tenants_choose_transcoding_and_their_ladder() {
+        let c: Config = toml::from_str(
+            "[encoder]\nenabled = false\n[[tenants]]\nname = \"tv\"\nstreams = [\"news\"]\n\
+             transcode = true\nladder = [{ name = \"540p\", height = 540, bitrate = 2000000 }]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let policy = crate::plugins::stream_policy(&c);
+        let news = policy.for_stream("news").encoder.unwrap();
+        assert_eq!(news.ladder[0].name, "540p");
+        assert_eq!(news.gop, c.segment_target());
+        assert!(policy.for_stream("other").encoder.is_none());
     }
 
     #[test]

@@ -241,6 +241,11 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         policy: plugins::stream_policy(&config),
     };
     settings.packager.validate().context("packager settings")?;
+    if let Some(path) = &config.encoder.slate_image {
+        let (w, h) = weir_encoder::check_image(path)
+            .with_context(|| format!("encoder.slate_image {}", path.display()))?;
+        info!(path = %path.display(), width = w, height = h, "slate image");
+    }
     let encoder_metrics = Arc::new(weir_encoder::EncoderMetrics::default());
     let streams = Streams::new(
         registry.clone(),

@@ -520,6 +520,8 @@ impl TranscodedStream {
         let mut session: Option<mpsc::Receiver<MediaEvent>> = None;
         let mut last_tracks: Option<MediaEvent> = None;
         let mut last_publisher = Instant::now();
+        let mut started_at = Instant::now();
+        let mut quick_deaths = 0u32;
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -563,7 +565,19 @@ impl TranscodedStream {
                     // The encoder thread ended without being asked: restart it on the same
                     // rungs, after the last frame it sent.
                     self.encoder_metrics.restarts.fetch_add(1, Ordering::Relaxed);
-                    warn!("encoder stopped unexpectedly; restarting it");
+                    // One that keeps dying at once (it cannot open its encoders) is retried
+                    // with a growing pause, not in a busy loop.
+                    quick_deaths = if started_at.elapsed() < Duration::from_secs(5) {
+                        quick_deaths + 1
+                    } else {
+                        0
+                    };
+                    let pause = Duration::from_millis(250 << quick_deaths.min(5)).min(Duration::from_secs(5));
+                    warn!(?pause, "encoder stopped unexpectedly; restarting it");
+                    if quick_deaths > 0 {
+                        tokio::time::sleep(pause).await;
+                    }
+                    started_at = Instant::now();
                     let Some((i, o)) = self.start_encoder(start) else { break };
                     enc_in = i;
                     if outputs_tx.send(o).await.is_err() {
