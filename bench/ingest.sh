@@ -15,6 +15,11 @@
 #   bench/ingest.sh search [SECONDS]             N = $STEPS (default 50 100 200 … 500), half
 #                                                 each protocol, up to the first N that is late
 #
+# TRANSCODE=1 measures transcoded ingests instead: a 1080p30 6 Mbit/s clip, weir run with
+# --transcode --preset $PRESET (default veryfast) into the default 4-rung ladder, the edge
+# measured on the 1080p rung, and every rung's parts counted (e.g.
+# TRANSCODE=1 STEPS="1 2 3" bench/ingest.sh search).
+#
 # 127.0.0.1 only; every process is bounded by `timeout` and killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +29,12 @@ done
 
 WARMUP_S=8
 STAGGER_MS=20
+SIZE=1280x720 BITRATE=1900k WEIR_ARGS=() LOADGEN_ARGS=()
+if [[ ${TRANSCODE:-0} == 1 ]]; then
+  SIZE=1920x1080 BITRATE=6000k
+  WEIR_ARGS=(--transcode --preset "${PRESET:-veryfast}")
+  LOADGEN_ARGS=(--rendition 1080p --renditions 4)
+fi
 cargo build --release -q -p weir -p weir-loadgen
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 WEIR=$TARGET/release/weir
@@ -43,12 +54,12 @@ trap 'exit 130' INT TERM
 # The clip, made once per length and cached: ~1.9 Mbit/s H.264 (GOP 2 s, no B-frames) +
 # 96 kbit/s AAC as FLV, and the same packets remuxed to MPEG-TS.
 clip() { # seconds → prints the path stem
-  local s=$1 stem="$CLIPS/clip-${1}s"
+  local s=$1 stem="$CLIPS/clip-${SIZE}-${1}s"
   if [[ ! -s $stem.flv || ! -s $stem.ts ]]; then
     echo "making a ${s} s clip (once) …" >&2
-    ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=30 \
+    ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=$SIZE:rate=30 \
       -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$s" \
-      -c:v libx264 -preset veryfast -tune zerolatency -b:v 1900k -maxrate 1900k -bufsize 1900k \
+      -c:v libx264 -preset veryfast -tune zerolatency -b:v $BITRATE -maxrate $BITRATE -bufsize $BITRATE \
       -g 60 -keyint_min 60 -sc_threshold 0 -bf 0 -c:a aac -b:a 96k -f flv "$stem.flv.tmp"
     ffmpeg -hide_banner -loglevel error -y -i "$stem.flv.tmp" -c copy -f mpegts "$stem.ts.tmp"
     mv "$stem.flv.tmp" "$stem.flv"
@@ -86,7 +97,7 @@ run_once() { # n_rtmp n_srt seconds → writes $WORK/last.json, prints a table r
   local stem
   stem=$(clip $(( (need + 59) / 60 * 60 )))
   "$WEIR" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source \
-    > "$WORK/weir.out" 2> "$WORK/weir.err" &
+    "${WEIR_ARGS[@]}" > "$WORK/weir.out" 2> "$WORK/weir.err" &
   local weir=$!
   PIDS+=("$weir")
   for _ in $(seq 100); do grep -q '^listening srt=' "$WORK/weir.out" 2>/dev/null && break; sleep 0.1; done
@@ -99,7 +110,7 @@ run_once() { # n_rtmp n_srt seconds → writes $WORK/last.json, prints a table r
   timeout $((need + 60)) "$LOADGEN" --http "$http" --rtmp "$rtmp" --srt "$srt" \
     --rtmp-streams "$nr" --srt-streams "$ns" --flv "$stem.flv" --ts "$stem.ts" \
     --seconds "$secs" --warmup-s "$WARMUP_S" --stagger-ms "$STAGGER_MS" \
-    --weir-pid "$weir" --clk-tck "$(getconf CLK_TCK)" > "$WORK/last.json"
+    --weir-pid "$weir" --clk-tck "$(getconf CLK_TCK)" "${LOADGEN_ARGS[@]}" > "$WORK/last.json"
   kill "$weir" 2>/dev/null || true
   wait "$weir" 2>/dev/null || true
   cp "$WORK/last.json" "$CLIPS/result-${nr}-${ns}.json"

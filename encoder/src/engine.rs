@@ -34,6 +34,9 @@ pub enum Source {
     Contribution(mpsc::Receiver<MediaEvent>),
     /// The built-in live test pattern and tone, at this size.
     TestPattern { width: u32, height: u32 },
+    /// The slate and silence, forever, on `Start::rungs` (which must be set): a stream's
+    /// slate renditions, with each rung's codec parameters, for the blackout plugin.
+    Slate,
 }
 
 /// Where a (re)started encoder picks up.
@@ -126,6 +129,8 @@ struct Engine {
     /// The test pattern's base picture and frame counter.
     pattern: Option<(frame::Video, u64)>,
     tone_pos: u64,
+    /// A slate ladder: every frame is the slate.
+    slate_only: bool,
     closed: bool,
     #[cfg(feature = "cuda")]
     gpu: Option<crate::cuda::CudaScaler>,
@@ -192,6 +197,7 @@ impl Engine {
             gop_index: None,
             pattern: None,
             tone_pos: 0,
+            slate_only: false,
             closed: false,
             #[cfg(feature = "cuda")]
             gpu: None,
@@ -212,6 +218,17 @@ impl Engine {
                     warn!(error = %e, "test pattern did not start");
                     return;
                 }
+                while !self.closed {
+                    self.tick();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            Source::Slate => {
+                if self.rungs.is_empty() {
+                    warn!("a slate ladder needs its rungs");
+                    return;
+                }
+                self.slate_only = true;
                 while !self.closed {
                     self.tick();
                     std::thread::sleep(Duration::from_millis(5));
@@ -597,6 +614,8 @@ impl Engine {
         let pos = self.now_pos();
         let fill = if self.pattern.is_some() {
             None
+        } else if self.slate_only {
+            Some(Fill::Slate)
         } else {
             let silent = self.last_video_in.map_or(Duration::MAX, |t| t.elapsed());
             if silent < self.settings.hold || self.last_out.is_none() && self.video_in.is_some() {
@@ -608,7 +627,7 @@ impl Engine {
                 Fill::Slate
             })
         };
-        if fill.is_some() && fill != self.filling {
+        if fill.is_some() && fill != self.filling && !self.slate_only {
             match fill {
                 Some(Fill::Hold) => warn!("contribution lost; holding the last frame"),
                 Some(Fill::Slate) => warn!("contribution still lost; showing the slate"),
@@ -642,11 +661,13 @@ impl Engine {
             self.drain_audio();
             return;
         }
-        let counter = match fill {
-            Some(Fill::Hold) => &self.metrics.held_frames,
-            _ => &self.metrics.slate_frames,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if !self.slate_only {
+            let counter = match fill {
+                Some(Fill::Hold) => &self.metrics.held_frames,
+                _ => &self.metrics.slate_frames,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         for i in 0..self.rungs.len() {
             let picture = match fill {
                 Some(Fill::Hold) => Picture::Hold,

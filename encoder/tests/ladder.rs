@@ -287,7 +287,15 @@ fn slate_images_are_checked() {
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("slate.png");
     let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "color=c=navy:size=320x180"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=navy:size=320x180",
+        ])
         .args(["-frames:v", "1"])
         .arg(&png)
         .status();

@@ -183,35 +183,6 @@ fn publish_1080p_is_encoded_into_an_aligned_four_rung_ladder_and_hlsjs_switches(
     assert!(r.played >= 20.0, "played {:.1}s", r.played);
 }
 
-/// The share of a decoded frame's luma samples within ±8 of the built-in slate's
-/// background (Y = 40): near 1 for the slate, near 0 for ffmpeg's testsrc2.
-fn slate_share(dir: &Path, base: &str, uri: &str) -> f64 {
-    let (_, init) = curl(&format!("{base}/init0.mp4"), &[]).unwrap();
-    let (code, seg) = curl(&format!("{base}/{uri}"), &[]).unwrap();
-    assert_eq!(code, 200);
-    let file = dir.join("frame.mp4");
-    std::fs::write(&file, [init, seg].concat()).unwrap();
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&file)
-        .args([
-            "-frames:v",
-            "1",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success() && !out.stdout.is_empty());
-    // The luma plane: the first two thirds of a 4:2:0 frame, as coded (no range change).
-    let luma = &out.stdout[..out.stdout.len() * 2 / 3];
-    let near = luma.iter().filter(|&&y| y.abs_diff(40) <= 8).count();
-    near as f64 / luma.len() as f64
-}
-
 #[test]
 fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_returns() {
     let _serial = serial();

@@ -1374,3 +1374,89 @@ fn sighup_reloads_the_configured_chains() {
     hup();
     wait_for_chain(&["scte35"]);
 }
+
+/// Blackout on a transcoded stream: each rung's viewers go to that rung's own slate
+/// rendition (`slate-{rendition}`), which the encoder makes with the rung's size and codec
+/// settings, so the switch needs no new decoder configuration.
+#[test]
+fn blackout_on_a_transcoded_stream_uses_each_rungs_slate() {
+    let _serial = serial();
+    if !require_tools() || !require_components(&["blackout"]) {
+        return;
+    }
+    let origin = Origin::start(&["--no-test-source", "--transcode", "--preset", "ultrafast"]);
+    let weir = &origin.weir;
+    // 854x480: the 480p and 360p rungs, and slate-480p and slate-360p.
+    let _ffmpeg =
+        ffmpeg_publish_preset(&weir.rtmp_url("tbo"), 90, "854x480", 60, "ultrafast").unwrap();
+    wait_for_segments(&weir.url("/live/tbo/480p/index.m3u8"), 3);
+    for rung in ["480p", "360p"] {
+        wait_for_segments(&weir.url(&format!("/live/tbo/slate-{rung}/index.m3u8")), 2);
+    }
+    let now = unix_ms();
+    let blackout = format!(
+        r#"{{"countries":["US"],"windows":[{{"start":{},"end":{}}}],"slate_rendition":"slate-{{rendition}}","slate_init":"init0.mp4"}}"#,
+        now - 60_000,
+        now + 600_000
+    );
+    origin.push_ok("blackout", "blackout", Some(&blackout));
+    let us = [("CF-IPCountry", "US")];
+    let de = [("CF-IPCountry", "DE")];
+    let mut http = Client::new(weir.http);
+
+    // Joiners: every variant to its own rung's slate; the slate renditions stay hidden.
+    let m_de = http.get("/live/tbo/master.m3u8", &de).unwrap().text();
+    assert_eq!(variant_uris(&m_de), ["480p/index.m3u8", "360p/index.m3u8"]);
+    let m_us = http.get("/live/tbo/master.m3u8", &us).unwrap().text();
+    assert_eq!(
+        variant_uris(&m_us),
+        ["slate-480p/index.m3u8", "slate-360p/index.m3u8"]
+    );
+
+    // Viewers already playing: the rung's segments swap into its slate rendition.
+    for rung in ["480p", "360p"] {
+        let path = format!("/live/tbo/{rung}/index.m3u8");
+        let us_text = http.get(&path, &us).unwrap().text();
+        let de_text = http.get(&path, &de).unwrap().text();
+        assert!(
+            us_text.contains(&format!("../slate-{rung}/seg")),
+            "{rung} for US:\n{us_text}"
+        );
+        assert!(us_text.contains(&format!("#EXT-X-MAP:URI=\"../slate-{rung}/init0.mp4\"")));
+        assert!(!de_text.contains("slate"), "{rung} for DE:\n{de_text}");
+    }
+
+    // The slate rung has the rung's codec parameters, and shows the slate.
+    let probe = |path: &str| {
+        let (code, init) = curl(&weir.url(path), &[]).unwrap();
+        assert_eq!(code, 200, "{path}");
+        let file = origin.dir.path().join("init.mp4");
+        std::fs::write(&file, init).unwrap();
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+            .args([
+                "stream=codec_name,profile,level,width,height",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for rung in ["480p", "360p"] {
+        let programme = probe(&format!("/live/tbo/{rung}/init0.mp4"));
+        let slate = probe(&format!("/live/tbo/slate-{rung}/init0.mp4"));
+        assert!(!programme.trim().is_empty());
+        assert_eq!(programme, slate, "{rung}: same codec parameters");
+    }
+    let base = weir.url("/live/tbo/slate-480p");
+    let (_, text) = curl(&format!("{base}/index.m3u8"), &[]).unwrap();
+    let seg = String::from_utf8_lossy(&text)
+        .lines()
+        .rfind(|l| l.starts_with("seg"))
+        .unwrap()
+        .to_owned();
+    let share = slate_share(origin.dir.path(), &base, &seg);
+    assert!(share > 0.6, "slate-480p shows the slate: {share:.2}");
+}

@@ -665,3 +665,33 @@ pub fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// The share of a decoded frame's luma samples within ±8 of the built-in slate's
+/// background (Y = 40): near 1 for the slate, near 0 for ffmpeg's testsrc2. `uri` is a
+/// segment of the rendition at `base` (its init is `init0.mp4`).
+pub fn slate_share(dir: &std::path::Path, base: &str, uri: &str) -> f64 {
+    let (_, init) = curl(&format!("{base}/init0.mp4"), &[]).unwrap();
+    let (code, seg) = curl(&format!("{base}/{uri}"), &[]).unwrap();
+    assert_eq!(code, 200);
+    let file = dir.join("frame.mp4");
+    std::fs::write(&file, [init, seg].concat()).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args([
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !out.stdout.is_empty());
+    // The luma plane: the first two thirds of a 4:2:0 frame, as coded (no range change).
+    let luma = &out.stdout[..out.stdout.len() * 2 / 3];
+    let near = luma.iter().filter(|&&y| y.abs_diff(40) <= 8).count();
+    near as f64 / luma.len() as f64
+}

@@ -76,6 +76,14 @@ struct Args {
     /// `getconf CLK_TCK`.
     #[arg(long, default_value_t = 100)]
     clk_tck: u64,
+    /// The rendition whose live edge is measured (`src` when passing through; a rung's
+    /// name, e.g. `1080p`, when weir transcodes).
+    #[arg(long, default_value = "src")]
+    rendition: String,
+    /// Renditions each stream publishes (the rungs when transcoding), for the expected part
+    /// count.
+    #[arg(long, default_value_t = 1)]
+    renditions: u32,
     /// weir's part target; a part is on time while the edge lag is within
     /// part + frame + slack.
     #[arg(long, default_value_t = 500)]
@@ -133,7 +141,7 @@ async fn sweep(args: &Args, keys: &[String]) -> Vec<Sample> {
     let http = args.http;
     futures_util::stream::iter(keys.iter().enumerate())
         .map(|(stream, key)| async move {
-            let path = format!("/live/{key}/src/index.m3u8");
+            let path = format!("/live/{key}/{}/index.m3u8", args.rendition);
             let edge = match probe::get(http, &path).await {
                 Ok((200, body)) => probe::live_edge(&String::from_utf8_lossy(&body)).ok(),
                 _ => None,
@@ -319,7 +327,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(probe::metric(&after.metrics, name)? - probe::metric(&before.metrics, name)?)
     };
     let parts = delta("weir_parts_published_total").unwrap_or(f64::NAN);
-    let parts_expected = total as f64 * secs * 1000.0 / args.part_ms as f64;
+    let parts_expected =
+        total as f64 * f64::from(args.renditions) * secs * 1000.0 / args.part_ms as f64;
     let gap_parts = delta("weir_gap_parts_published_total").unwrap_or(f64::NAN);
 
     let mut late = Lateness::default();

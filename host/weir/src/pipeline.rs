@@ -283,10 +283,9 @@ impl Streams {
             async move {
                 let linger = settings.linger;
                 let stream = Arc::new(stream);
-                let slate = settings
-                    .policy
-                    .for_stream(stream.name())
-                    .slate
+                // Passed-through streams get the slate clip as one hidden `slate` rendition;
+                // transcoded ones get `slate-<rung>` renditions from the encoder (Router).
+                let slate = (encode.is_none() && settings.policy.for_stream(stream.name()).slate)
                     .then(|| spawn_slate(&stream, &settings));
                 let ladder = Arc::new(Ladder::default());
                 let kept = match encode {
@@ -511,6 +510,7 @@ impl TranscodedStream {
             Router {
                 stream: self.clone_for_router(),
                 rungs: Vec::new(),
+                slate: None,
                 planned: None,
                 last_pts: None,
             }
@@ -610,8 +610,14 @@ impl TranscodedStream {
             stream: Arc::clone(&self.stream),
             settings: self.settings.clone(),
             metrics: Arc::clone(&self.metrics),
-            ladder: Arc::clone(&self.ladder),
+            ladder: Some(Arc::clone(&self.ladder)),
             audio_bitrate: self.encoder.audio_bitrate,
+            slate: self
+                .settings
+                .policy
+                .for_stream(self.stream.name())
+                .slate
+                .then(|| Arc::clone(&self.encoder)),
         }
     }
 }
@@ -621,14 +627,20 @@ struct RouterContext {
     stream: Arc<StreamProducer>,
     settings: PipelineSettings,
     metrics: Arc<PipelineMetrics>,
-    ladder: Arc<Ladder>,
+    /// `None` for hidden renditions (the slate ladder).
+    ladder: Option<Arc<Ladder>>,
     audio_bitrate: u64,
+    /// Also encode the slate into `slate-<rung>` renditions with the rungs' parameters
+    /// (tenant `slate = true`), once the rungs are known.
+    slate: Option<Arc<EncoderSettings>>,
 }
 
 /// Moves the encoder's output into the rungs' tasks.
 struct Router {
     stream: RouterContext,
     rungs: Vec<RungTask>,
+    /// The slate ladder's router, when the stream has one.
+    slate: Option<tokio::task::JoinHandle<Vec<StreamTask>>>,
     planned: Option<Vec<weir_encoder::Rung>>,
     /// The last video PTS sent: a restarted encoder continues after it.
     last_pts: Option<i64>,
@@ -664,6 +676,9 @@ impl Router {
             }
         }
         let mut done = Vec::new();
+        if let Some(slate) = self.slate.take() {
+            slate.abort();
+        }
         for r in self.rungs {
             drop(r.media);
             drop(r._ctl);
@@ -684,6 +699,9 @@ impl Router {
             EncoderEvent::Ladder(l) => {
                 if self.planned.is_none() {
                     self.rungs = self.start_rungs(&l);
+                    if let Some(encoder) = self.stream.slate.take() {
+                        self.slate = self.start_slate_ladder(encoder, &l);
+                    }
                     self.planned = Some(l);
                 }
             }
@@ -700,10 +718,73 @@ impl Router {
         }
     }
 
+    /// The slate, encoded into `slate-<rung>` renditions with each rung's size and settings
+    /// (so a blackout switches between renditions with the same codec parameters), by its
+    /// own encoder and router. Hidden: not in the multivariant playlist.
+    fn start_slate_ladder(
+        &self,
+        encoder: Arc<EncoderSettings>,
+        rungs: &[weir_encoder::Rung],
+    ) -> Option<tokio::task::JoinHandle<Vec<StreamTask>>> {
+        let c = &self.stream;
+        let rungs: Vec<weir_encoder::Rung> = rungs
+            .iter()
+            .map(|r| weir_encoder::Rung {
+                name: format!("{SLATE_RENDITION}-{}", r.name),
+                ..r.clone()
+            })
+            .collect();
+        let (out_tx, out_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let start = weir_encoder::Start {
+            pts: 0,
+            rungs: Some(rungs),
+        };
+        if let Err(e) = weir_encoder::spawn(
+            &format!("{}-{SLATE_RENDITION}", c.stream.name()),
+            (*encoder).clone(),
+            weir_encoder::Source::Slate,
+            start,
+            out_tx,
+            // Not the exported counters: the slate is not a contribution.
+            Arc::new(EncoderMetrics::default()),
+        ) {
+            warn!(error = %e, "no slate ladder");
+            return None;
+        }
+        let (outputs_tx, outputs_rx) = mpsc::channel(1);
+        let _ = outputs_tx.try_send(out_rx);
+        // No restarts for the slate: its died channel has no receiver.
+        let (died_tx, _) = mpsc::channel(1);
+        let (_cues_tx, cues_rx) = mpsc::channel(1);
+        let router = Router {
+            stream: RouterContext {
+                stream: Arc::clone(&c.stream),
+                settings: c.settings.clone(),
+                metrics: Arc::new(PipelineMetrics::default()),
+                ladder: None,
+                audio_bitrate: c.audio_bitrate,
+                slate: None,
+            },
+            rungs: Vec::new(),
+            slate: None,
+            planned: None,
+            last_pts: None,
+        };
+        Some(tokio::spawn(
+            async move {
+                let _keep = (outputs_tx, _cues_tx);
+                router.run(outputs_rx, died_tx, cues_rx).await
+            }
+            .instrument(tracing::info_span!("slate ladder")),
+        ))
+    }
+
     fn start_rungs(&self, rungs: &[weir_encoder::Rung]) -> Vec<RungTask> {
         let c = &self.stream;
         let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
-        c.ladder.declare(&names);
+        if let Some(ladder) = &c.ladder {
+            ladder.declare(&names);
+        }
         rungs
             .iter()
             .map(|r| {
@@ -712,7 +793,7 @@ impl Router {
                     &r.name,
                     c.settings.clone(),
                     Arc::clone(&c.metrics),
-                    Some(Arc::clone(&c.ladder)),
+                    c.ladder.clone(),
                 );
                 task.nominal_bandwidth = r.bitrate + c.audio_bitrate + r.bitrate / 10;
                 let (ctl_tx, ctl_rx) = mpsc::channel(16);

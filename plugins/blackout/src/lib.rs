@@ -3,7 +3,8 @@
 //! For a viewer whose country is in the configured set, every segment that overlaps a
 //! blackout window is replaced:
 //!
-//! - with a **slate rendition** (`slate_rendition`): the segment's, its parts' and (when
+//! - with a **slate rendition** (`slate_rendition`; `slate-{rendition}` picks each rung's own
+//!   slate on a transcoded stream, with that rung's codec parameters): the segment's, its parts' and (when
 //!   the next part falls in the window) the preload hint's URIs point into the slate
 //!   rendition of the same stream (`seg41.m4s` → `../slate/seg41.m4s`), `EXT-X-MAP` points
 //!   to the slate's init segment, and each live↔slate switch gets `EXT-X-DISCONTINUITY`;
@@ -70,9 +71,32 @@ pub struct Config {
 /// Where slate media lives: a rendition of the same stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slate {
+    /// The slate rendition's name, or a template with `{rendition}` (a transcoded stream's
+    /// `slate-{rendition}`: each rung's own slate, with the rung's codec parameters).
     pub rendition: String,
     /// The slate rendition's init segment (`EXT-X-MAP`), a file name in its folder.
     pub init: String,
+}
+
+const RENDITION: &str = "{rendition}";
+
+impl Slate {
+    /// The slate rendition for viewers of `rendition`.
+    pub fn rendition_for(&self, rendition: &str) -> String {
+        self.rendition.replace(RENDITION, rendition)
+    }
+
+    /// Whether `rendition` is a slate rendition (the template's shape).
+    pub fn is_slate(&self, rendition: &str) -> bool {
+        match self.rendition.split_once(RENDITION) {
+            Some((pre, post)) => {
+                rendition.len() > pre.len() + post.len()
+                    && rendition.starts_with(pre)
+                    && rendition.ends_with(post)
+            }
+            None => self.rendition == rendition,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -154,7 +178,7 @@ impl Config {
         }
         let slate = match (raw.slate_rendition, raw.slate_init) {
             (Some(rendition), init) => {
-                check_name("slate_rendition", &rendition)?;
+                check_name("slate_rendition", &rendition.replace(RENDITION, "r"))?;
                 let init = init.unwrap_or_else(|| "init.mp4".to_string());
                 check_name("slate_init", &init)?;
                 Some(Slate { rendition, init })
@@ -260,8 +284,10 @@ pub fn redirect_to_slate(
         return Ok(playlist);
     }
     let mut mv = weir_guest::MultivariantPlaylist::parse(&playlist).map_err(|e| e.to_string())?;
-    let uri = format!("{}/index.m3u8", slate.rendition);
     for v in mv.variants() {
+        // `720p/index.m3u8` → `slate-720p/index.m3u8` (or `slate/index.m3u8`).
+        let name = v.uri.split('/').next().unwrap_or_default();
+        let uri = format!("{}/index.m3u8", slate.rendition_for(name));
         mv.set_variant_uri(v.index, &uri).map_err(|e| e.to_string())?;
     }
     Ok(mv.render())
@@ -276,7 +302,7 @@ pub fn applies_to(config: &Config, ctx: &RequestContext) -> bool {
     let is_slate = config
         .slate
         .as_ref()
-        .is_some_and(|s| s.rendition == ctx.rendition);
+        .is_some_and(|s| s.is_slate(&ctx.rendition));
     in_set && !is_slate
 }
 
@@ -386,6 +412,7 @@ pub fn transform(
         }
         return Ok(playlist.render());
     };
+    let slate_rendition = slate.rendition_for(&ctx.rendition);
 
     // Segment and part URIs.
     let input_maps: Vec<Option<String>> = playlist
@@ -399,11 +426,11 @@ pub fn transform(
         .zip(&blacked)
         .filter(|(_, b)| **b)
     {
-        if let Some(uri) = segment.uri().map(|u| slate_uri(&slate.rendition, u)) {
+        if let Some(uri) = segment.uri().map(|u| slate_uri(&slate_rendition, u)) {
             segment.set_uri(&uri)?;
         }
         for part in segment.parts() {
-            segment.set_part_uri(part.index, &slate_uri(&slate.rendition, &part.uri))?;
+            segment.set_part_uri(part.index, &slate_uri(&slate_rendition, &part.uri))?;
         }
     }
 
@@ -428,7 +455,7 @@ pub fn transform(
     }
 
     // Maps: the slate's init on slate segments, the programme's back after them.
-    let slate_init = format!("../{}/{}", slate.rendition, slate.init);
+    let slate_init = format!("../{slate_rendition}/{}", slate.init);
     for (i, input) in input_maps.iter().enumerate() {
         let Some(input) = input else { continue };
         let wanted = if blacked[i] { &slate_init } else { input };
@@ -443,7 +470,7 @@ pub fn transform(
             let uri = if hint.kind == "MAP" {
                 slate_init.clone()
             } else {
-                slate_uri(&slate.rendition, &hint.uri)
+                slate_uri(&slate_rendition, &hint.uri)
             };
             playlist.set_preload_hint_uri(hint.index, &uri)?;
         }

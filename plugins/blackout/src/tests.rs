@@ -424,3 +424,32 @@ fn joining_during_a_window_gets_the_slate_playlist() {
     let no_slate = cfg(&[(T0 - 1_000, T0 + 60_000)], false);
     assert_eq!(redirect_to_slate(&no_slate, &c, &[], mv.to_string()).unwrap(), mv);
 }
+
+#[test]
+fn per_rung_slates_on_a_transcoded_stream() {
+    let mut config = cfg(&[(T0 + 4500, T0 + 7000)], true);
+    config.slate = Some(Slate {
+        rendition: "slate-{rendition}".into(),
+        init: "init0.mp4".into(),
+    });
+    // The 720p viewer is sent to slate-720p, map and all.
+    let out = run(&config, Some("US"), FULL);
+    assert!(out.contains("\n../slate-720p/seg42.m4s\n"), "{out}");
+    assert!(out.contains("#EXT-X-MAP:URI=\"../slate-720p/init0.mp4\""), "{out}");
+    // Slate renditions themselves are left alone; other names are not slates.
+    let s = config.slate.as_ref().unwrap();
+    assert!(s.is_slate("slate-720p") && !s.is_slate("slate-") && !s.is_slate("720p"));
+    let mut c = ctx(Some("US"));
+    c.rendition = "slate-720p".into();
+    assert!(!applies_to(&config, &c));
+    // Joiners: every variant to its own rung's slate.
+    let mv = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720\n720p/index.m3u8\n\
+              #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\n360p/index.m3u8\n";
+    c.rendition = String::new();
+    c.now_ms = T0 + 5000;
+    let out = redirect_to_slate(&config, &c, &[], mv.to_string()).unwrap();
+    assert!(out.contains("\nslate-720p/index.m3u8\n") && out.contains("\nslate-360p/index.m3u8\n"), "{out}");
+    // The template is checked like a name.
+    assert!(Config::parse(r#"{"countries":["US"],"cue_triggered":true,"slate_rendition":"../{rendition}"}"#).is_err());
+    assert!(Config::parse(r#"{"countries":["US"],"cue_triggered":true,"slate_rendition":"slate-{rendition}"}"#).is_ok());
+}
