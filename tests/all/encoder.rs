@@ -211,7 +211,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     std::thread::sleep(Duration::from_secs(8));
     let live = segments(&curl(&playlist, &[]).unwrap().1);
     let (_, uri, _) = live.last().unwrap();
-    let share = slate_share(dir.path(), &base, uri);
+    let share = slate_share(dir.path(), &base, uri).unwrap();
     assert!(share < 0.3, "live picture expected, slate share {share:.2}");
 
     // The publisher dies: the playlist keeps advancing, without gaps, on the slate.
@@ -233,7 +233,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     );
     let segs = segments(&text);
     let (_, uri, _) = segs.last().unwrap();
-    let share = slate_share(dir.path(), &base, uri);
+    let share = slate_share(dir.path(), &base, uri).unwrap();
     assert!(
         share > 0.6,
         "slate expected during the loss, share {share:.2}"
@@ -251,7 +251,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
         let (_, text) = curl(&playlist, &[]).unwrap();
         let segs = segments(&text);
         let (_, uri, _) = segs.last().unwrap();
-        if slate_share(dir.path(), &base, uri) < 0.3 {
+        if slate_share(dir.path(), &base, uri).unwrap() < 0.3 {
             returned = Some(back.elapsed());
             break;
         }

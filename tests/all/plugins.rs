@@ -1457,6 +1457,6 @@ fn blackout_on_a_transcoded_stream_uses_each_rungs_slate() {
         .rfind(|l| l.starts_with("seg"))
         .unwrap()
         .to_owned();
-    let share = slate_share(origin.dir.path(), &base, &seg);
+    let share = slate_share(origin.dir.path(), &base, &seg).unwrap();
     assert!(share > 0.6, "slate-480p shows the slate: {share:.2}");
 }

@@ -669,12 +669,14 @@ pub fn base64(bytes: &[u8]) -> String {
 /// The share of a decoded frame's luma samples within ±8 of the built-in slate's
 /// background (Y = 40): near 1 for the slate, near 0 for ffmpeg's testsrc2. `uri` is a
 /// segment of the rendition at `base` (its init is `init0.mp4`).
-pub fn slate_share(dir: &std::path::Path, base: &str, uri: &str) -> f64 {
-    let (_, init) = curl(&format!("{base}/init0.mp4"), &[]).unwrap();
-    let (code, seg) = curl(&format!("{base}/{uri}"), &[]).unwrap();
-    assert_eq!(code, 200);
+pub fn slate_share(dir: &std::path::Path, base: &str, uri: &str) -> Result<f64> {
+    let (_, init) = curl(&format!("{base}/init0.mp4"), &[])?;
+    let (code, seg) = curl(&format!("{base}/{uri}"), &[])?;
+    if code != 200 {
+        bail!("{base}/{uri}: HTTP {code}");
+    }
     let file = dir.join("frame.mp4");
-    std::fs::write(&file, [init, seg].concat()).unwrap();
+    std::fs::write(&file, [init, seg].concat())?;
     let out = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(&file)
@@ -688,10 +690,12 @@ pub fn slate_share(dir: &std::path::Path, base: &str, uri: &str) -> f64 {
             "-",
         ])
         .output()
-        .unwrap();
-    assert!(out.status.success() && !out.stdout.is_empty());
+        .context("running ffmpeg")?;
+    if !out.status.success() || out.stdout.is_empty() {
+        bail!("ffmpeg could not decode {base}/{uri}");
+    }
     // The luma plane: the first two thirds of a 4:2:0 frame, as coded (no range change).
     let luma = &out.stdout[..out.stdout.len() * 2 / 3];
     let near = luma.iter().filter(|&&y| y.abs_diff(40) <= 8).count();
-    near as f64 / luma.len() as f64
+    Ok(near as f64 / luma.len() as f64)
 }
