@@ -71,6 +71,12 @@ pub fn text_width(text: &str, scale: u32) -> u32 {
     (text.chars().count() as u32 * 6).saturating_sub(1) * scale
 }
 
+/// Draws `text` centred horizontally with its top at `y`.
+pub fn draw_centered(f: &mut frame::Video, y: u32, scale: u32, text: &str, c: Yuv) {
+    let x = f.width().saturating_sub(text_width(text, scale)) / 2;
+    draw_text(f, x, y, scale, text, c);
+}
+
 /// The static part of the test pattern: colour bars over the top two thirds, black below.
 pub fn pattern_base(width: u32, height: u32) -> frame::Video {
     let mut f = filled(width, height, BLACK);
@@ -81,13 +87,11 @@ pub fn pattern_base(width: u32, height: u32) -> frame::Video {
         fill_rect(&mut f, x0, 0, x1 - x0, bar_h, *c);
     }
     let scale = (height / 90).max(1);
-    let title = "WEIR TEST PATTERN";
-    draw_text(
+    draw_centered(
         &mut f,
-        width.saturating_sub(text_width(title, scale)) / 2,
         bar_h / 2 - 4 * scale,
         scale,
-        title,
+        "WEIR TEST PATTERN",
         BLACK,
     );
     f
@@ -112,15 +116,7 @@ pub fn pattern_frame(base: &frame::Video, unix_ms: u64, frame_no: u64) -> frame:
         unix_ms % 1000
     );
     let scale = (h / 60).max(1);
-    let y = band_y + band_h / 3;
-    draw_text(
-        &mut f,
-        w.saturating_sub(text_width(&clock, scale)) / 2,
-        y,
-        scale,
-        &clock,
-        WHITE,
-    );
+    draw_centered(&mut f, band_y + band_h / 3, scale, &clock, WHITE);
     let counter = format!("FRAME {frame_no}");
     let small = (scale / 2).max(1);
     draw_text(&mut f, small * 4, h - 10 * small, small, &counter, WHITE);
@@ -131,25 +127,16 @@ pub fn pattern_frame(base: &frame::Video, unix_ms: u64, frame_no: u64) -> frame:
 pub fn default_slate(width: u32, height: u32) -> frame::Video {
     let mut f = filled(width, height, SLATE_BG);
     let scale = (height / 40).max(1);
-    let line = "PLEASE STAND BY";
-    draw_text(
+    draw_centered(
         &mut f,
-        width.saturating_sub(text_width(line, scale)) / 2,
         height / 2 - 7 * scale,
         scale,
-        line,
+        "PLEASE STAND BY",
         WHITE,
     );
     let small = (scale / 2).max(1);
     let sub = "THE PROGRAMME WILL RESUME SHORTLY";
-    draw_text(
-        &mut f,
-        width.saturating_sub(text_width(sub, small)) / 2,
-        height / 2 + 3 * scale,
-        small,
-        sub,
-        WHITE,
-    );
+    draw_centered(&mut f, height / 2 + 3 * scale, small, sub, WHITE);
     f
 }
 

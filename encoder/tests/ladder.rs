@@ -100,6 +100,53 @@ fn check_rungs(out: &BTreeMap<usize, RungOut>, sizes: &[(u16, u16)]) {
     }
 }
 
+/// A capture from host/ingest/tests/data, demuxed.
+fn capture(name: &str) -> Vec<MediaEvent> {
+    let path = format!(
+        "{}/../host/ingest/tests/data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    weir_ingest::flv::read_file(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// An encoder reading a contribution: its input, its output and its counters.
+fn contribution_encoder(
+    name: &str,
+) -> (
+    mpsc::Sender<MediaEvent>,
+    mpsc::Receiver<EncoderEvent>,
+    Arc<EncoderMetrics>,
+) {
+    let (in_tx, in_rx) = mpsc::channel(256);
+    let (tx, rx) = mpsc::channel(4096);
+    let metrics = Arc::new(EncoderMetrics::default());
+    spawn(
+        name,
+        settings(),
+        Source::Contribution(in_rx),
+        Start::default(),
+        tx,
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    (in_tx, rx, metrics)
+}
+
+/// Sends `events` at their timestamps' pace (video 90 kHz, audio 48 kHz), like a publisher.
+async fn feed(events: Vec<MediaEvent>, in_tx: mpsc::Sender<MediaEvent>) {
+    let start = tokio::time::Instant::now();
+    for e in events {
+        if let MediaEvent::Sample(s) = &e {
+            let ts = if s.track == 0 { 90_000 } else { 48_000 };
+            let at = Duration::from_secs_f64(s.dts.max(0) as f64 / f64::from(ts));
+            tokio::time::sleep_until(start + at).await;
+        }
+        if in_tx.send(e).await.is_err() {
+            return;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_pattern_ladder_has_aligned_idrs_and_no_b_frames() {
     let (tx, mut rx) = mpsc::channel(1024);
@@ -135,35 +182,8 @@ async fn test_pattern_ladder_has_aligned_idrs_and_no_b_frames() {
 /// clock still going forward.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contribution_is_decoded_held_slated_and_resumed() {
-    let flv = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../host/ingest/tests/data/testsrc-bframes.flv"
-    ))
-    .unwrap();
-    let events = weir_ingest::flv::read_file(&flv).unwrap();
-    let (in_tx, in_rx) = mpsc::channel(256);
-    let (tx, mut rx) = mpsc::channel(4096);
-    let metrics = Arc::new(EncoderMetrics::default());
-    spawn(
-        "contribution",
-        settings(),
-        Source::Contribution(in_rx),
-        Start::default(),
-        tx,
-        Arc::clone(&metrics),
-    )
-    .unwrap();
-    let feed = |events: Vec<MediaEvent>, in_tx: mpsc::Sender<MediaEvent>| async move {
-        let start = tokio::time::Instant::now();
-        for e in events {
-            if let MediaEvent::Sample(s) = &e {
-                let ts = if s.track == 0 { 90_000 } else { 48_000 };
-                let at = Duration::from_secs_f64(s.dts.max(0) as f64 / f64::from(ts));
-                tokio::time::sleep_until(start + at).await;
-            }
-            in_tx.send(e).await.unwrap();
-        }
-    };
+    let events = capture("testsrc-bframes.flv");
+    let (in_tx, mut rx, metrics) = contribution_encoder("contribution");
     let (mut ladder, mut out) = (Vec::new(), BTreeMap::new());
     let feeder = tokio::spawn(feed(events.clone(), in_tx.clone()));
     collect(&mut rx, Duration::from_millis(3300), &mut ladder, &mut out).await;
@@ -209,24 +229,8 @@ async fn contribution_is_decoded_held_slated_and_resumed() {
 /// picture returns with the next good keyframe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_video_is_counted_and_survived() {
-    let flv = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../host/ingest/tests/data/testsrc.flv"
-    ))
-    .unwrap();
-    let events = weir_ingest::flv::read_file(&flv).unwrap();
-    let (in_tx, in_rx) = mpsc::channel(256);
-    let (tx, mut rx) = mpsc::channel(4096);
-    let metrics = Arc::new(EncoderMetrics::default());
-    spawn(
-        "corrupt",
-        settings(),
-        Source::Contribution(in_rx),
-        Start::default(),
-        tx,
-        Arc::clone(&metrics),
-    )
-    .unwrap();
+    let events = capture("testsrc.flv");
+    let (in_tx, mut rx, metrics) = contribution_encoder("corrupt");
     // Good for 1 s, then 1 s of garbage frames on the same clock, then good again.
     let mut seq = Vec::new();
     let mut junk = 0x1234_5678u32;
@@ -250,17 +254,7 @@ async fn corrupt_video_is_counted_and_survived() {
             other => seq.push(other.clone()),
         }
     }
-    let feeder = tokio::spawn(async move {
-        let start = tokio::time::Instant::now();
-        for e in seq {
-            if let MediaEvent::Sample(s) = &e {
-                let ts = if s.track == 0 { 90_000 } else { 48_000 };
-                let at = Duration::from_secs_f64(s.dts.max(0) as f64 / f64::from(ts));
-                tokio::time::sleep_until(start + at).await;
-            }
-            in_tx.send(e).await.unwrap();
-        }
-    });
+    let feeder = tokio::spawn(feed(seq, in_tx));
     let (mut ladder, mut out) = (Vec::new(), BTreeMap::new());
     collect(&mut rx, Duration::from_millis(3600), &mut ladder, &mut out).await;
     feeder.await.unwrap();

@@ -8,10 +8,15 @@ use std::time::Duration;
 
 use weir_e2e::*;
 
-fn config(dir: &Path, body: &str) -> String {
-    let path = dir.join("weir.toml");
-    std::fs::write(&path, body).unwrap();
-    path.to_string_lossy().into_owned()
+/// A weir (no test source) with `config` as its config file and `env` in its environment;
+/// the temporary directory holds the file and the tests' scratch files.
+fn transcoding_weir(config: &str, env: &[(&str, &str)]) -> (tempfile::TempDir, Weir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let weir = Weir::start_with_env(&["--no-test-source", "--config", &path], env).unwrap();
+    (dir, weir)
 }
 
 /// ffprobe's view of one segment (init + media concatenated): the video's size, the frame
@@ -82,14 +87,10 @@ fn publish_1080p_is_encoded_into_an_aligned_four_rung_ladder_and_hlsjs_switches(
     if !require_tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     // The default ladder (1080p 6M, 720p 3M, 480p 1.2M, 360p 0.6M), at the fastest preset
     // so that ffmpeg, weir and Chromium share two cores.
-    let cfg = config(
-        dir.path(),
-        "[encoder]\nenabled = true\npreset = \"ultrafast\"\n",
-    );
-    let mut weir = Weir::start(&["--no-test-source", "--config", &cfg]).unwrap();
+    let (dir, mut weir) =
+        transcoding_weir("[encoder]\nenabled = true\npreset = \"ultrafast\"\n", &[]);
     let _pub =
         ffmpeg_publish_preset(&weir.rtmp_url("ladder"), 90, "1920x1080", 60, "ultrafast").unwrap();
     let master = weir.url("/live/ladder/master.m3u8");
@@ -189,14 +190,12 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     if !require_tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
+    let (dir, weir) = transcoding_weir(
         "[encoder]\nenabled = true\npreset = \"ultrafast\"\nhold_ms = 500\nslate_after_ms = 1500\n\
          [[encoder.ladder]]\nname = \"360p\"\nheight = 360\nbitrate = 600000\n\
          [[encoder.ladder]]\nname = \"240p\"\nheight = 240\nbitrate = 300000\n",
+        &[],
     );
-    let weir = Weir::start(&["--no-test-source", "--config", &cfg]).unwrap();
     let master = weir.url("/live/cover/master.m3u8");
     let base = weir.url("/live/cover/360p");
     let playlist = format!("{base}/index.m3u8");
@@ -315,17 +314,11 @@ fn a_crashed_encoder_is_restarted_and_the_timeline_stays_monotonic() {
     if !require_tools() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
+    let (_dir, mut weir) = transcoding_weir(
         "[encoder]\nenabled = true\npreset = \"ultrafast\"\n\
          [[encoder.ladder]]\nname = \"360p\"\nheight = 360\nbitrate = 600000\n",
-    );
-    let mut weir = Weir::start_with_env(
-        &["--no-test-source", "--config", &cfg],
         &[("WEIR_FAILPOINT_ENCODER_PANIC", "150")],
-    )
-    .unwrap();
+    );
     let master = weir.url("/live/crash/master.m3u8");
     let playlist = weir.url("/live/crash/360p/index.m3u8");
     let _pub =
