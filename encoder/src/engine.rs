@@ -65,23 +65,31 @@ pub fn spawn(
         .name(format!("enc-{name}"))
         .spawn(move || {
             let _g = span.enter();
-            let (codec, cuda) = crate::detect(settings.accel);
-            let counter = match codec {
-                VideoCodec::X264 => &metrics.x264,
-                VideoCodec::Nvenc => &metrics.nvenc,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            if cuda {
-                metrics.cuda_scale.fetch_add(1, Ordering::Relaxed);
+            let paths = crate::detect(settings.accel);
+            let gauges = [
+                (
+                    true,
+                    match paths.encoder {
+                        VideoCodec::X264 => &metrics.x264,
+                        VideoCodec::Nvenc => &metrics.nvenc,
+                    },
+                ),
+                (paths.cuda_scale, &metrics.cuda_scale),
+                (paths.nvdec, &metrics.nvdec),
+            ];
+            for (on, g) in gauges {
+                if on {
+                    g.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            let m = Arc::clone(&metrics);
-            match Engine::new(settings, start, out, Arc::clone(&metrics), codec, cuda) {
+            match Engine::new(settings, start, out, Arc::clone(&metrics), paths) {
                 Ok(mut engine) => engine.run(source, rt),
                 Err(e) => warn!(error = %e, "encoder did not start"),
             }
-            counter.fetch_sub(1, Ordering::Relaxed);
-            if cuda {
-                m.cuda_scale.fetch_sub(1, Ordering::Relaxed);
+            for (on, g) in gauges {
+                if on {
+                    g.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         })
         .map_err(EncoderError::Thread)
@@ -109,6 +117,7 @@ struct Engine {
     metrics: Arc<EncoderMetrics>,
     codec: VideoCodec,
     cuda: bool,
+    nvdec: bool,
     rungs: Vec<RungWorker>,
     planned: Option<Vec<Rung>>,
     audio: AudioEncoder,
@@ -168,8 +177,7 @@ impl Engine {
         start: Start,
         out: mpsc::Sender<EncoderEvent>,
         metrics: Arc<EncoderMetrics>,
-        codec: VideoCodec,
-        cuda: bool,
+        paths: crate::Paths,
     ) -> Result<Self, EncoderError> {
         let audio = AudioEncoder::new(
             settings.audio_bitrate,
@@ -180,8 +188,9 @@ impl Engine {
             settings,
             out,
             metrics,
-            codec,
-            cuda,
+            codec: paths.encoder,
+            cuda: paths.cuda_scale,
+            nvdec: paths.nvdec,
             rungs: Vec::new(),
             planned: None,
             audio,
@@ -267,6 +276,7 @@ impl Engine {
         if self.planned.is_none() {
             let list: Vec<String> = rungs.iter().map(ToString::to_string).collect();
             info!(
+                decoder = if self.nvdec { "h264_cuvid" } else { "h264" },
                 encoder = self.codec.name(),
                 scaler = if self.cuda { "cuda" } else { "swscale" },
                 preset = %self.settings.preset,
@@ -338,7 +348,7 @@ impl Engine {
         self.audio_in = None;
         for (i, t) in tracks.iter().enumerate() {
             match &t.codec {
-                Codec::H264(c) if self.video_in.is_none() => match open_video_decoder() {
+                Codec::H264(c) if self.video_in.is_none() => match open_video_decoder(self.nvdec) {
                     Ok(dec) => {
                         self.video_in = Some(VideoIn {
                             track: i,
@@ -399,7 +409,7 @@ impl Engine {
             if v.errors_in_row >= 10 {
                 // A decoder this confused is restarted, and waits for the next keyframe.
                 warn!("video decoder restarted after repeated errors");
-                if let Ok(dec) = open_video_decoder() {
+                if let Ok(dec) = open_video_decoder(self.nvdec) {
                     v.dec = dec;
                 }
                 v.waiting_key = true;
@@ -711,7 +721,21 @@ fn failpoint_panic(frames_decoded: u64) {
     }
 }
 
-fn open_video_decoder() -> Result<decoder::Video, EncoderError> {
+/// FFmpeg's NVDEC H.264 decoder (`h264_cuvid`), when it opens here (a driver and a GPU with
+/// NVDEC). It takes the same Annex B input and returns NV12 pictures in system memory, which
+/// both scalers read.
+pub(crate) fn open_nvdec() -> Option<decoder::Video> {
+    let codec = decoder::find_by_name("h264_cuvid")?;
+    codec::Context::new_with_codec(codec).decoder().video().ok()
+}
+
+fn open_video_decoder(nvdec: bool) -> Result<decoder::Video, EncoderError> {
+    if nvdec {
+        if let Some(dec) = open_nvdec() {
+            return Ok(dec);
+        }
+        warn!("NVDEC did not open for this stream; decoding on the CPU");
+    }
     let codec = decoder::find(codec::Id::H264).ok_or(EncoderError::MissingCodec("h264"))?;
     let mut ctx = codec::Context::new_with_codec(codec);
     // Slice threads add no delay (frame threads would hold frames back).

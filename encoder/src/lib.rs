@@ -133,6 +133,8 @@ pub struct EncoderMetrics {
     /// Encoders running on each path.
     pub x264: AtomicU64,
     pub nvenc: AtomicU64,
+    /// Streams decoding with NVDEC.
+    pub nvdec: AtomicU64,
     /// Streams whose scaling runs in CUDA kernels.
     pub cuda_scale: AtomicU64,
 }
@@ -200,6 +202,7 @@ impl EncoderMetrics {
             ("x264", &self.x264),
             ("nvenc", &self.nvenc),
             ("cuda_scale", &self.cuda_scale),
+            ("nvdec", &self.nvdec),
         ] {
             let _ = writeln!(
                 out,
@@ -222,30 +225,71 @@ pub fn init() -> Result<(), EncoderError> {
     result
 }
 
-/// What the encoder will run on here, for the startup log line: the video encoder, and
-/// whether CUDA scaling is available.
-pub fn detect(accel: Accel) -> (VideoCodec, bool) {
-    static NVENC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if accel == Accel::Cpu {
-        return (VideoCodec::X264, false);
+/// What the encoder runs on here: the startup log line, the per-stream one and the
+/// `weir_encoder_streams{path}` gauge say the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paths {
+    pub encoder: VideoCodec,
+    /// Scaling in the CUDA kernels (built with `cuda`, a driver and a GPU present).
+    pub cuda_scale: bool,
+    /// Decoding with NVDEC (FFmpeg's `h264_cuvid` opens).
+    pub nvdec: bool,
+}
+
+impl std::fmt::Display for Paths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "decode {}, scale {}, encode {}",
+            if self.nvdec {
+                "nvdec (h264_cuvid)"
+            } else {
+                "cpu (libavcodec h264)"
+            },
+            if self.cuda_scale { "cuda" } else { "swscale" },
+            self.encoder.name()
+        )
     }
-    let codec = if *NVENC.get_or_init(|| {
-        // The probe's failure is expected on most machines: keep it off stderr.
-        let level = ffmpeg_next::util::log::get_level();
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Quiet);
-        let found = nvenc_available();
-        if let Ok(level) = level {
-            ffmpeg_next::util::log::set_level(level);
+}
+
+/// Runs `f` with libav*'s logging off: probes that are expected to fail on most machines
+/// (no driver) would print errors otherwise.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    let level = ffmpeg_next::util::log::get_level();
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Quiet);
+    let out = f();
+    if let Ok(level) = level {
+        ffmpeg_next::util::log::set_level(level);
+    }
+    out
+}
+
+/// Detects the paths once per process (`accel = cpu` forces the CPU ones).
+pub fn detect(accel: Accel) -> Paths {
+    static FOUND: std::sync::OnceLock<Paths> = std::sync::OnceLock::new();
+    if accel == Accel::Cpu {
+        return Paths {
+            encoder: VideoCodec::X264,
+            cuda_scale: false,
+            nvdec: false,
+        };
+    }
+    *FOUND.get_or_init(|| {
+        let _ = init();
+        let encoder = if quietly(nvenc_available) {
+            VideoCodec::Nvenc
+        } else {
+            VideoCodec::X264
+        };
+        #[cfg(feature = "cuda")]
+        let cuda_scale = cuda::available();
+        #[cfg(not(feature = "cuda"))]
+        let cuda_scale = false;
+        let nvdec = quietly(|| engine::open_nvdec().is_some());
+        Paths {
+            encoder,
+            cuda_scale,
+            nvdec,
         }
-        found
-    }) {
-        VideoCodec::Nvenc
-    } else {
-        VideoCodec::X264
-    };
-    #[cfg(feature = "cuda")]
-    let cuda = cuda::available();
-    #[cfg(not(feature = "cuda"))]
-    let cuda = false;
-    (codec, cuda)
+    })
 }

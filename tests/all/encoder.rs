@@ -206,7 +206,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     let player = Player::start_with("hls", &master, 36, &["--trace"]).unwrap();
     // Shaka as a page would run it, with its own failure handling: the loss must not need
     // the retrying callback the passthrough GAP case does (docs/design/005).
-    let shaka = Player::start_with("shaka", &master, 36, &["--shaka-defaults"]).unwrap();
+    let shaka = Player::start_with("shaka", &master, 36, &["--shaka-defaults", "--trace"]).unwrap();
     std::thread::sleep(Duration::from_secs(8));
     let live = segments(&curl(&playlist, &[]).unwrap().1);
     let (_, uri, _) = live.last().unwrap();
@@ -214,6 +214,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     assert!(share < 0.3, "live picture expected, slate share {share:.2}");
 
     // The publisher dies: the playlist keeps advancing, without gaps, on the slate.
+    let lost_at = unix_ms();
     drop(first);
     let msn_at_loss = live_edge(&curl(&playlist, &[]).unwrap().1).unwrap();
     std::thread::sleep(Duration::from_secs(10));
@@ -242,6 +243,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     // publisher's start to the first complete segment with the live picture (which includes
     // ffmpeg's start-up and the rest of the segment being cut).
     let back = std::time::Instant::now();
+    let back_at = unix_ms();
     let _second =
         ffmpeg_publish_preset(&weir.rtmp_url("cover"), 60, "640x360", 60, "ultrafast").unwrap();
     let mut returned = None;
@@ -269,6 +271,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     );
     // The picture never left 640 wide (no rung switch needed to survive the loss).
     assert!(r.trace.iter().all(|t| t.w == 0 || t.w == 640 || t.w == 426));
+    shows_slate_only_during_the_loss(&r, lost_at, back_at);
     let s = shaka.join().unwrap();
     assert!(s.started, "Shaka did not start");
     assert!(s.fatal.is_empty(), "Shaka fatal: {:?}", s.fatal);
@@ -276,6 +279,40 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
         s.played >= 28.0,
         "Shaka kept playing: {:.1}s of 36",
         s.played
+    );
+    shows_slate_only_during_the_loss(&s, lost_at, back_at);
+}
+
+/// What the player displayed (its trace's picture colours): the programme before the loss,
+/// the slate during it (allowing for the player's latency and the hold), the programme
+/// again after the return.
+fn shows_slate_only_during_the_loss(r: &PlayReport, lost_at: u64, back_at: u64) {
+    let shown = |from: u64, to: u64| -> Vec<bool> {
+        r.trace
+            .iter()
+            .filter(|t| (from..to).contains(&t.wall) && t.rgb.is_some())
+            .map(TracePoint::shows_slate)
+            .collect()
+    };
+    let before = shown(0, lost_at);
+    let during = shown(lost_at + 4_000, back_at + 1_000);
+    let after = shown(back_at + 9_000, u64::MAX);
+    eprintln!(
+        "[{}] slate shown: before {before:?}\nduring {during:?}\nafter {after:?}",
+        r.player
+    );
+    let name = &r.player;
+    assert!(
+        !before.is_empty() && before.iter().all(|s| !s),
+        "{name}: programme before the loss"
+    );
+    assert!(
+        during.iter().filter(|s| **s).count() >= 4,
+        "{name}: showed the slate"
+    );
+    assert!(
+        !after.is_empty() && after.iter().all(|s| !s),
+        "{name}: programme after the return"
     );
 }
 

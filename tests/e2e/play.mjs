@@ -224,7 +224,20 @@ try {
         report.trace.push(await page.evaluate(() => {
           const v = document.getElementById('v');
           const l = window.weir.latency();
-          return { wall: Date.now(), t: v.currentTime, latency: l, w: v.videoWidth, paused: v.paused };
+          // The picture's mean colour (a 32x18 downscale through a canvas): tells a slate
+          // from the programme without knowing either.
+          let rgb = null;
+          try {
+            const c = document.createElement('canvas');
+            c.width = 32; c.height = 18;
+            const g = c.getContext('2d');
+            g.drawImage(v, 0, 0, 32, 18);
+            const d = g.getImageData(0, 0, 32, 18).data;
+            const sum = [0, 0, 0];
+            for (let i = 0; i < d.length; i += 4) { sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
+            rgb = sum.map((x) => x / (d.length / 4));
+          } catch (_) { /* no picture yet */ }
+          return { wall: Date.now(), t: v.currentTime, latency: l, w: v.videoWidth, paused: v.paused, rgb };
         }));
       }
       if (args['cycle-levels']) {

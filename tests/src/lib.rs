@@ -386,6 +386,18 @@ pub struct TracePoint {
     pub latency: Option<f64>,
     pub w: u32,
     pub paused: bool,
+    /// The displayed picture's mean colour (R, G, B), when there is one.
+    #[serde(default)]
+    pub rgb: Option<[f64; 3]>,
+}
+
+impl TracePoint {
+    /// Whether the displayed picture is Weir's built-in slate (dark blue, white text):
+    /// blue well above red, and dark.
+    pub fn shows_slate(&self) -> bool {
+        self.rgb
+            .is_some_and(|[r, g, b]| b > r + 25.0 && (r + g + b) / 3.0 < 80.0)
+    }
 }
 
 #[derive(Debug, Deserialize)]

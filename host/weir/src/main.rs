@@ -236,11 +236,20 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             window: Duration::from_secs(config.packager.window_s),
         },
         loss_timeout: Duration::from_millis(config.ingest.loss_timeout_ms),
+        loss_slate_after: (config.ingest.loss_slate_after_ms > 0)
+            .then(|| Duration::from_millis(config.ingest.loss_slate_after_ms)),
         idle_end: Duration::from_secs(config.ingest.idle_end_s),
         linger: Duration::from_secs(config.packager.linger_s),
         policy: plugins::stream_policy(&config),
     };
     settings.packager.validate().context("packager settings")?;
+    let encodes = config.encoder.enabled
+        || config.tenants.iter().any(|t| t.transcode == Some(true))
+        || (config.test_source.enabled && config.test_source.kind == TestSourceKind::Pattern);
+    if encodes {
+        let accel = config.encoder.settings(&[], Duration::ZERO).accel;
+        info!(paths = %weir_encoder::detect(accel), "live encoder");
+    }
     if let Some(path) = &config.encoder.slate_image {
         let (w, h) = weir_encoder::check_image(path)
             .with_context(|| format!("encoder.slate_image {}", path.display()))?;
