@@ -19,10 +19,10 @@ fn publisher_loss_gives_gap_then_discontinuity_and_hlsjs_continues() {
     publisher_loss(&["hls"]);
 }
 
-/// Shaka with its default failure handling: it stops at a live edge that is all EXT-X-GAP
-/// (SEGMENT_MISSING), so weir follows the gap parts with the slate after
-/// `ingest.loss_slate_after_ms` (docs/design/005-contribution-loss.md).
 #[test]
+#[ignore = "Shaka 4.16 raises SEGMENT_MISSING (1011, critical) at the live edge while every \
+            segment ahead is EXT-X-GAP; with a retrying failureCallback it plays through. See \
+            docs/design/005-contribution-loss.md. Run with --ignored."]
 fn publisher_loss_gives_gap_then_discontinuity_and_shaka_continues() {
     publisher_loss(&["shaka"]);
 }
@@ -41,21 +41,13 @@ fn publisher_loss(players: &[&str]) {
 
     let players: Vec<Player> = players
         .iter()
-        .map(|p| {
-            let extra: &[&str] = if *p == "shaka" {
-                &["--trace", "--shaka-defaults"]
-            } else {
-                &["--trace"]
-            };
-            Player::start_with(p, &master, 40, extra).unwrap()
-        })
+        .map(|p| Player::start_with(p, &master, 40, &["--trace"]).unwrap())
         .collect();
     std::thread::sleep(Duration::from_secs(12));
 
     // The publisher dies.
     drop(first);
     let mut saw_gap = false;
-    let mut saw_slate = false;
     let mut msns = Vec::new();
     let mut all_dates = Vec::new();
     for _ in 0..10 {
@@ -64,16 +56,10 @@ fn publisher_loss(players: &[&str]) {
         assert_eq!(code, 200, "the playlist must stay up during the loss");
         let text = String::from_utf8(text).unwrap();
         saw_gap |= text.contains("#EXT-X-GAP") || text.contains("GAP=YES");
-        // After ingest.loss_slate_after_ms of gaps, the slate clip behind a discontinuity.
-        saw_slate |= text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"");
         msns.push(live_edge(text.as_bytes()).unwrap());
         all_dates.extend(dates(&text));
     }
     assert!(saw_gap, "no EXT-X-GAP during the loss");
-    assert!(
-        saw_slate,
-        "no slate (init1.mp4 behind a discontinuity) during the loss"
-    );
 
     // It comes back, over the other protocol (SRT), with another picture size: a new init
     // segment behind EXT-X-DISCONTINUITY. (While the discontinuity is listed, weir offers
@@ -93,9 +79,12 @@ fn publisher_loss(players: &[&str]) {
         let (_, text) = curl(&playlist, &[]).unwrap();
         let text = String::from_utf8(text).unwrap();
         msns.push(live_edge(text.as_bytes()).unwrap());
-        // The returning publisher: its own init (the third) behind a discontinuity.
-        if text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"") {
+        if text.contains("#EXT-X-DISCONTINUITY\n") {
             saw_discontinuity = true;
+            assert!(
+                text.contains("#EXT-X-MAP:URI=\"init1.mp4\""),
+                "no new init after the return:\n{text}"
+            );
             all_dates.extend(dates(&text));
             break;
         }
@@ -117,15 +106,18 @@ fn publisher_loss(players: &[&str]) {
             r.player,
             r.fatal
         );
-        // Latency before the loss, then when the returning publisher's picture (960 wide;
-        // the first publisher and the slate are 640) reached the screen.
+        // Latency before the loss, then when the first new media reached the screen.
         let before: Vec<f64> = r
             .trace
             .iter()
             .filter(|p| p.wall + 2000 < back_at && p.wall > back_at - 20_000)
             .filter_map(|p| p.latency)
             .collect();
-        let shown = r.trace.iter().find(|p| p.wall > back_at && p.w == 960);
+        let shown = r.trace.iter().find(|p| {
+            p.wall > back_at
+                && p.latency
+                    .is_some_and(|l| p.wall as f64 - l >= back_at as f64)
+        });
         let Some(shown) = shown else {
             panic!(
                 "{}: the new contribution never reached the screen: {:?}",

@@ -193,10 +193,6 @@ pub struct IngestConfig {
     /// No media for this long (ms) and the contribution counts as lost: the playlist keeps
     /// its cadence with `EXT-X-GAP` parts until the publisher returns.
     pub loss_timeout_ms: u64,
-    /// Passed-through streams: after this much more loss (ms), the gap parts give way to the
-    /// built-in slate clip (behind `EXT-X-DISCONTINUITY`) until a publisher returns. Players
-    /// such as Shaka stop at a live edge that is all gaps. 0: gap parts throughout.
-    pub loss_slate_after_ms: u64,
     /// No publisher for this long (s) and the stream ends with `EXT-X-ENDLIST`.
     pub idle_end_s: u64,
 }
@@ -207,7 +203,6 @@ impl Default for IngestConfig {
             allow_any_key: true,
             keys: Vec::new(),
             loss_timeout_ms: 1500,
-            loss_slate_after_ms: 1000,
             idle_end_s: 60,
         }
     }

@@ -8,8 +8,7 @@
 //!   of the preload-hinted part see it at once), opens the next part before publishing the
 //!   playlist that hints it, and publishes one snapshot per part;
 //! - when the contribution stalls for `loss_timeout`, it keeps the timeline's cadence with
-//!   `EXT-X-GAP` parts, and after `loss_slate_after` more it plays the built-in slate clip in
-//!   the publisher's place (behind a discontinuity), so players have media at the live edge; when a publisher returns (on any protocol, with any codec
+//!   `EXT-X-GAP` parts; when a publisher returns (on any protocol, with any codec
 //!   parameters) the packager restarts behind an `EXT-X-DISCONTINUITY`, numbering and
 //!   program-date-time continuing;
 //! - after `idle_end` without a publisher it writes `EXT-X-ENDLIST`, lingers so players can
@@ -46,10 +45,6 @@ pub struct PipelineSettings {
     pub packager: Settings,
     /// No media for this long and the contribution counts as lost: gap parts follow.
     pub loss_timeout: Duration,
-    /// A passed-through stream lost for `loss_timeout` plus this long switches from gap
-    /// parts to the built-in slate clip (behind a discontinuity) until a publisher returns;
-    /// `None`: gap parts throughout.
-    pub loss_slate_after: Option<Duration>,
     /// No publisher for this long and the stream ends (`EXT-X-ENDLIST`).
     pub idle_end: Duration,
     /// How long an ended stream stays servable with `EXT-X-ENDLIST`.
@@ -885,15 +880,7 @@ impl StreamTask {
     async fn run(&mut self, mut ctl: mpsc::Receiver<Control>) {
         let mut session: Option<mpsc::Receiver<MediaEvent>> = None;
         let mut last_media = Instant::now();
-        // The last sample from a publisher (not the slate): the idle end counts from it.
-        let mut last_publisher = Instant::now();
         let mut lost = false;
-        // The slate clip feeding this task in place of a lost publisher.
-        let mut slate: Option<tokio::task::JoinHandle<()>> = None;
-        let slate_after = self
-            .settings
-            .loss_slate_after
-            .filter(|_| self.rendition_name == SOURCE_RENDITION);
         let tick = (self.settings.packager.part_target / 4).max(Duration::from_millis(20));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -901,39 +888,31 @@ impl StreamTask {
             tokio::select! {
                 c = ctl.recv() => match c {
                     Some(Control::Attach(rx)) => {
-                        if let Some(s) = slate.take() {
-                            s.abort();
-                            info!("publisher attached; leaving the slate");
-                        } else if session.is_some() {
+                        if session.is_some() {
                             info!("a new publisher takes over the stream");
                         } else {
                             info!("publisher attached");
                         }
                         session = Some(rx);
                         last_media = Instant::now();
-                        last_publisher = Instant::now();
                     }
                     Some(Control::Cue(cue)) => self.cue(cue),
                     None => break,
                 },
                 event = next_event(&mut session) => match event {
                     Some(event) => {
-                        if matches!(event, MediaEvent::Sample(_)) {
-                            if lost && slate.is_none() {
-                                info!(after = ?last_media.elapsed(), "contribution restored");
-                            }
+                        if lost && matches!(event, MediaEvent::Sample(_)) {
+                            info!(after = ?last_media.elapsed(), "contribution restored");
                             lost = false;
+                        }
+                        if matches!(event, MediaEvent::Sample(_)) {
                             last_media = Instant::now();
-                            if slate.is_none() {
-                                last_publisher = last_media;
-                            }
                         }
                         self.handle(event);
                     }
                     None => {
                         info!("publisher left");
                         session = None;
-                        slate = None;
                     }
                 },
                 _ = ticker.tick() => {
@@ -948,34 +927,13 @@ impl StreamTask {
                             p.gap(now_unix_ms());
                         }
                         self.drain();
-                        if slate.is_none()
-                            && slate_after.is_some_and(|d| silent >= self.settings.loss_timeout + d)
-                        {
-                            // The slate stands in for the publisher (a stalled one is let go):
-                            // players get media again, behind a discontinuity.
-                            warn!("contribution still lost; showing the slate");
-                            let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                            match crate::testsrc::Clip::slate() {
-                                Ok(clip) => {
-                                    slate = Some(tokio::spawn(
-                                        crate::testsrc::run(clip, tx).in_current_span(),
-                                    ));
-                                    session = Some(rx);
-                                }
-                                Err(e) => warn!(error = %e, "no slate clip"),
-                            }
-                        }
                     }
-                    let idle = last_publisher.elapsed();
-                    if (session.is_none() || slate.is_some()) && idle >= self.settings.idle_end {
-                        info!(idle = ?idle, "no publisher; ending the stream");
+                    if session.is_none() && silent >= self.settings.idle_end {
+                        info!(idle = ?silent, "no publisher; ending the stream");
                         break;
                     }
                 }
             }
-        }
-        if let Some(s) = slate.take() {
-            s.abort();
         }
         if let Some(p) = self.packager.as_mut() {
             p.finish();
