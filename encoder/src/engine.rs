@@ -418,16 +418,8 @@ impl Engine {
             return;
         }
         v.errors_in_row = 0;
-        let mut decoded = frame::Video::empty();
-        let mut frames = Vec::new();
-        while v.dec.receive_frame(&mut decoded).is_ok() {
-            let pts = decoded.timestamp().or(decoded.pts()).unwrap_or(pts);
-            frames.push((std::mem::replace(&mut decoded, frame::Video::empty()), pts));
-        }
-        for (f, pts) in frames {
-            self.metrics.frames_decoded.fetch_add(1, Ordering::Relaxed);
-            self.video_frame(f, pts);
-        }
+        let frames = decoded_frames(&mut v.dec, Some(pts));
+        self.encode_decoded(frames);
     }
 
     /// The frames a decoder still holds (B-frame reordering) at the end of the input.
@@ -436,13 +428,11 @@ impl Engine {
             return;
         };
         let _ = v.dec.send_eof();
-        let mut frames = Vec::new();
-        let mut decoded = frame::Video::empty();
-        while v.dec.receive_frame(&mut decoded).is_ok() {
-            if let Some(pts) = decoded.timestamp().or(decoded.pts()) {
-                frames.push((std::mem::replace(&mut decoded, frame::Video::empty()), pts));
-            }
-        }
+        let frames = decoded_frames(&mut v.dec, None);
+        self.encode_decoded(frames);
+    }
+
+    fn encode_decoded(&mut self, frames: Vec<(frame::Video, i64)>) {
         for (f, pts) in frames {
             self.metrics.frames_decoded.fetch_add(1, Ordering::Relaxed);
             self.video_frame(f, pts);
@@ -513,26 +503,34 @@ impl Engine {
     /// behind the last output frame.
     fn map(&mut self, in_pts: i64) -> Option<i64> {
         let pos = self.now_pos();
-        let resync = |last: Option<i64>, dur: i64| match last {
-            Some(l) => (l + dur).max(pos),
-            None => pos,
-        };
-        let offset = *self
-            .offset
-            .get_or_insert_with(|| resync(self.last_out, self.frame_dur) - in_pts);
-        let mut out = in_pts + offset;
+        let mut out = in_pts + self.offset(in_pts);
         let far = i64::from(VIDEO_TIMESCALE);
         // The contribution's own clock jumped (a restart without new tracks, a splice):
         // re-anchor instead of dropping or racing ahead.
         if out > pos + 2 * far || self.last_out.is_some_and(|l| out < l - far) {
             debug!(jump = out - pos, "contribution timestamps jumped; resync");
-            let o = resync(self.last_out, self.frame_dur) - in_pts;
+            let o = self.resync_target() - in_pts;
             self.offset = Some(o);
             out = in_pts + o;
         }
         match self.last_out {
             Some(l) if out <= l => None,
             _ => Some(out),
+        }
+    }
+
+    /// Where the next contribution frame lands after a (re)sync: right after the last
+    /// output frame, or now, whichever is later.
+    fn resync_target(&self) -> i64 {
+        let pos = self.now_pos();
+        self.last_out.map_or(pos, |l| (l + self.frame_dur).max(pos))
+    }
+
+    /// The contribution → output offset, established from `in_pts` (90 kHz) if there is none.
+    fn offset(&mut self, in_pts: i64) -> i64 {
+        match self.offset {
+            Some(o) => o,
+            None => *self.offset.insert(self.resync_target() - in_pts),
         }
     }
 
@@ -568,10 +566,7 @@ impl Engine {
         if self.planned.is_none() {
             return; // no ladder yet: nothing to carry it
         }
-        let pos = self.now_pos();
-        let offset = *self.offset.get_or_insert_with(|| {
-            self.last_out.map_or(pos, |l| (l + self.frame_dur).max(pos)) - in90
-        });
+        let offset = self.offset(in90);
         let at = rescale(in90 + offset, VIDEO_TIMESCALE, audio::RATE);
         let have = self.audio.position();
         let frame = audio::FRAME as i64;
@@ -696,6 +691,19 @@ impl Engine {
             self.drain_audio();
         }
     }
+}
+
+/// Every picture the decoder has ready, with its PTS (the packet's, `fallback`, when the
+/// decoder gives none; a picture with neither is dropped).
+fn decoded_frames(dec: &mut decoder::Video, fallback: Option<i64>) -> Vec<(frame::Video, i64)> {
+    let mut frames = Vec::new();
+    let mut decoded = frame::Video::empty();
+    while dec.receive_frame(&mut decoded).is_ok() {
+        if let Some(pts) = decoded.timestamp().or(decoded.pts()).or(fallback) {
+            frames.push((std::mem::replace(&mut decoded, frame::Video::empty()), pts));
+        }
+    }
+    frames
 }
 
 /// Chaos testing: with `WEIR_FAILPOINT_ENCODER_PANIC=N` in the environment, the first

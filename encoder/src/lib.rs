@@ -187,10 +187,12 @@ impl EncoderMetrics {
                 &self.restarts,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Ordering::Relaxed)
+            weir_media::metrics::write_metric(
+                &mut out,
+                name,
+                kind,
+                help,
+                v.load(Ordering::Relaxed),
             );
         }
         let _ = writeln!(

@@ -30,6 +30,7 @@
 
 mod cue;
 mod key;
+pub mod metrics;
 mod part;
 mod registry;
 mod rendition;

@@ -45,10 +45,7 @@ impl OriginStats {
             );
         }
         let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+            weir_media::metrics::write_metric(out, name, kind, help, v);
         };
         gauge(
             out,

@@ -110,7 +110,6 @@ pub struct PipelineMetrics {
 
 impl weir_origin::MetricsSource for PipelineMetrics {
     fn render(&self) -> String {
-        use std::fmt::Write as _;
         let mut out = String::with_capacity(1024);
         for (name, kind, help, v) in [
             (
@@ -162,10 +161,12 @@ impl weir_origin::MetricsSource for PipelineMetrics {
                 &self.cues,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Ordering::Relaxed)
+            weir_media::metrics::write_metric(
+                &mut out,
+                name,
+                kind,
+                help,
+                v.load(Ordering::Relaxed),
             );
         }
         out
@@ -388,15 +389,8 @@ struct LadderEntry {
 impl Ladder {
     /// Declares the renditions (in multivariant order) before any of them publishes.
     fn declare(&self, names: &[&str]) {
-        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         for n in names {
-            if !e.iter().any(|x| x.name == *n) {
-                e.push(LadderEntry {
-                    name: (*n).to_owned(),
-                    variant: None,
-                    edge: None,
-                });
-            }
+            self.with_entry(n, |_| ());
         }
     }
 
