@@ -23,10 +23,6 @@
 # 127.0.0.1 only; every process is bounded by `timeout` and killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for tool in ffmpeg python3 timeout getconf; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (scripts/setup.sh)"; exit 1; }
-done
-
 WARMUP_S=8
 STAGGER_MS=20
 SIZE=1280x720 BITRATE=1900k WEIR_ARGS=() LOADGEN_ARGS=()
@@ -35,38 +31,8 @@ if [[ ${TRANSCODE:-0} == 1 ]]; then
   WEIR_ARGS=(--transcode --preset "${PRESET:-veryfast}")
   LOADGEN_ARGS=(--rendition 1080p --renditions 4)
 fi
-cargo build --release -q -p weir -p weir-loadgen
-TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-WEIR=$TARGET/release/weir
-LOADGEN=$TARGET/release/weir-loadgen
-CLIPS=$TARGET/bench-ingest
-mkdir -p "$CLIPS"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The clip, made once per length and cached: ~1.9 Mbit/s H.264 (GOP 2 s, no B-frames) +
-# 96 kbit/s AAC as FLV, and the same packets remuxed to MPEG-TS.
-clip() { # seconds → prints the path stem
-  local s=$1 stem="$CLIPS/clip-${SIZE}-${1}s"
-  if [[ ! -s $stem.flv || ! -s $stem.ts ]]; then
-    echo "making a ${s} s clip (once) …" >&2
-    ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=$SIZE:rate=30 \
-      -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$s" \
-      -c:v libx264 -preset veryfast -tune zerolatency -b:v $BITRATE -maxrate $BITRATE -bufsize $BITRATE \
-      -g 60 -keyint_min 60 -sc_threshold 0 -bf 0 -c:a aac -b:a 96k -f flv "$stem.flv.tmp"
-    ffmpeg -hide_banner -loglevel error -y -i "$stem.flv.tmp" -c copy -f mpegts "$stem.ts.tmp"
-    mv "$stem.flv.tmp" "$stem.flv"
-    mv "$stem.ts.tmp" "$stem.ts"
-  fi
-  echo "$stem"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 header() {
   echo "| streams (RTMP+SRT) | on time | edge lag p50 / p99 / max (ms) | behind (RTMP+SRT) | live | weir CPU (% of a core) | per stream | RSS (MiB) | load tool CPU | load tool late p99 / max (ms) | machine busy | parts / expected |"
@@ -95,24 +61,14 @@ run_once() { # n_rtmp n_srt seconds → writes $WORK/last.json, prints a table r
   local n=$((nr + ns))
   local need=$(( (n * STAGGER_MS) / 1000 + WARMUP_S + secs + 3 ))
   local stem
-  stem=$(clip $(( (need + 59) / 60 * 60 )))
-  "$WEIR" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source \
-    "${WEIR_ARGS[@]}" > "$WORK/weir.out" 2> "$WORK/weir.err" &
-  local weir=$!
-  PIDS+=("$weir")
-  for _ in $(seq 100); do grep -q '^listening srt=' "$WORK/weir.out" 2>/dev/null && break; sleep 0.1; done
-  local http rtmp srt
-  http=$(sed -n 's/^listening http=//p' "$WORK/weir.out")
-  rtmp=$(sed -n 's/^listening rtmp=//p' "$WORK/weir.out")
-  srt=$(sed -n 's/^listening srt=//p' "$WORK/weir.out")
-  [[ -n $http && -n $rtmp && -n $srt ]] || { echo "weir did not start:"; cat "$WORK/weir.err"; exit 1; }
+  stem=$(bench_clip "$SIZE" "$BITRATE" $(( (need + 59) / 60 * 60 )))
+  start_weir "${WEIR_ARGS[@]}"
   echo "run: $nr RTMP + $ns SRT, ${secs} s window, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  timeout $((need + 60)) "$LOADGEN" --http "$http" --rtmp "$rtmp" --srt "$srt" \
+  timeout $((need + 60)) "$LOADGEN" --http "$HTTP" --rtmp "$RTMP" --srt "$SRT" \
     --rtmp-streams "$nr" --srt-streams "$ns" --flv "$stem.flv" --ts "$stem.ts" \
     --seconds "$secs" --warmup-s "$WARMUP_S" --stagger-ms "$STAGGER_MS" \
-    --weir-pid "$weir" --clk-tck "$(getconf CLK_TCK)" "${LOADGEN_ARGS[@]}" > "$WORK/last.json"
-  kill "$weir" 2>/dev/null || true
-  wait "$weir" 2>/dev/null || true
+    --weir-pid "$WEIR_PID" --clk-tck "$(getconf CLK_TCK)" "${LOADGEN_ARGS[@]}" > "$WORK/last.json"
+  stop_weir
   cp "$WORK/last.json" "$CLIPS/result-${nr}-${ns}.json"
   row "$WORK/last.json"
 }

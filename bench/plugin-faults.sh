@@ -23,57 +23,26 @@ TOKEN=bench-plugin-faults-token
 for p in fault-loop fault-oom scte35; do
   [[ -s plugins/dist/$p.wasm ]] || { echo "plugins/dist/$p.wasm missing: run scripts/build-plugins.sh"; exit 1; }
 done
-cargo build --release -q -p weir -p weir-loadgen
-TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-WEIR=$TARGET/release/weir
-LOADGEN=$TARGET/release/weir-loadgen
-CLIPS=$TARGET/bench-ingest
-mkdir -p "$CLIPS"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 need=$(( (N * STAGGER_MS) / 1000 + WARMUP_S + SECS + 3 ))
-len=$(( (need + 59) / 60 * 60 ))
-stem="$CLIPS/clip-${len}s"
-if [[ ! -s $stem.flv ]]; then
-  echo "making a ${len} s clip (once) …" >&2
-  ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=30 \
-    -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$len" \
-    -c:v libx264 -preset veryfast -tune zerolatency -b:v 1900k -maxrate 1900k -bufsize 1900k \
-    -g 60 -keyint_min 60 -sc_threshold 0 -bf 0 -c:a aac -b:a 96k -f flv "$stem.flv.tmp"
-  mv "$stem.flv.tmp" "$stem.flv"
-fi
+stem=$(bench_clip 1280x720 1900k $(( (need + 59) / 60 * 60 )))
 
 run() { # plugin (or "none") → $WORK/<plugin>.json
   local plugin=$1
-  "$WEIR" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source \
-    --api-token "$TOKEN" > "$WORK/weir.out" 2> "$WORK/weir.err" &
-  local weir=$!
-  PIDS+=("$weir")
-  for _ in $(seq 100); do grep -q '^listening srt=' "$WORK/weir.out" 2>/dev/null && break; sleep 0.1; done
-  local http rtmp
-  http=$(sed -n 's/^listening http=//p' "$WORK/weir.out")
-  rtmp=$(sed -n 's/^listening rtmp=//p' "$WORK/weir.out")
-  [[ -n $http && -n $rtmp ]] || { echo "weir did not start:"; cat "$WORK/weir.err"; exit 1; }
+  start_weir --api-token "$TOKEN"
   if [[ $plugin != none ]]; then
-    RUST_BACKTRACE=0 "$WEIR" plugin push --server "http://$http" --token "$TOKEN" \
+    RUST_BACKTRACE=0 "$WEIR" plugin push --server "http://$HTTP" --token "$TOKEN" \
       --tenant default --name "$plugin" "plugins/dist/$plugin.wasm" > /dev/null
   fi
   echo "run: $N streams, plugin $plugin, load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  timeout $((need + 60)) "$LOADGEN" --http "$http" --rtmp "$rtmp" --rtmp-streams "$N" \
+  timeout $((need + 60)) "$LOADGEN" --http "$HTTP" --rtmp "$RTMP" --rtmp-streams "$N" \
     --flv "$stem.flv" --seconds "$SECS" --warmup-s "$WARMUP_S" --stagger-ms "$STAGGER_MS" \
-    --weir-pid "$weir" --clk-tck "$(getconf CLK_TCK)" > "$WORK/$plugin.json"
-  curl -s "http://$http/metrics" | grep -E '^weir_plugin_(failures|calls)_total' | grep -v '"init"' \
+    --weir-pid "$WEIR_PID" --clk-tck "$(getconf CLK_TCK)" > "$WORK/$plugin.json"
+  curl -s "http://$HTTP/metrics" | grep -E '^weir_plugin_(failures|calls)_total' | grep -v '"init"' \
     > "$WORK/$plugin.metrics" || true
-  kill "$weir" 2>/dev/null || true
-  wait "$weir" 2>/dev/null || true
+  stop_weir
 }
 
 for p in none fault-loop fault-oom scte35; do run "$p"; done
