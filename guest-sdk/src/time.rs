@@ -149,28 +149,30 @@ pub fn parse_iso8601(text: &str) -> Result<u64> {
 /// `PLANNED-DURATION` and `X-RESUME-OFFSET` carry them: `30000` → `30.000`.
 pub fn format_secs(ms: u64) -> String {
     let mut out = String::with_capacity(24);
-    let secs = ms / 1000;
-    // `secs` in decimal, most significant digit first.
-    let mut digits = [0u8; 20];
-    let mut n = secs;
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in digits[..len].iter().rev() {
-        out.push(char::from(*d));
-    }
+    push_decimal(&mut out, ms / 1000);
     out.push('.');
     push_digits(&mut out, (ms % 1000) as u32, 3);
     out
 }
 
 /// Appends the last `width` decimal digits of `n`, zero-padded.
+/// Appends `n` in decimal (what `format!("{n}")` writes, without the formatting machinery,
+/// which costs a guest call measurable time).
+pub fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut rest = n;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[..len].iter().rev().map(|&d| char::from(d)));
+}
+
 fn push_digits(out: &mut String, n: u32, width: u32) {
     for place in (0..width).rev() {
         out.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
@@ -261,6 +263,15 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_like_format() {
+        for n in [0u64, 7, 10, 1_795_622_400_000, u64::MAX] {
+            let mut out = String::from("x");
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn formats_known_dates() {

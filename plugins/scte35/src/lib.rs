@@ -264,7 +264,7 @@ fn add_dateranges(
 /// took it: event ids are reused, and two ranges with one ID must agree on every attribute.
 fn unique_id(taken: &mut BTreeSet<String>, cue: &CueEvent) -> String {
     let mut base = String::from("splice-");
-    push_decimal(&mut base, u64::from(cue.id));
+    weir_guest::time::push_decimal(&mut base, u64::from(cue.id));
     let mut id = base.clone();
     if taken.contains(&id) {
         let dated = format!("{base}-{}", cue.start_ms);
@@ -277,22 +277,6 @@ fn unique_id(taken: &mut BTreeSet<String>, cue: &CueEvent) -> String {
     }
     taken.insert(id.clone());
     id
-}
-
-/// Appends `n` in decimal (what `format!("{n}")` writes).
-fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut rest = n;
-    let mut len = 0;
-    loop {
-        digits[len] = b'0' + (rest % 10) as u8;
-        len += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend(digits[..len].iter().rev().map(|&d| char::from(d)));
 }
 
 /// What makes two DATERANGE tags "the same one": the ID and which attributes they name.
@@ -416,7 +400,7 @@ mod tests {
     fn decimals() {
         for n in [0, 7, 10, 999, 4_294_967_295, u64::MAX] {
             let mut s = String::from("x");
-            push_decimal(&mut s, n);
+            weir_guest::time::push_decimal(&mut s, n);
             assert_eq!(s, format!("x{n}"));
         }
     }
