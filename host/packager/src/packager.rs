@@ -681,7 +681,7 @@ impl Packager {
     /// resolution, or tracks) takes over the stream, with or without a gap before it.
     ///
     /// Numbering continues. The session in progress, if any, is closed as by
-    /// [`Packager::gap`]. A new init segment is made (generation
+    /// [`Packager::gap`], and a gap segment in progress ends at its last part. A new init segment is made (generation
     /// [`Packager::init_generation`] + 1, announced with [`Output::InitChanged`]); the first
     /// segment of the new session carries `EXT-X-DISCONTINUITY` and the new `EXT-X-MAP`.
     /// When its first keyframe arrives, the new session's timestamps are offset so that it
@@ -699,6 +699,12 @@ impl Packager {
         let generation = self.init_generation.saturating_add(1);
 
         self.close_media(false);
+        // A gap segment in progress ends at its last gap part: the next part (the one the
+        // preload hint names from now on) opens the new session's segment. Left open, the
+        // hint would name a part of the gap segment that never comes.
+        if self.segment.as_ref().is_some_and(|s| s.gap) {
+            self.close_segment(self.parts_end, false);
+        }
         let old_ts = self.primary_timescale();
         let new_ts = states[primary].track.timescale;
         self.tracks = states;
@@ -781,6 +787,15 @@ impl Packager {
                 })
                 .collect()
         };
+        // Parts are listed only after the newest gap: hls.js 1.6 takes the first part after
+        // the last one it loaded as the next to load even when it lies in another segment,
+        // behind the gap and a discontinuity, and then appends it without the new init
+        // segment (docs/design/005-contribution-loss.md).
+        let after_gap = self
+            .segments
+            .iter()
+            .rposition(|s| s.gap)
+            .map_or(0, |i| i + 1);
         let first_generation = self.oldest_init_generation();
         let mut generation = first_generation;
         let mut map_change =
@@ -788,7 +803,8 @@ impl Packager {
         let segments: Vec<SegmentEntry> = self
             .segments
             .iter()
-            .map(|s| SegmentEntry {
+            .enumerate()
+            .map(|(i, s)| SegmentEntry {
                 msn: s.msn,
                 duration: to_duration(s.end - s.start, ts),
                 program_date_time_ms: s.pdt_ms,
@@ -797,7 +813,7 @@ impl Packager {
                 // gap segment is listed whole, without its GAP=YES parts: hls.js tracks a
                 // gap fragment once, but retries a gap part at the playhead forever
                 // (docs/design/005-contribution-loss.md).
-                parts: if !s.gap && self.parts_end.saturating_sub(s.end) <= parts_horizon {
+                parts: if i >= after_gap && self.parts_end.saturating_sub(s.end) <= parts_horizon {
                     parts(&s.parts)
                 } else {
                     Vec::new()
@@ -1947,6 +1963,11 @@ mod tests {
         }
         p.restart(vec![video, audio_track()]).unwrap();
         assert_eq!(p.init_generation(), 1);
+        // The gap segment in progress ends at its last gap part (4.5..5.0 s) …
+        assert!(matches!(
+            p.poll_output(),
+            Some(Output::SegmentCompleted { msn: 13, gap: true, parts, .. }) if parts == (109..110)
+        ));
         let Some(Output::InitChanged {
             generation: 1,
             bytes,
@@ -1956,11 +1977,12 @@ mod tests {
         };
         assert_eq!(bytes, p.init_segment());
         assert_eq!(p.resolution(), Some((640, 360)));
-        // Not in a gap any more: the hint names the part the new session will open.
-        assert_eq!(
-            p.media_playlist().preload_hint.as_deref(),
-            Some("part110.m4s")
-        );
+        // … so the hint, no longer in a gap, names the part that opens the new session's
+        // segment, and no partial segment claims it.
+        let pl = p.media_playlist();
+        assert_eq!(pl.preload_hint.as_deref(), Some("part110.m4s"));
+        assert!(pl.partial.is_none());
+        assert!(pl.segments.last().is_some_and(|s| s.msn == 13 && s.gap));
 
         // Its first keyframe arrives at 5.2 s wall time, with DTS from 1000 s.
         feed_session(&mut p, 30 * 2 + 1, 30, 1_000_000, T0 + 5200);
@@ -1971,15 +1993,17 @@ mod tests {
         let first_audio = runs.iter().find(|r| r.1 == 2).unwrap();
         assert!(first_audio.2 * 90_000 >= 450_000 * 48_000);
         assert!(first_audio.2 > audio_end);
-        // A segment of the gap closes where the gap ends.
-        assert!(out.iter().any(|o| matches!(
-            o,
-            Output::SegmentCompleted { msn: 13, gap: true, parts, .. } if *parts == (109..110)
-        )));
 
         let pl = p.media_playlist();
         let first_real = pl.segments.iter().find(|s| s.msn == 14).unwrap();
         assert!(first_real.discontinuity);
+        // Parts only after the gap: none for the old session's segments.
+        assert!(!first_real.parts.is_empty());
+        assert!(pl
+            .segments
+            .iter()
+            .filter(|s| s.msn < 14)
+            .all(|s| s.parts.is_empty()));
         assert_eq!(first_real.map_uri.as_deref(), Some("init1.mp4"));
         // Anchored at the wall clock of its first frame, after the end of the gap (5.0 s).
         assert_eq!(first_real.program_date_time_ms, T0 + 5200);
@@ -2065,8 +2089,18 @@ mod tests {
         p.gap(T0 + 4000);
         drain(&mut p);
         p.restart(tracks()).unwrap();
-        // Media ended at 2033 ms; gap parts to 3533 ms had ended by 4 s.
-        assert_eq!(p.media_playlist().partial.unwrap().parts.len(), 3);
+        // Media ended at 2033 ms; gap parts to 3533 ms had ended by 4 s, and the restart
+        // ended their segment.
+        let pl = p.media_playlist();
+        assert!(pl.partial.is_none());
+        assert!(pl
+            .segments
+            .last()
+            .is_some_and(|s| s.gap && s.parts.is_empty()));
+        assert_eq!(
+            pl.segments.last().map(|s| s.duration),
+            Some(Duration::from_millis(1500))
+        );
         // The new publisher's first frame is stamped (by a slow clock) before the gap's end.
         feed_session(&mut p, 31, 30, 0, T0 + 3000);
         let pl = p.media_playlist();

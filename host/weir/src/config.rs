@@ -193,6 +193,11 @@ pub struct IngestConfig {
     /// No media for this long (ms) and the contribution counts as lost: the playlist keeps
     /// its cadence with `EXT-X-GAP` parts until the publisher returns.
     pub loss_timeout_ms: u64,
+    /// Passed-through streams: once the contribution is lost, the gap so far is published
+    /// with the built-in "Please stand by" slate right behind it (after
+    /// `EXT-X-DISCONTINUITY`), until a publisher returns. `false`: `EXT-X-GAP` parts for
+    /// the whole loss (Shaka stops at a live edge that is all gaps).
+    pub standby_slate: bool,
     /// No publisher for this long (s) and the stream ends with `EXT-X-ENDLIST`.
     pub idle_end_s: u64,
 }
@@ -203,6 +208,7 @@ impl Default for IngestConfig {
             allow_any_key: true,
             keys: Vec::new(),
             loss_timeout_ms: 1500,
+            standby_slate: true,
             idle_end_s: 60,
         }
     }

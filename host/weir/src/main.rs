@@ -236,6 +236,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             window: Duration::from_secs(config.packager.window_s),
         },
         loss_timeout: Duration::from_millis(config.ingest.loss_timeout_ms),
+        standby: config.ingest.standby_slate,
         idle_end: Duration::from_secs(config.ingest.idle_end_s),
         linger: Duration::from_secs(config.packager.linger_s),
         policy: plugins::stream_policy(&config),

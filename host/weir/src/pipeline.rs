@@ -8,9 +8,11 @@
 //!   of the preload-hinted part see it at once), opens the next part before publishing the
 //!   playlist that hints it, and publishes one snapshot per part;
 //! - when the contribution stalls for `loss_timeout`, it keeps the timeline's cadence with
-//!   `EXT-X-GAP` parts; when a publisher returns (on any protocol, with any codec
-//!   parameters) the packager restarts behind an `EXT-X-DISCONTINUITY`, numbering and
-//!   program-date-time continuing;
+//!   `EXT-X-GAP` parts; in a passed-through stream (with `standby`) the gap covers only the
+//!   time already lost, and the built-in stand-by slate follows behind an
+//!   `EXT-X-DISCONTINUITY`, so players always have media ahead of a gap; when a publisher
+//!   returns (on any protocol, with any codec parameters) the packager restarts behind an
+//!   `EXT-X-DISCONTINUITY`, numbering and program-date-time continuing;
 //! - after `idle_end` without a publisher it writes `EXT-X-ENDLIST`, lingers so players can
 //!   finish, and removes the stream.
 
@@ -45,6 +47,11 @@ pub struct PipelineSettings {
     pub packager: Settings,
     /// No media for this long and the contribution counts as lost: gap parts follow.
     pub loss_timeout: Duration,
+    /// Passed-through streams: once the contribution is lost, the gap so far is published
+    /// with the stand-by slate right behind it, and the slate plays until a publisher
+    /// returns. Off: gap parts for the whole loss (Shaka stops at a live edge that is all
+    /// gaps; docs/design/005-contribution-loss.md).
+    pub standby: bool,
     /// No publisher for this long and the stream ends (`EXT-X-ENDLIST`).
     pub idle_end: Duration,
     /// How long an ended stream stays servable with `EXT-X-ENDLIST`.
@@ -105,6 +112,7 @@ pub struct PipelineMetrics {
     pub segments_published: AtomicU64,
     pub samples_rejected: AtomicU64,
     pub contribution_losses: AtomicU64,
+    pub standby_starts: AtomicU64,
     pub cues: AtomicU64,
 }
 
@@ -153,6 +161,12 @@ impl weir_origin::MetricsSource for PipelineMetrics {
                 "counter",
                 "Times a contribution stalled past ingest.loss_timeout_ms.",
                 &self.contribution_losses,
+            ),
+            (
+                "weir_standby_starts_total",
+                "counter",
+                "Times the stand-by slate took a lost publisher's place.",
+                &self.standby_starts,
             ),
             (
                 "weir_cues_total",
@@ -303,6 +317,7 @@ impl Streams {
                         task.run(ctl_rx).await
                     }
                     None => {
+                        let standby = settings.standby;
                         let mut task = StreamTask::new(
                             Arc::clone(&stream),
                             SOURCE_RENDITION,
@@ -310,6 +325,7 @@ impl Streams {
                             Arc::clone(&metrics),
                             Some(ladder),
                         );
+                        task.standby = standby;
                         task.run(ctl_rx).await;
                         vec![task]
                     }
@@ -832,6 +848,12 @@ struct StreamTask {
     early_cues: Vec<CueEvent>,
     /// Whether the playlist carries the packager's `EXT-X-DATERANGE` cue tags.
     cue_tags: bool,
+    /// Whether the stand-by slate may take a lost publisher's place (a passed-through
+    /// stream's source rendition; an encoder's rungs have their own hold and slate).
+    standby: bool,
+    /// Playlists wait until this part is complete: the gap before the stand-by slate is
+    /// published together with the slate's first part, never as the live edge.
+    hold_playlist: Option<u64>,
 }
 
 #[allow(clippy::disallowed_methods)] // the driver is where the wall clock is read
@@ -854,6 +876,8 @@ impl StreamTask {
         let cue_tags = settings.policy.for_stream(stream.name()).cue_tags;
         Self {
             cue_tags,
+            standby: false,
+            hold_playlist: None,
             rendition_name: rendition_name.to_owned(),
             ladder,
             // A typical contribution bitrate.
@@ -873,6 +897,9 @@ impl StreamTask {
 
     async fn run(&mut self, mut ctl: mpsc::Receiver<Control>) {
         let mut session: Option<mpsc::Receiver<MediaEvent>> = None;
+        // The stand-by slate, while it plays in a lost publisher's place.
+        let mut standby: Option<Standby> = None;
+        // The last sample from a publisher (never the stand-by slate).
         let mut last_media = Instant::now();
         let mut lost = false;
         let tick = (self.settings.packager.part_target / 4).max(Duration::from_millis(20));
@@ -895,12 +922,21 @@ impl StreamTask {
                 },
                 event = next_event(&mut session) => match event {
                     Some(event) => {
-                        if lost && matches!(event, MediaEvent::Sample(_)) {
-                            info!(after = ?last_media.elapsed(), "contribution restored");
-                            lost = false;
-                        }
                         if matches!(event, MediaEvent::Sample(_)) {
+                            if lost {
+                                info!(after = ?last_media.elapsed(), "contribution restored");
+                                lost = false;
+                            }
                             last_media = Instant::now();
+                        }
+                        if standby.is_some() && !matches!(event, MediaEvent::Cue(_)) {
+                            standby = None;
+                            info!("the publisher is back; the stand-by slate ends");
+                            // A new session announces its tracks; one that resumes after a
+                            // stall continues with the tracks it had.
+                            if !matches!(event, MediaEvent::Tracks(_)) {
+                                self.start_packager(self.tracks.clone());
+                            }
                         }
                         self.handle(event);
                     }
@@ -909,31 +945,94 @@ impl StreamTask {
                         session = None;
                     }
                 },
+                event = next_standby_event(&mut standby) => match event {
+                    Some(MediaEvent::Tracks(tracks)) => {
+                        if !self.start_standby_session(tracks) {
+                            standby = None;
+                        }
+                    }
+                    Some(event @ MediaEvent::Sample(_)) => self.handle(event),
+                    Some(MediaEvent::Cue(_)) => {}
+                    None => {
+                        warn!("the stand-by slate stopped; gap parts until a publisher returns");
+                        standby = None;
+                        self.hold_playlist = None;
+                    }
+                },
                 _ = ticker.tick() => {
                     let silent = last_media.elapsed();
                     if self.packager.is_some() && silent >= self.settings.loss_timeout {
                         if !lost {
-                            warn!(silent = ?silent, "contribution lost; publishing gap parts");
                             self.metrics.contribution_losses.fetch_add(1, Ordering::Relaxed);
                             lost = true;
+                            standby = self.standby.then(|| self.spawn_standby()).flatten();
+                            if standby.is_some() {
+                                warn!(silent = ?silent, "contribution lost; the stand-by slate follows the gap");
+                                self.metrics.standby_starts.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                warn!(silent = ?silent, "contribution lost; publishing gap parts");
+                            }
                         }
-                        if let Some(p) = self.packager.as_mut() {
-                            p.gap(now_unix_ms());
+                        if standby.is_none() {
+                            if let Some(p) = self.packager.as_mut() {
+                                p.gap(now_unix_ms());
+                            }
+                            self.drain();
                         }
-                        self.drain();
                     }
-                    if session.is_none() && silent >= self.settings.idle_end {
+                    if (session.is_none() || standby.is_some()) && silent >= self.settings.idle_end {
                         info!(idle = ?silent, "no publisher; ending the stream");
                         break;
                     }
                 }
             }
         }
+        drop(standby);
         if let Some(p) = self.packager.as_mut() {
             p.finish();
         }
         self.drain();
         self.publish(true);
+    }
+
+    /// Starts the built-in stand-by slate, with only the kinds of track the publisher had;
+    /// `None` (gap parts for the whole loss) for an audio-only stream.
+    fn spawn_standby(&self) -> Option<Standby> {
+        let kinds: Vec<TrackKind> = self.tracks.iter().map(Track::kind).collect();
+        let clip = crate::testsrc::Clip::standby().and_then(|c| c.only(|k| kinds.contains(&k)));
+        match clip {
+            Ok(clip) => {
+                let (tx, events) = mpsc::channel(CHANNEL_DEPTH);
+                let task = tokio::spawn(crate::testsrc::run(clip, tx).in_current_span());
+                Some(Standby { task, events })
+            }
+            Err(e) => {
+                info!(reason = %e, "no stand-by slate for this stream");
+                None
+            }
+        }
+    }
+
+    /// The stand-by slate's session takes over from the lost publisher. The gap so far is
+    /// completed on the part grid and its segment ends; the slate's first segment follows
+    /// behind `EXT-X-DISCONTINUITY`. The playlist that first lists the gap waits for the
+    /// slate's first part, so the gap is never the live edge (Shaka stops there) and the
+    /// preload hint never names a part whose segment's tags are not written yet. The
+    /// publisher's tracks stay the stream's (multivariant playlist, resumption). False when
+    /// the packager cannot take the slate.
+    fn start_standby_session(&mut self, tracks: Vec<Track>) -> bool {
+        let Some(p) = self.packager.as_mut() else {
+            return false;
+        };
+        p.gap(now_unix_ms());
+        if let Err(e) = p.restart(tracks) {
+            warn!(error = %e, "cannot package the stand-by slate; gap parts instead");
+            self.drain();
+            return false;
+        }
+        info!("stand-by slate; discontinuity");
+        self.hold_playlist = Some(p.next_part_seq());
+        true
     }
 
     fn handle(&mut self, event: MediaEvent) {
@@ -1043,6 +1142,9 @@ impl StreamTask {
                     } else {
                         self.metrics.parts_published.fetch_add(1, Ordering::Relaxed);
                         self.open_hint(seq + 1);
+                        if self.hold_playlist.is_some_and(|first| seq >= first) {
+                            self.hold_playlist = None;
+                        }
                     }
                     published_part = true;
                 }
@@ -1071,6 +1173,9 @@ impl StreamTask {
         let Some(packager) = self.packager.as_ref() else {
             return;
         };
+        if self.hold_playlist.is_some() && !ended {
+            return;
+        }
         let mut playlist = packager.media_playlist();
         if !self.cue_tags {
             playlist.dateranges.clear();
@@ -1153,6 +1258,25 @@ fn live_edge(playlist: &MediaPlaylist) -> Option<(u64, u32)> {
 async fn next_event(session: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
     match session {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The built-in stand-by slate playing in a lost publisher's place (stopped when dropped).
+struct Standby {
+    task: tokio::task::JoinHandle<()>,
+    events: mpsc::Receiver<MediaEvent>,
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn next_standby_event(standby: &mut Option<Standby>) -> Option<MediaEvent> {
+    match standby {
+        Some(s) => s.events.recv().await,
         None => std::future::pending().await,
     }
 }

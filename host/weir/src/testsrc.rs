@@ -11,10 +11,11 @@ use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn};
-use weir_media::{MediaEvent, Sample, Track};
+use weir_media::{MediaEvent, Sample, Track, TrackKind};
 
 static CLIP: &[u8] = include_bytes!("../assets/testsrc.flv");
 static SLATE: &[u8] = include_bytes!("../assets/slate.flv");
+static STANDBY: &[u8] = include_bytes!("../assets/standby.flv");
 
 /// The decoded clip, ready to loop.
 pub struct Clip {
@@ -36,6 +37,37 @@ impl Clip {
         Self::from_flv(SLATE)
     }
 
+    /// The built-in stand-by slate ("Please stand by", silence), which takes a lost
+    /// publisher's place in a passed-through stream.
+    pub fn standby() -> anyhow::Result<Self> {
+        Self::from_flv(STANDBY)
+    }
+
+    /// The clip with only the tracks whose kind `keep` accepts (a stand-in for a video-only
+    /// publisher must not add audio). Fails when no video track is left.
+    pub fn only(mut self, keep: impl Fn(TrackKind) -> bool) -> anyhow::Result<Self> {
+        let kept: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| keep(self.tracks[i].kind()))
+            .collect();
+        if !kept
+            .iter()
+            .any(|&i| self.tracks[i].kind() == TrackKind::Video)
+        {
+            bail!("no video track left in the clip");
+        }
+        let new_index = |old: usize| kept.iter().position(|&k| k == old);
+        self.samples.retain_mut(|s| match new_index(s.track) {
+            Some(i) => {
+                s.track = i;
+                true
+            }
+            None => false,
+        });
+        self.period = kept.iter().map(|&i| self.period[i]).collect();
+        self.tracks = kept.iter().map(|&i| self.tracks[i].clone()).collect();
+        Ok(self)
+    }
+
     pub fn from_flv(bytes: &[u8]) -> anyhow::Result<Self> {
         let events = weir_ingest::flv::read_file(bytes).context("decoding the test clip")?;
         let mut tracks = None;
@@ -53,9 +85,7 @@ impl Clip {
         };
         // The loop period is the video length (frame count × frame duration); audio beyond
         // it is dropped so that the loop seam never overlaps.
-        let video = tracks
-            .iter()
-            .position(|t| t.kind() == weir_media::TrackKind::Video);
+        let video = tracks.iter().position(|t| t.kind() == TrackKind::Video);
         let primary = video.unwrap_or(0);
         let ts: Vec<i64> = samples
             .iter()
@@ -95,7 +125,7 @@ impl Clip {
 
 /// Feeds the clip into `tx` in real time, forever (until the receiver goes away).
 pub async fn run(clip: Clip, tx: mpsc::Sender<MediaEvent>) {
-    info!(period = ?clip.period(), "test source started");
+    info!(period = ?clip.period(), "looping a built-in clip");
     if tx
         .send(MediaEvent::Tracks(clip.tracks.clone()))
         .await
@@ -116,5 +146,44 @@ pub async fn run(clip: Clip, tx: mpsc::Sender<MediaEvent>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standby_clip_keeps_only_the_publishers_kinds_of_track() {
+        let full = Clip::standby().unwrap();
+        assert_eq!(full.tracks.len(), 2);
+        let period = full.period();
+        assert!(period >= Duration::from_secs(2) && period < Duration::from_millis(2100));
+
+        let video_only = Clip::standby()
+            .unwrap()
+            .only(|k| k == TrackKind::Video)
+            .unwrap();
+        assert_eq!(video_only.tracks.len(), 1);
+        assert_eq!(video_only.tracks[0].kind(), TrackKind::Video);
+        assert_eq!(video_only.period.len(), 1);
+        assert!(!video_only.samples.is_empty());
+        assert!(video_only.samples.iter().all(|s| s.track == 0));
+        assert_eq!(
+            video_only.samples.len(),
+            full.samples
+                .iter()
+                .filter(|s| full.tracks[s.track].kind() == TrackKind::Video)
+                .count()
+        );
+        assert!(video_only.samples[0].keyframe);
+
+        // An audio-only stream gets no stand-by picture.
+        let err = Clip::standby()
+            .unwrap()
+            .only(|k| k == TrackKind::Audio)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no video track"), "{err}");
     }
 }
