@@ -295,8 +295,12 @@ fn scte35_in_srt_contribution_becomes_dateranges() {
     drop(sender);
 
     let playlist = weir.url("/live/scte/src/index.m3u8");
+    // Every cue listed, and the segment of the last one complete (the contribution has
+    // ended: its last segment closes when weir declares the loss).
     let text = poll_playlist(&playlist, Duration::from_secs(15), |t| {
         dateranges(t).len() >= cues.len()
+            && t.rsplit_once("#EXT-X-DATERANGE:")
+                .is_some_and(|(_, after)| after.contains("#EXTINF:"))
     });
     eprintln!("{text}");
     parse_media_playlist(text.as_bytes()).unwrap();

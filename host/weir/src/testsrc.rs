@@ -5,6 +5,7 @@
 //! The clip is `assets/testsrc.flv`; `assets/README.md` has the ffmpeg command that made it.
 //! It goes through the same FLV demuxer as RTMP ingest, and then the same pipeline.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -18,6 +19,7 @@ static SLATE: &[u8] = include_bytes!("../assets/slate.flv");
 static STANDBY: &[u8] = include_bytes!("../assets/standby.flv");
 
 /// The decoded clip, ready to loop.
+#[derive(Clone)]
 pub struct Clip {
     tracks: Vec<Track>,
     samples: Vec<Sample>,
@@ -34,13 +36,26 @@ impl Clip {
     /// The built-in slate ("Programme not available in your region", silence), for the
     /// `slate` rendition.
     pub fn slate() -> anyhow::Result<Self> {
-        Self::from_flv(SLATE)
+        static CELL: OnceLock<Result<Clip, String>> = OnceLock::new();
+        Self::decoded_once(&CELL, SLATE)
     }
 
     /// The built-in stand-by slate ("Please stand by", silence), which takes a lost
     /// publisher's place in a passed-through stream.
     pub fn standby() -> anyhow::Result<Self> {
-        Self::from_flv(STANDBY)
+        static CELL: OnceLock<Result<Clip, String>> = OnceLock::new();
+        Self::decoded_once(&CELL, STANDBY)
+    }
+
+    /// A built-in clip, decoded on first use; every stream that needs it gets a copy whose
+    /// samples share the decoded bytes.
+    fn decoded_once(
+        cell: &'static OnceLock<Result<Clip, String>>,
+        flv: &'static [u8],
+    ) -> anyhow::Result<Self> {
+        cell.get_or_init(|| Self::from_flv(flv).map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(anyhow::Error::msg)
     }
 
     /// The clip with only the tracks whose kind `keep` accepts (a stand-in for a video-only
