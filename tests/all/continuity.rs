@@ -60,6 +60,7 @@ fn publisher_loss(players: &[&str]) {
 
     // The publisher dies.
     drop(first);
+    let killed_at = unix_ms();
     let mut saw_gap = false;
     let mut saw_standby = false;
     let mut msns = Vec::new();
@@ -147,16 +148,26 @@ fn publisher_loss(players: &[&str]) {
         if std::env::var_os("WEIR_DUMP_TRACE").is_some() {
             for p in &r.trace {
                 eprintln!(
-                    "TRACE {} {} {:.2} {:?} {} {}",
+                    "TRACE {} {} {:.2} {:?} {} {} {:?}",
                     r.player,
                     p.wall as i64 - back_at as i64,
                     p.t,
                     p.latency,
                     p.w,
-                    p.paused
+                    p.paused,
+                    p.rgb
                 );
             }
         }
+        // The stand-by slate was on screen during the loss.
+        assert!(
+            r.trace
+                .iter()
+                .any(|p| p.wall > killed_at && p.wall < back_at + 2000 && p.shows_standby()),
+            "{}: the stand-by slate never reached the screen: {:?}",
+            r.player,
+            r.trace
+        );
         let steady = before.iter().cloned().fold(f64::INFINITY, f64::min);
         let delay = (shown.wall - back_at) as f64;
         eprintln!(
@@ -180,6 +191,99 @@ fn publisher_loss(players: &[&str]) {
             r.player
         );
     }
+}
+
+/// A publisher that stalls with its connection open (the process stopped for 4 s) and then
+/// resumes mid-GOP: the stand-by slate covers the stall and plays on until the publisher's
+/// next keyframe; then the publisher's own tracks return behind a discontinuity (a third
+/// init), and hls.js plays the programme again.
+#[test]
+fn a_stalled_publisher_resumes_after_the_slate_at_its_next_keyframe() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let weir = Weir::start(&["--no-test-source"]).unwrap();
+    let playlist = weir.url("/live/stall/src/index.m3u8");
+    let master = weir.url("/live/stall/master.m3u8");
+    // 4 s GOPs: after the stall it resumes mid-GOP.
+    let publisher = ffmpeg_publish(&weir.rtmp_url("stall"), 60, "640x360", 120).unwrap();
+    wait_for_200(&master, Duration::from_secs(20)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let player = Player::start_with("hls", &master, 32, &["--trace"]).unwrap();
+    std::thread::sleep(Duration::from_secs(9));
+
+    let pid = publisher.child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let stalled_at = unix_ms();
+    signal("-STOP");
+    let mut saw_standby = false;
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, text) = curl(&playlist, &[]).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_dates_increase(&text);
+        saw_standby |= text.contains("#EXT-X-GAP\n")
+            && text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"");
+    }
+    assert!(saw_standby, "no gap and stand-by slate during the stall");
+    signal("-CONT");
+    let resumed_at = unix_ms();
+
+    let mut back = None;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, text) = curl(&playlist, &[]).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert_dates_increase(&text);
+        if text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init2.mp4\"") {
+            back = Some(text);
+            break;
+        }
+    }
+    let back = back.expect("the publisher's tracks never came back behind a discontinuity");
+    // The slate played until the publisher's keyframe: slate media right before init2.
+    let at = back.find("#EXT-X-MAP:URI=\"init2.mp4\"").unwrap();
+    let before = &back[..at];
+    let slate_from = before.rfind("#EXT-X-MAP:URI=\"init1.mp4\"").unwrap();
+    assert!(
+        !before[slate_from..].contains("#EXT-X-GAP"),
+        "a gap between the slate and the returning publisher:\n{back}"
+    );
+
+    let r = player.join().unwrap();
+    assert!(r.started, "hls.js never started: {:?}", r.errors);
+    assert!(r.fatal.is_empty(), "hls.js fatal errors: {:?}", r.fatal);
+    let standby = r
+        .trace
+        .iter()
+        .filter(|p| p.wall > stalled_at && p.shows_standby())
+        .count();
+    let programme_after = r
+        .trace
+        .iter()
+        .filter(|p| p.wall > resumed_at && !p.shows_standby() && p.rgb.is_some())
+        .count();
+    eprintln!(
+        "[hls] stand-by on screen in {standby} samples, the programme in {programme_after} after the resume; stalls {:?}",
+        r.stalls
+    );
+    assert!(
+        standby > 0,
+        "the slate never reached the screen: {:?}",
+        r.trace
+    );
+    assert!(
+        programme_after > 0,
+        "the programme never came back: {:?}",
+        r.trace
+    );
 }
 
 #[test]

@@ -398,6 +398,15 @@ impl TracePoint {
         self.rgb
             .is_some_and(|[r, g, b]| b > r + 25.0 && (r + g + b) / 3.0 < 80.0)
     }
+
+    /// Whether the displayed picture is the stand-by slate that covers a lost contribution
+    /// in a passed-through stream (dark grey, "Please stand by" in white): dark, and grey.
+    pub fn shows_standby(&self) -> bool {
+        self.rgb.is_some_and(|[r, g, b]| {
+            let (lo, hi) = (r.min(g).min(b), r.max(g).max(b));
+            hi - lo < 12.0 && (r + g + b) / 3.0 < 60.0
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -851,6 +851,8 @@ struct StreamTask {
     /// Whether the stand-by slate may take a lost publisher's place (a passed-through
     /// stream's source rendition; an encoder's rungs have their own hold and slate).
     standby: bool,
+    /// What a returning publisher sent while the stand-by slate still plays.
+    returning: Returning,
     /// Playlists wait until this part is complete: the gap before the stand-by slate is
     /// published together with the slate's first part, never as the live edge.
     hold_playlist: Option<u64>,
@@ -878,6 +880,7 @@ impl StreamTask {
             cue_tags,
             standby: false,
             hold_playlist: None,
+            returning: Returning::default(),
             rendition_name: rendition_name.to_owned(),
             ladder,
             // A typical contribution bitrate.
@@ -916,6 +919,7 @@ impl StreamTask {
                         }
                         session = Some(rx);
                         last_media = Instant::now();
+                        self.returning = Returning::default();
                     }
                     Some(Control::Cue(cue)) => self.cue(cue),
                     None => break,
@@ -929,16 +933,18 @@ impl StreamTask {
                             }
                             last_media = Instant::now();
                         }
-                        if standby.is_some() && !matches!(event, MediaEvent::Cue(_)) {
-                            standby = None;
-                            info!("the publisher is back; the stand-by slate ends");
-                            // A new session announces its tracks; one that resumes after a
-                            // stall continues with the tracks it had.
-                            if !matches!(event, MediaEvent::Tracks(_)) {
-                                self.start_packager(self.tracks.clone());
+                        if standby.is_some() {
+                            match self.leave_standby_at(event) {
+                                Some(key) => {
+                                    standby = None;
+                                    info!("the publisher is back; the stand-by slate ends");
+                                    self.handle(key);
+                                }
+                                None => continue,
                             }
+                        } else {
+                            self.handle(event);
                         }
-                        self.handle(event);
                     }
                     None => {
                         info!("publisher left");
@@ -1013,6 +1019,46 @@ impl StreamTask {
         }
     }
 
+    /// A publisher's event while the stand-by slate plays. The slate plays on until the
+    /// publisher's first video keyframe (a publisher that resumes after a stall starts
+    /// mid-GOP): new tracks and cues wait, earlier samples are dropped. At the keyframe the
+    /// packager restarts with the publisher's tracks, the waiting cues follow, and the
+    /// keyframe is returned for the new session to start with.
+    fn leave_standby_at(&mut self, event: MediaEvent) -> Option<MediaEvent> {
+        let sample = match event {
+            MediaEvent::Tracks(tracks) => {
+                self.returning.tracks = Some(tracks);
+                self.returning.refused = false;
+                return None;
+            }
+            MediaEvent::Cue(cue) => {
+                self.returning.cues.push(cue);
+                return None;
+            }
+            MediaEvent::Sample(_) if self.returning.refused => return None,
+            MediaEvent::Sample(sample) => sample,
+        };
+        let tracks = self.returning.tracks.as_ref().unwrap_or(&self.tracks);
+        let has_video = tracks.iter().any(|t| t.kind() == TrackKind::Video);
+        let is_video = tracks
+            .get(sample.track)
+            .is_some_and(|t| t.kind() == TrackKind::Video);
+        if has_video && !(is_video && sample.keyframe) {
+            return None;
+        }
+        let tracks = self.returning.tracks.clone();
+        if !self.start_packager(tracks.unwrap_or_else(|| self.tracks.clone())) {
+            // The slate plays on; this session's samples are dropped until it sends tracks
+            // weir can package.
+            self.returning.refused = true;
+            return None;
+        }
+        for cue in std::mem::take(&mut self.returning).cues {
+            self.cue(cue);
+        }
+        Some(MediaEvent::Sample(sample))
+    }
+
     /// The stand-by slate's session takes over from the lost publisher. The gap so far is
     /// completed on the part grid and its segment ends; the slate's first segment follows
     /// behind `EXT-X-DISCONTINUITY`. The playlist that first lists the gap waits for the
@@ -1037,7 +1083,9 @@ impl StreamTask {
 
     fn handle(&mut self, event: MediaEvent) {
         match event {
-            MediaEvent::Tracks(tracks) => self.start_packager(tracks),
+            MediaEvent::Tracks(tracks) => {
+                self.start_packager(tracks);
+            }
             MediaEvent::Sample(sample) => {
                 let Some(packager) = self.packager.as_mut() else {
                     return;
@@ -1068,18 +1116,20 @@ impl StreamTask {
         }
     }
 
-    fn start_packager(&mut self, tracks: Vec<Track>) {
+    /// Starts packaging `tracks`, or restarts the packager with them behind a
+    /// discontinuity; false when they cannot be packaged.
+    fn start_packager(&mut self, tracks: Vec<Track>) -> bool {
         if let Some(p) = self.packager.as_mut() {
             // A returning publisher (or new codec parameters): continue behind a discontinuity.
             if let Err(e) = p.restart(tracks.clone()) {
                 warn!(error = %e, "cannot package the new tracks");
-                return;
+                return false;
             }
             info!(tracks = %describe(&tracks), "publisher resumed; discontinuity");
             self.tracks = tracks;
             self.drain();
             self.publish_multivariant();
-            return;
+            return true;
         }
         let (msn, seq) = wall_clock_start(now_unix_ms(), &self.settings.packager);
         match Packager::new(self.settings.packager.clone(), tracks.clone(), msn, seq) {
@@ -1094,8 +1144,12 @@ impl StreamTask {
                 for cue in std::mem::take(&mut self.early_cues) {
                     self.cue(cue);
                 }
+                true
             }
-            Err(e) => warn!(error = %e, "cannot package these tracks"),
+            Err(e) => {
+                warn!(error = %e, "cannot package these tracks");
+                false
+            }
         }
     }
 
@@ -1260,6 +1314,17 @@ async fn next_event(session: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// What a returning publisher sent before its first keyframe, while the stand-by slate
+/// still plays.
+#[derive(Default)]
+struct Returning {
+    /// A new session's tracks (a publisher resuming after a stall keeps its own).
+    tracks: Option<Vec<Track>>,
+    cues: Vec<CueEvent>,
+    /// Its tracks cannot be packaged: the slate plays on.
+    refused: bool,
 }
 
 /// The built-in stand-by slate playing in a lost publisher's place (stopped when dropped).
