@@ -65,6 +65,12 @@ fn rtmp_publish_plays_in_hlsjs_and_shaka_over_http1_and_h2_tls() {
     let mut ffmpeg = ffmpeg_publish(&weir.rtmp_url("e2e"), 60, "1280x720", 60).unwrap();
     let master = "/live/e2e/master.m3u8";
     wait_for_200(&weir.url(master), Duration::from_secs(20)).unwrap();
+    // A new stream's first media playlist already lists a complete segment (Shaka 4.16
+    // fails to load one whose only segment is still in parts); the request waits for it.
+    let (code, first) = curl(&weir.url("/live/e2e/src/index.m3u8"), &[]).unwrap();
+    let first = String::from_utf8(first).unwrap();
+    assert_eq!(code, 200, "{first}");
+    assert!(first.contains("#EXTINF:"), "no complete segment:\n{first}");
 
     // Two players at a time (2 cores): each protocol with each player.
     let mut reports = Vec::new();

@@ -10,7 +10,9 @@ use crate::{Error, Result};
 
 /// Blocking reloads wait this many target durations before answering 503 (RFC 8216bis 6.2.5.2).
 pub const BLOCKING_RELOAD_TARGETS: u32 = 3;
-pub const DEFAULT_FIRST_PLAYLIST_WAIT: Duration = Duration::from_secs(4);
+/// A stream's first playlist lists its first complete segment: a segment target plus up to a
+/// GOP after the first keyframe.
+pub const DEFAULT_FIRST_PLAYLIST_WAIT: Duration = Duration::from_secs(8);
 pub const DEFAULT_MEDIA_MAX_AGE: Duration = Duration::from_secs(300);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

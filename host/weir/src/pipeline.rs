@@ -1227,7 +1227,11 @@ impl StreamTask {
         let Some(packager) = self.packager.as_ref() else {
             return;
         };
-        if self.hold_playlist.is_some() && !ended {
+        // The first playlist waits for the first complete segment: Shaka 4.16 fails to load
+        // a live playlist whose only segment is still in parts (a TypeError in its HLS
+        // parser); requests wait for it (the origin's first-playlist wait).
+        let starting = packager.next_msn() <= packager.first_msn();
+        if (self.hold_playlist.is_some() || starting) && !ended {
             return;
         }
         let mut playlist = packager.media_playlist();
