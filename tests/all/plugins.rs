@@ -1118,6 +1118,19 @@ fn hot_reload_under_load() {
     // An open break: "daterange" writes EXT-X-DATERANGE only, "both" adds EXT-X-CUE-OUT, so
     // each answer shows which config made it.
     origin.cue_out("test", 41, 300.0);
+    // 202 means queued for the stream: the load starts once the break is in the playlist.
+    let playlist = weir.url(&format!("{dir}/index.m3u8"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8(curl(&playlist, &[]).unwrap().1)
+        .unwrap()
+        .contains("splice-41")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cue never reached the playlist"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     #[derive(Default)]
     struct Tally {
