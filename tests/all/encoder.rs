@@ -206,7 +206,7 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     let player = Player::start_with("hls", &master, 36, &["--trace"]).unwrap();
     // Shaka as a page would run it, with its own failure handling: the loss must not need
     // the retrying callback the passthrough GAP case does (docs/design/005).
-    let shaka = Player::start_with("shaka", &master, 36, &["--shaka-defaults", "--trace"]).unwrap();
+    let shaka = Player::start_with("shaka", &master, 36, &["--trace"]).unwrap();
     std::thread::sleep(Duration::from_secs(8));
     let live = segments(&curl(&playlist, &[]).unwrap().1);
     let (_, uri, _) = live.last().unwrap();

@@ -11,7 +11,7 @@
 // top to bottom, over the play time; reports levelSwitches), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
 // --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr), --header
 // "Name: value" (an extra HTTP header on every request, e.g. a CDN's CF-IPCountry; give it
-// more than once for several), --shaka-defaults (Shaka: no retrying failure callback),
+// more than once for several), --shaka-retry (Shaka: a failure callback that retries),
 // --started-file PATH (write PATH once playback has started, so
 // a test can act on a playing player).
 //
@@ -113,7 +113,7 @@ try {
   await page.goto('http://localhost:9/player.html');
   await page.addScriptTag({ content: readFileSync(libs[player], 'utf8') });
 
-  await page.evaluate(({ url, player, debug, catchup, shakaDefaults }) => {
+  await page.evaluate(({ url, player, debug, catchup, shakaRetry }) => {
     const video = document.getElementById('v');
     const w = window;
     w.weir = { switches: [], fatal: [], nonfatal: [], stalls: 0, events: [], interstitials: [], latency: () => null, levels: [], switchTo: () => null, started: false };
@@ -179,15 +179,13 @@ try {
         if (e.detail.severity === 2) w.weir.fatal.push(`shaka ${e.detail.code}`);
         else w.weir.nonfatal.push(`${(performance.now() / 1000).toFixed(2)} shaka ${e.detail.code}`);
       });
-      // Shaka's default failure callback gives up on a live stream when every segment ahead
-      // of the playhead is EXT-X-GAP (SEGMENT_MISSING, 1011): during a contribution loss that
-      // is the live edge for a while. Retrying is what a live deployment wants; recorded in
-      // docs/design/005-contribution-loss.md.
-      // --shaka-defaults: Shaka's own failure callback, as a page that configures nothing.
+      // Shaka's own failure callback, as a page that configures nothing but low-latency
+      // mode: what most deployments run. --shaka-retry installs one that retries streaming
+      // after network errors and SEGMENT_MISSING (1011), for diagnosis.
       p.configure({
         streaming: {
           lowLatencyMode: true,
-          ...(shakaDefaults ? {} : {
+          ...(!shakaRetry ? {} : {
             failureCallback: (error) => {
               if (p.isLive() && [1001, 1002, 1003, 1011].includes(error.code)) p.retryStreaming(1);
             },
@@ -202,7 +200,7 @@ try {
       w.weir.level = () => null;
     }
     video.play().catch(() => {});
-  }, { url, player, debug: !!args.debug, catchup: !!args.catchup, shakaDefaults: !!args['shaka-defaults'] });
+  }, { url, player, debug: !!args.debug, catchup: !!args.catchup, shakaRetry: !!args['shaka-retry'] });
 
   const startDeadline = Date.now() + startTimeout * 1000;
   while (Date.now() < startDeadline) {
