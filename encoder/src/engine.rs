@@ -765,7 +765,7 @@ pub fn check_image(path: &std::path::Path) -> Result<(u32, u32), EncoderError> {
 }
 
 /// The first picture of an image file (PNG, JPEG, anything FFmpeg reads).
-fn load_image(path: &std::path::Path) -> Result<frame::Video, EncoderError> {
+pub(crate) fn load_image(path: &std::path::Path) -> Result<frame::Video, EncoderError> {
     let err = |reason: String| EncoderError::Slate {
         path: path.to_owned(),
         reason,

@@ -27,6 +27,7 @@ mod engine;
 mod ladder;
 pub mod picture;
 mod rung;
+mod still;
 mod video;
 
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use std::time::Duration;
 
 pub use engine::{check_image, spawn, EncoderEvent, Source, Start};
 pub use ladder::{default_ladder, plan, Rung, RungSpec};
+pub use still::still_clip;
 pub use video::{nvenc_available, VideoCodec};
 
 /// Video timestamps are 90 kHz, like the rest of Weir's video.

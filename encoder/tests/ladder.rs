@@ -276,6 +276,71 @@ async fn corrupt_video_is_counted_and_survived() {
 }
 
 #[test]
+fn a_still_image_becomes_a_loopable_clip() {
+    let dir = std::env::temp_dir().join(format!("weir-still-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Bigger than 1080p, 16:10: scaled down to fit, aspect kept.
+    let png = dir.join("still.png");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("color=c=magenta:size=2400x1500")
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no ffmpeg CLI here");
+        return;
+    }
+    let events = weir_encoder::still_clip(&png, &EncoderSettings::default(), 2).unwrap();
+    let MediaEvent::Tracks(tracks) = &events[0] else {
+        panic!(
+            "tracks first: {:?}",
+            events.first().map(std::mem::discriminant)
+        )
+    };
+    let Codec::H264(config) = &tracks[0].codec else {
+        panic!("video first: {tracks:?}")
+    };
+    assert_eq!((config.width, config.height), (1728, 1080));
+    assert!(matches!(tracks[1].codec, Codec::Aac(_)));
+    let samples: Vec<&Sample> = events[1..]
+        .iter()
+        .map(|e| match e {
+            MediaEvent::Sample(s) => s,
+            other => panic!("only samples after the tracks: {other:?}"),
+        })
+        .collect();
+    let video: Vec<&&Sample> = samples.iter().filter(|s| s.track == 0).collect();
+    assert_eq!(video.len(), 60);
+    // An IDR every second, nothing else independent, frames 3000 ticks apart.
+    let keys: Vec<i64> = video.iter().filter(|s| s.keyframe).map(|s| s.dts).collect();
+    assert_eq!(keys, vec![0, 90_000]);
+    assert!(video.windows(2).all(|w| w[1].dts - w[0].dts == 3000));
+    // At least as much audio as video.
+    let audio_end = samples
+        .iter()
+        .filter(|s| s.track == 1)
+        .map(|s| s.dts + i64::from(s.duration.unwrap()))
+        .max()
+        .unwrap();
+    assert!(audio_end >= 2 * 48_000, "{audio_end}");
+    // In time order across the two timescales.
+    let times: Vec<i64> = samples
+        .iter()
+        .map(|s| s.dts * 1_000_000 / i64::from(tracks[s.track].timescale))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+
+    let junk = dir.join("junk.png");
+    std::fs::write(&junk, b"not an image").unwrap();
+    let e = weir_encoder::still_clip(&junk, &EncoderSettings::default(), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("junk.png"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn slate_images_are_checked() {
     let dir = std::env::temp_dir().join(format!("weir-slate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

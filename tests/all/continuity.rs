@@ -193,16 +193,40 @@ fn publisher_loss(players: &[&str]) {
 }
 
 /// A publisher that stalls with its connection open (the process stopped for 4 s) and then
-/// resumes mid-GOP: the stand-by slate covers the stall and plays on until the publisher's
-/// next keyframe; then the publisher's own tracks return behind a discontinuity (a third
-/// init), and hls.js plays the programme again.
+/// resumes mid-GOP: the stand-by slate (here the operator's image, `encoder.slate_image`)
+/// covers the stall and plays on until the publisher's next keyframe; then the publisher's
+/// own tracks return behind a discontinuity (a third init), and hls.js plays the programme
+/// again.
 #[test]
 fn a_stalled_publisher_resumes_after_the_slate_at_its_next_keyframe() {
     let _serial = serial();
     if !require_tools() {
         return;
     }
-    let weir = Weir::start(&["--no-test-source"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("slate.png");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=magenta:size=1280x720",
+        ])
+        .args(["-frames:v", "1"])
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(made.success(), "ffmpeg could not write the slate image");
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!("[encoder]\nslate_image = {:?}\n", image.to_string_lossy()),
+    )
+    .unwrap();
+    let weir = Weir::start(&["--no-test-source", "--config", &config.to_string_lossy()]).unwrap();
     let playlist = weir.url("/live/stall/src/index.m3u8");
     let master = weir.url("/live/stall/master.m3u8");
     // 4 s GOPs: after the stall it resumes mid-GOP.
@@ -247,6 +271,25 @@ fn a_stalled_publisher_resumes_after_the_slate_at_its_next_keyframe() {
         }
     }
     let back = back.expect("the publisher's tracks never came back behind a discontinuity");
+    // The operator's slate, 1280x720 like its image, in the stand-by init.
+    let (code, init) = curl(&weir.url("/live/stall/src/init1.mp4"), &[]).unwrap();
+    assert_eq!(code, 200);
+    let probe = dir.path().join("init1.mp4");
+    std::fs::write(&probe, init).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&probe)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1280,720");
     // The slate played until the publisher's keyframe: slate media right before init2.
     let at = back.find("#EXT-X-MAP:URI=\"init2.mp4\"").unwrap();
     let before = &back[..at];
@@ -259,15 +302,20 @@ fn a_stalled_publisher_resumes_after_the_slate_at_its_next_keyframe() {
     let r = player.join().unwrap();
     assert!(r.started, "hls.js never started: {:?}", r.errors);
     assert!(r.fatal.is_empty(), "hls.js fatal errors: {:?}", r.fatal);
+    // The operator's magenta picture, not the built-in grey slate.
+    let magenta = |p: &TracePoint| {
+        p.rgb
+            .is_some_and(|[r, g, b]| r > 150.0 && b > 150.0 && g < 100.0)
+    };
     let standby = r
         .trace
         .iter()
-        .filter(|p| p.wall > stalled_at && p.shows_standby())
+        .filter(|p| p.wall > stalled_at && magenta(p))
         .count();
     let programme_after = r
         .trace
         .iter()
-        .filter(|p| p.wall > resumed_at && !p.shows_standby() && p.rgb.is_some())
+        .filter(|p| p.wall > resumed_at && !magenta(p) && p.rgb.is_some())
         .count();
     eprintln!(
         "[hls] stand-by on screen in {standby} samples, the programme in {programme_after} after the resume; stalls {:?}",

@@ -307,7 +307,9 @@ pub struct EncoderConfig {
     pub hold_ms: u64,
     /// No contribution frame for this long (ms): show the slate.
     pub slate_after_ms: u64,
-    /// The slate picture (PNG or JPEG). Unset: the built-in "PLEASE STAND BY" card.
+    /// The slate picture (PNG or JPEG). Unset: the built-in "PLEASE STAND BY" card. With
+    /// `ingest.standby_slate`, passed-through streams show it too while their contribution
+    /// is lost (encoded once at startup, scaled to fit 1080p).
     pub slate_image: Option<PathBuf>,
     /// AAC bitrate, bits per second (audio is transcoded once and shared by every rung).
     pub audio_bitrate: u64,

@@ -253,6 +253,17 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         let (w, h) = weir_encoder::check_image(path)
             .with_context(|| format!("encoder.slate_image {}", path.display()))?;
         info!(path = %path.display(), width = w, height = h, "slate image");
+        if config.ingest.standby_slate {
+            // Passed-through streams show it too when their contribution is lost: encoded
+            // once, here, into the stand-by clip they loop.
+            let encoder = config.encoder.settings(&[], config.segment_target());
+            let events = weir_encoder::still_clip(path, &encoder, 2)
+                .with_context(|| format!("encoding encoder.slate_image {}", path.display()))?;
+            let clip = testsrc::Clip::from_events(events)
+                .with_context(|| format!("encoder.slate_image {}", path.display()))?;
+            testsrc::Clip::set_standby(clip);
+            info!(path = %path.display(), "stand-by slate for passed-through streams");
+        }
     }
     let encoder_metrics = Arc::new(weir_encoder::EncoderMetrics::default());
     let streams = Streams::new(

@@ -17,6 +17,8 @@ use weir_media::{MediaEvent, Sample, Track, TrackKind};
 static CLIP: &[u8] = include_bytes!("../assets/testsrc.flv");
 static SLATE: &[u8] = include_bytes!("../assets/slate.flv");
 static STANDBY: &[u8] = include_bytes!("../assets/standby.flv");
+/// The operator's stand-by slate, when `encoder.slate_image` is set.
+static OPERATOR_STANDBY: OnceLock<Clip> = OnceLock::new();
 
 /// The decoded clip, ready to loop.
 #[derive(Clone)]
@@ -40,11 +42,21 @@ impl Clip {
         Self::decoded_once(&CELL, SLATE)
     }
 
-    /// The built-in stand-by slate ("Please stand by", silence), which takes a lost
-    /// publisher's place in a passed-through stream.
+    /// The stand-by slate, which takes a lost publisher's place in a passed-through stream:
+    /// the operator's (see [`Clip::set_standby`]), else the built-in "Please stand by" with
+    /// silence.
     pub fn standby() -> anyhow::Result<Self> {
+        if let Some(clip) = OPERATOR_STANDBY.get() {
+            return Ok(clip.clone());
+        }
         static CELL: OnceLock<Result<Clip, String>> = OnceLock::new();
         Self::decoded_once(&CELL, STANDBY)
+    }
+
+    /// Makes `clip` (the operator's slate image, encoded at startup) the stand-by slate of
+    /// every passed-through stream. Only the first call counts.
+    pub fn set_standby(clip: Clip) {
+        let _ = OPERATOR_STANDBY.set(clip);
     }
 
     /// A built-in clip, decoded on first use; every stream that needs it gets a copy whose
@@ -85,6 +97,11 @@ impl Clip {
 
     pub fn from_flv(bytes: &[u8]) -> anyhow::Result<Self> {
         let events = weir_ingest::flv::read_file(bytes).context("decoding the test clip")?;
+        Self::from_events(events)
+    }
+
+    /// A clip from a publisher's events: one set of tracks, then samples in time order.
+    pub fn from_events(events: Vec<MediaEvent>) -> anyhow::Result<Self> {
         let mut tracks = None;
         let mut samples = Vec::new();
         for e in events {
