@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ffmpeg_next::frame;
 use tokio::sync::mpsc;
 use tracing::warn;
-use weir_media::{Codec, CueEvent, MediaEvent, Sample, Track};
+use weir_media::{Codec, CueEvent, H264Config, MediaEvent, Sample, Track};
 
 use crate::audio;
 use crate::engine::EncoderEvent;
@@ -188,16 +188,7 @@ impl RungState {
                 return events;
             };
             self.started = true;
-            events.push(MediaEvent::Tracks(vec![
-                Track {
-                    timescale: VIDEO_TIMESCALE,
-                    codec: Codec::H264(config),
-                },
-                Track {
-                    timescale: audio::RATE,
-                    codec: Codec::Aac(audio::output_config()),
-                },
-            ]));
+            events.push(MediaEvent::Tracks(output_tracks(config)));
         }
         events.extend(samples.into_iter().map(MediaEvent::Sample));
         events
@@ -206,4 +197,19 @@ impl RungState {
     fn held(&self) -> frame::Video {
         self.last.as_ref().unwrap_or(&self.slate).clone()
     }
+}
+
+/// An encoded output's tracks: its H.264 (`config`, track 0) and the AAC every output shares
+/// (track 1).
+pub(crate) fn output_tracks(config: H264Config) -> Vec<Track> {
+    vec![
+        Track {
+            timescale: VIDEO_TIMESCALE,
+            codec: Codec::H264(config),
+        },
+        Track {
+            timescale: audio::RATE,
+            codec: Codec::Aac(audio::output_config()),
+        },
+    ]
 }

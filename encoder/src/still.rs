@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use weir_media::{Codec, MediaEvent, Sample, Track};
+use weir_media::{MediaEvent, Sample};
 
 use crate::audio::{self, AudioEncoder};
 use crate::engine::load_image;
+use crate::rung::output_tracks;
 use crate::video::{RungEncoder, Scaler, VideoCodec};
 use crate::{EncoderError, EncoderSettings, Rung, VIDEO_TIMESCALE};
 
@@ -58,16 +59,7 @@ pub fn still_clip(
     aac.push_silence((seconds.max(1) * audio::RATE) as usize + 4 * audio::FRAME);
     samples.extend(aac.drain()?);
 
-    let tracks = vec![
-        Track {
-            timescale: VIDEO_TIMESCALE,
-            codec: Codec::H264(config),
-        },
-        Track {
-            timescale: audio::RATE,
-            codec: Codec::Aac(audio::output_config()),
-        },
-    ];
+    let tracks = output_tracks(config);
     // Time order across the two timescales, as a muxer interleaves them.
     samples.sort_by_key(|s| i128::from(s.dts) * 1_000_000 / i128::from(tracks[s.track].timescale));
     let mut events = Vec::with_capacity(samples.len() + 1);
