@@ -145,58 +145,53 @@ impl EncoderMetrics {
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::with_capacity(1024);
-        for (name, kind, help, v) in [
-            (
-                "weir_encoder_frames_decoded_total",
-                "counter",
-                "Contribution video frames decoded.",
-                &self.frames_decoded,
-            ),
-            (
-                "weir_encoder_frames_encoded_total",
-                "counter",
-                "Video frames encoded, summed over rungs.",
-                &self.frames_encoded,
-            ),
-            (
-                "weir_encoder_held_frames_total",
-                "counter",
-                "Output frames repeating the last picture while the contribution is lost.",
-                &self.held_frames,
-            ),
-            (
-                "weir_encoder_slate_frames_total",
-                "counter",
-                "Output frames showing the slate while the contribution is lost.",
-                &self.slate_frames,
-            ),
-            (
-                "weir_encoder_decode_errors_total",
-                "counter",
-                "Contribution packets the decoder refused.",
-                &self.decode_errors,
-            ),
-            (
-                "weir_encoder_late_frames_total",
-                "counter",
-                "Contribution frames dropped behind the output clock.",
-                &self.late_frames,
-            ),
-            (
-                "weir_encoder_restarts_total",
-                "counter",
-                "Stream encoders restarted after a crash.",
-                &self.restarts,
-            ),
-        ] {
-            weir_media::metrics::write_metric(
-                &mut out,
-                name,
-                kind,
-                help,
-                v.load(Ordering::Relaxed),
-            );
-        }
+        weir_media::metrics::write_atomics(
+            &mut out,
+            &[
+                (
+                    "weir_encoder_frames_decoded_total",
+                    "counter",
+                    "Contribution video frames decoded.",
+                    &self.frames_decoded,
+                ),
+                (
+                    "weir_encoder_frames_encoded_total",
+                    "counter",
+                    "Video frames encoded, summed over rungs.",
+                    &self.frames_encoded,
+                ),
+                (
+                    "weir_encoder_held_frames_total",
+                    "counter",
+                    "Output frames repeating the last picture while the contribution is lost.",
+                    &self.held_frames,
+                ),
+                (
+                    "weir_encoder_slate_frames_total",
+                    "counter",
+                    "Output frames showing the slate while the contribution is lost.",
+                    &self.slate_frames,
+                ),
+                (
+                    "weir_encoder_decode_errors_total",
+                    "counter",
+                    "Contribution packets the decoder refused.",
+                    &self.decode_errors,
+                ),
+                (
+                    "weir_encoder_late_frames_total",
+                    "counter",
+                    "Contribution frames dropped behind the output clock.",
+                    &self.late_frames,
+                ),
+                (
+                    "weir_encoder_restarts_total",
+                    "counter",
+                    "Stream encoders restarted after a crash.",
+                    &self.restarts,
+                ),
+            ],
+        );
         let _ = writeln!(
             out,
             "# HELP weir_encoder_streams Stream encoders running, by video encoder and scaler.\n\

@@ -119,70 +119,65 @@ pub struct PipelineMetrics {
 impl weir_origin::MetricsSource for PipelineMetrics {
     fn render(&self) -> String {
         let mut out = String::with_capacity(1024);
-        for (name, kind, help, v) in [
-            (
-                "weir_ingest_sessions_total",
-                "counter",
-                "Publisher sessions attached to streams.",
-                &self.sessions_started,
-            ),
-            (
-                "weir_streams_active",
-                "gauge",
-                "Streams being packaged now.",
-                &self.streams_active,
-            ),
-            (
-                "weir_parts_published_total",
-                "counter",
-                "Media parts published.",
-                &self.parts_published,
-            ),
-            (
-                "weir_gap_parts_published_total",
-                "counter",
-                "EXT-X-GAP parts published during contribution loss.",
-                &self.gap_parts_published,
-            ),
-            (
-                "weir_segments_published_total",
-                "counter",
-                "Segments published.",
-                &self.segments_published,
-            ),
-            (
-                "weir_samples_rejected_total",
-                "counter",
-                "Samples the packager refused (e.g. non-monotonic timestamps).",
-                &self.samples_rejected,
-            ),
-            (
-                "weir_contribution_losses_total",
-                "counter",
-                "Times a contribution stalled past ingest.loss_timeout_ms.",
-                &self.contribution_losses,
-            ),
-            (
-                "weir_standby_starts_total",
-                "counter",
-                "Times the stand-by slate took a lost publisher's place.",
-                &self.standby_starts,
-            ),
-            (
-                "weir_cues_total",
-                "counter",
-                "Cues (SCTE-35, RTMP cue points, API) received.",
-                &self.cues,
-            ),
-        ] {
-            weir_media::metrics::write_metric(
-                &mut out,
-                name,
-                kind,
-                help,
-                v.load(Ordering::Relaxed),
-            );
-        }
+        weir_media::metrics::write_atomics(
+            &mut out,
+            &[
+                (
+                    "weir_ingest_sessions_total",
+                    "counter",
+                    "Publisher sessions attached to streams.",
+                    &self.sessions_started,
+                ),
+                (
+                    "weir_streams_active",
+                    "gauge",
+                    "Streams being packaged now.",
+                    &self.streams_active,
+                ),
+                (
+                    "weir_parts_published_total",
+                    "counter",
+                    "Media parts published.",
+                    &self.parts_published,
+                ),
+                (
+                    "weir_gap_parts_published_total",
+                    "counter",
+                    "EXT-X-GAP parts published during contribution loss.",
+                    &self.gap_parts_published,
+                ),
+                (
+                    "weir_segments_published_total",
+                    "counter",
+                    "Segments published.",
+                    &self.segments_published,
+                ),
+                (
+                    "weir_samples_rejected_total",
+                    "counter",
+                    "Samples the packager refused (e.g. non-monotonic timestamps).",
+                    &self.samples_rejected,
+                ),
+                (
+                    "weir_contribution_losses_total",
+                    "counter",
+                    "Times a contribution stalled past ingest.loss_timeout_ms.",
+                    &self.contribution_losses,
+                ),
+                (
+                    "weir_standby_starts_total",
+                    "counter",
+                    "Times the stand-by slate took a lost publisher's place.",
+                    &self.standby_starts,
+                ),
+                (
+                    "weir_cues_total",
+                    "counter",
+                    "Cues (SCTE-35, RTMP cue points, API) received.",
+                    &self.cues,
+                ),
+            ],
+        );
         out
     }
 }
@@ -552,7 +547,7 @@ impl TranscodedStream {
                     }
                     None => break,
                 },
-                event = next_event(&mut session) => match event {
+                event = next_event(session.as_mut()) => match event {
                     Some(event) => {
                         if matches!(event, MediaEvent::Tracks(_)) {
                             last_tracks = Some(event.clone());
@@ -924,7 +919,7 @@ impl StreamTask {
                     Some(Control::Cue(cue)) => self.cue(cue),
                     None => break,
                 },
-                event = next_event(&mut session) => match event {
+                event = next_event(session.as_mut()) => match event {
                     Some(event) => {
                         if matches!(event, MediaEvent::Sample(_)) {
                             if lost {
@@ -951,7 +946,7 @@ impl StreamTask {
                         session = None;
                     }
                 },
-                event = next_standby_event(&mut standby) => match event {
+                event = next_event(standby.as_mut().map(|s| &mut s.events)) => match event {
                     Some(MediaEvent::Tracks(tracks)) => {
                         if !self.start_standby_session(tracks) {
                             standby = None;
@@ -1313,8 +1308,9 @@ fn live_edge(playlist: &MediaPlaylist) -> Option<(u64, u32)> {
     ))
 }
 
-async fn next_event(session: &mut Option<mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
-    match session {
+/// The next event from `rx`; never, without one.
+async fn next_event(rx: Option<&mut mpsc::Receiver<MediaEvent>>) -> Option<MediaEvent> {
+    match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
@@ -1340,13 +1336,6 @@ struct Standby {
 impl Drop for Standby {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-async fn next_standby_event(standby: &mut Option<Standby>) -> Option<MediaEvent> {
-    match standby {
-        Some(s) => s.events.recv().await,
-        None => std::future::pending().await,
     }
 }
 
