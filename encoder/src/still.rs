@@ -26,6 +26,7 @@ pub fn still_clip(
     seconds: u32,
 ) -> Result<Vec<MediaEvent>, EncoderError> {
     crate::init()?;
+    let seconds = seconds.max(1);
     let image = load_image(path)?;
     let (width, height) = fit(image.width(), image.height());
     let rung = Rung {
@@ -37,7 +38,7 @@ pub fn still_clip(
     let mut pic = Scaler::new(width, height).scale(&image)?;
     let mut encoder = RungEncoder::open(&rung, settings, VideoCodec::X264)?;
     let fps = settings.fps.max(1);
-    let frames = seconds.max(1) * fps;
+    let frames = seconds * fps;
     let mut samples: Vec<Sample> = Vec::with_capacity(frames as usize * 2);
     for i in 0..frames {
         let pts = i64::from(i) * i64::from(VIDEO_TIMESCALE) / i64::from(fps);
@@ -56,7 +57,7 @@ pub fn still_clip(
 
     let mut aac = AudioEncoder::new(settings.audio_bitrate, 0)?;
     // A few frames more than the clip: the encoder's delay holds the last ones back.
-    aac.push_silence((seconds.max(1) * audio::RATE) as usize + 4 * audio::FRAME);
+    aac.push_silence((seconds * audio::RATE) as usize + 4 * audio::FRAME);
     samples.extend(aac.drain()?);
 
     let tracks = output_tracks(config);

@@ -275,19 +275,23 @@ async fn corrupt_video_is_counted_and_survived() {
     assert!(metrics.frames_decoded.load(Ordering::Relaxed) >= 55);
 }
 
+/// One frame of an ffmpeg lavfi `source` as a PNG at `path`; false without an ffmpeg CLI.
+fn write_png(path: &std::path::Path, source: &str) -> bool {
+    std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", source])
+        .args(["-frames:v", "1"])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 #[test]
 fn a_still_image_becomes_a_loopable_clip() {
     let dir = std::env::temp_dir().join(format!("weir-still-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Bigger than 1080p, 16:10: scaled down to fit, aspect kept.
     let png = dir.join("still.png");
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("color=c=magenta:size=2400x1500")
-        .args(["-frames:v", "1"])
-        .arg(&png)
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
+    if !write_png(&png, "color=c=magenta:size=2400x1500") {
         eprintln!("SKIPPED: no ffmpeg CLI here");
         return;
     }
@@ -345,20 +349,7 @@ fn slate_images_are_checked() {
     let dir = std::env::temp_dir().join(format!("weir-slate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("slate.png");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=navy:size=320x180",
-        ])
-        .args(["-frames:v", "1"])
-        .arg(&png)
-        .status();
-    if made.is_ok_and(|s| s.success()) {
+    if write_png(&png, "color=c=navy:size=320x180") {
         assert_eq!(weir_encoder::check_image(&png).unwrap(), (320, 180));
     } else {
         eprintln!("SKIPPED the PNG half: no ffmpeg CLI here");
