@@ -548,6 +548,10 @@ pub(crate) fn parse_avcc(avcc: &[u8]) -> Result<(u16, u16, u8)> {
         .next()
         .ok_or_else(|| bad("no SPS in avcC".to_owned()))?
         .map_err(|e| bad(format!("SPS: {e:?}")))?;
+    // h264-reader's RefNal panics on an empty NAL (found by the flv_demux fuzz target).
+    if sps.is_empty() {
+        return Err(bad("empty SPS in avcC".to_owned()));
+    }
     let nal = RefNal::new(sps, &[], true);
     let sps =
         SeqParameterSet::from_bits(nal.rbsp_bits()).map_err(|e| bad(format!("SPS: {e:?}")))?;
@@ -648,6 +652,33 @@ fn audio_codec_name(id: u8) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A zero-length SPS in the avcC is an error, not h264-reader's panic: the video tag of a
+    /// flv_demux fuzz find (fuzz/artifacts/flv_demux/crash-bbbb45c2…).
+    #[test]
+    fn an_empty_sps_in_the_avcc_is_refused() {
+        let body = hex_bytes(
+            "47000000460100000004010000070000000000000000000000000000119e2601ff00002f0000\
+             26014600467b0004002a00d032f8083b00292c01",
+        );
+        let mut d = FlvDemuxer::default();
+        d.set_hints(StreamHints {
+            video: Some(true),
+            audio: Some(false),
+        });
+        let e = d
+            .push_tag(TagKind::Video, u32::MAX, Bytes::from(body))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty SPS"), "{e}");
+    }
+
+    fn hex_bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
 
     const ASC_48K_MONO: [u8; 2] = [0x11, 0x88];
 
