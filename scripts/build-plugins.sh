@@ -17,7 +17,7 @@
 # builds std for wasm32 with -Zbuild-std; wasm-ld from lld-14; wasm-tools 1.263.
 #
 # Environment:
-#   WEIR_PLUGINS_TARGET  cargo target folder (default: <repo>/../target-plugins, kept apart
+#   WEIR_PLUGINS_TARGET  cargo target folder (default: <repo>/target/plugins, kept apart
 #                        from the host's, which rustup's 1.95 builds)
 #   WEIR_GUEST_CARGO     the cargo that builds guests (default: /usr/bin/cargo)
 #   WASM_TOOLS           the wasm-tools binary (default: from PATH, else ~/.cargo/bin)
@@ -27,7 +27,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PLUGINS="$REPO/plugins"
 DIST="$PLUGINS/dist"
-export CARGO_TARGET_DIR="${WEIR_PLUGINS_TARGET:-$REPO/../target-plugins}"
+export CARGO_TARGET_DIR="${WEIR_PLUGINS_TARGET:-$REPO/target/plugins}"
 CARGO="${WEIR_GUEST_CARGO:-/usr/bin/cargo}"
 WASM_TOOLS="${WASM_TOOLS:-$(command -v wasm-tools || echo "$HOME/.cargo/bin/wasm-tools")}"
 TRIPLE=wasm32-unknown-unknown

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-15}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 export RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$(pwd)/../target/fuzz}
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$(pwd)/target/fuzz}
 cd fuzz
 cargo fuzz build -O
 for t in $(cargo fuzz list); do

@@ -4,11 +4,11 @@
 # The plugin logic is plain Rust, so it is tested on the host; scripts/build-plugins.sh
 # builds and checks the components. Extra arguments go to `cargo test`.
 #
-# WEIR_PLUGINS_TARGET sets the cargo target folder (default: <repo>/../target-plugins).
+# WEIR_PLUGINS_TARGET sets the cargo target folder (default: <repo>/target/plugins).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${WEIR_PLUGINS_TARGET:-$REPO/../target-plugins}"
+export CARGO_TARGET_DIR="${WEIR_PLUGINS_TARGET:-$REPO/target/plugins}"
 CARGO="${WEIR_GUEST_CARGO:-/usr/bin/cargo}"
 [[ -x "$CARGO" ]] || {
     echo "test-plugins: no $CARGO: apt-get install -y rustc-web cargo-web rust-web-src" >&2

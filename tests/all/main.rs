@@ -7,6 +7,11 @@
 mod bad_input;
 mod continuity;
 mod encoder;
+mod hardening_auth;
+mod hardening_load;
+mod hardening_plugins;
+mod hardening_rtmp;
+mod hardening_srt;
 mod players;
 mod plugins;
 mod scte35;

@@ -1,0 +1,1 @@
+//! Issue 12 hardening e2e tests: hardening_auth (being written).

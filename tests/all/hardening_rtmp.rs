@@ -1,0 +1,1 @@
+//! Issue 12 hardening e2e tests: hardening_rtmp (being written).
