@@ -50,6 +50,17 @@ pub enum Error {
     /// An RTMP message larger than `RtmpSettings::max_message_bytes`.
     #[error("RTMP message of {len} bytes exceeds the {max}-byte limit")]
     MessageTooLarge { len: usize, max: usize },
+    /// An RTMP message other than audio or video (a command, data, shared-object or control
+    /// message) larger than the guard's limit for them.
+    #[error("RTMP message of type {type_id} (not audio or video) of {len} bytes exceeds the {max}-byte limit for such messages")]
+    CommandTooLarge { type_id: u8, len: usize, max: usize },
+    /// An RTMP command or data message whose AMF values nest deeper than the guard's limit
+    /// (rml_rtmp would recurse once per level, on the session's stack).
+    #[error("RTMP AMF message of type {type_id} nests objects or arrays deeper than {max} levels")]
+    AmfTooDeep { type_id: u8, max: usize },
+    /// An RTMP connection that used more chunk stream ids than the guard tracks.
+    #[error("RTMP connection uses more than {max} chunk streams")]
+    TooManyChunkStreams { max: usize },
     /// The peer asked for something this server does not do, or was refused.
     #[error("refused: {0}")]
     Refused(String),

@@ -225,9 +225,134 @@ fn reap(
     }
 }
 
-/// Entry points for the fuzz targets in `fuzz/`: the parsers weir owns below rml_rtmp.
+/// Entry points for the fuzz targets in `fuzz/`: the parsers weir owns below rml_rtmp, and
+/// a whole server session through rml_rtmp.
 #[doc(hidden)]
 pub mod fuzzing {
+    use bytes::Bytes;
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    use rml_rtmp::sessions::{
+        ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+    };
+
+    use crate::flv::{DemuxSettings, FlvDemuxer};
+
+    /// One RTMP server session as `session.rs` drives it, minus the socket and the
+    /// pipeline: the handshake, then every read through the chunk guard and (only if the
+    /// guard passes it) rml_rtmp's `ServerSession`, accepting `connect`, `releaseStream`
+    /// and `publish`, decoding media with the FLV demuxer and data messages as cue points.
+    /// `data[0]` picks the read size (8 to 1024 bytes). If it is odd (as C0, 3, is), `data`
+    /// is the whole conversation from C0, so a capture of a real publisher is a seed as it
+    /// is (`host/ingest/tests/data/ffmpeg-publish.rtmp`); if even, the rest follows a fixed
+    /// C0+C1+C2, so the fuzzer spends its time on chunks and AMF.
+    pub fn rtmp_session(data: &[u8]) {
+        let Some((&mode, rest)) = data.split_first() else {
+            return;
+        };
+        let read = (usize::from(mode >> 1) + 1) * 8;
+        let mut wire = Vec::new();
+        if mode & 1 == 0 {
+            wire.push(3);
+            wire.resize(1 + 2 * 1536, 0);
+            wire.extend_from_slice(rest);
+        } else {
+            wire.extend_from_slice(data);
+        }
+        let mut pieces = wire.chunks(read);
+        let mut handshake = Handshake::new(PeerType::Server);
+        let remaining = loop {
+            let Some(piece) = pieces.next() else {
+                return;
+            };
+            match handshake.process_bytes(piece) {
+                Ok(HandshakeProcessResult::InProgress { .. }) => {}
+                Ok(HandshakeProcessResult::Completed {
+                    remaining_bytes, ..
+                }) => break remaining_bytes,
+                Err(_) => return,
+            }
+        };
+        let Ok((mut rtmp, _)) = ServerSession::new(ServerSessionConfig::new()) else {
+            return;
+        };
+        let mut guard = super::guard::ChunkGuard::new(super::DEFAULT_MAX_MESSAGE_BYTES);
+        let mut demux: Option<FlvDemuxer> = None;
+        let mut last_media_ms = None;
+        for piece in std::iter::once(&remaining[..]).chain(pieces) {
+            if guard.check(piece).is_err() {
+                return;
+            }
+            let Ok(results) = rtmp.handle_input(piece) else {
+                return;
+            };
+            let mut pending = std::collections::VecDeque::from(results);
+            while let Some(result) = pending.pop_front() {
+                let ServerSessionResult::RaisedEvent(event) = result else {
+                    continue;
+                };
+                let accept = match event {
+                    ServerSessionEvent::ConnectionRequested { request_id, .. }
+                    | ServerSessionEvent::ReleaseStreamRequested { request_id, .. } => {
+                        Some(request_id)
+                    }
+                    ServerSessionEvent::PublishStreamRequested { request_id, .. } => {
+                        demux = Some(FlvDemuxer::new(DemuxSettings::default()));
+                        Some(request_id)
+                    }
+                    ServerSessionEvent::VideoDataReceived {
+                        data, timestamp, ..
+                    } => {
+                        last_media_ms = Some(i64::from(timestamp.value));
+                        if !media(demux.as_mut(), true, timestamp.value, data) {
+                            return;
+                        }
+                        None
+                    }
+                    ServerSessionEvent::AudioDataReceived {
+                        data, timestamp, ..
+                    } => {
+                        last_media_ms = Some(i64::from(timestamp.value));
+                        if !media(demux.as_mut(), false, timestamp.value, data) {
+                            return;
+                        }
+                        None
+                    }
+                    ServerSessionEvent::PublishStreamFinished { .. }
+                    | ServerSessionEvent::PlayStreamRequested { .. } => return,
+                    _ => None,
+                };
+                if let Some(id) = accept {
+                    match rtmp.accept_request(id) {
+                        Ok(more) => pending.extend(more),
+                        Err(_) => return,
+                    }
+                }
+            }
+            for (type_id, payload) in guard.take_data_messages() {
+                let _ = super::cue::from_data_message(type_id, &payload, last_media_ms);
+            }
+        }
+        if let Some(d) = demux.as_mut() {
+            d.finish();
+            while d.poll_event().is_some() {}
+        }
+    }
+
+    /// Media before `publish` is ignored, as the session does; `false` when the demuxer
+    /// ends the session.
+    fn media(demux: Option<&mut FlvDemuxer>, video: bool, ms: u32, data: Bytes) -> bool {
+        let Some(d) = demux else {
+            return true;
+        };
+        let pushed = if video {
+            d.push_video(ms, data)
+        } else {
+            d.push_audio(ms, data)
+        };
+        while d.poll_event().is_some() {}
+        pushed.is_ok()
+    }
+
     /// Feeds `data` (the bytes after the handshake) to the chunk-stream guard in two pieces,
     /// split at `split`, then decodes every data message it completed as a cue point.
     pub fn chunk_stream(data: &[u8], split: usize) {

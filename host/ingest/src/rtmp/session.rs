@@ -195,6 +195,9 @@ impl Session {
         rtmp: &mut ServerSession,
         bytes: &[u8],
     ) -> Result<()> {
+        // The guard sees every byte before rml_rtmp does: a message it refuses (too large,
+        // AMF nested too deep…) ends the session before rml_rtmp could complete and decode
+        // it, since its last chunk is in `bytes` (guard.rs says why that matters).
         guard.check(bytes)?;
         let results = rtmp
             .handle_input(bytes)
