@@ -39,6 +39,7 @@
 
 mod error;
 pub mod flv;
+pub mod publish;
 pub mod rtmp;
 pub mod scte35;
 pub mod srt;
@@ -58,10 +59,10 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "non-string panic".to_owned())
 }
 pub use flv::{FlvDemuxer, FlvFile, FlvTagReader};
-pub use rtmp::{
-    serve_rtmp, serve_rtmp_with_keys, ActiveKeys, PublishHandler, Refusal, RtmpSettings,
-    SessionInfo,
+pub use publish::{
+    PerIpLimit, Protocol, PublishHandler, Refusal, SessionInfo, OVERLOADED, REFUSED,
 };
+pub use rtmp::{serve_rtmp, serve_rtmp_with_keys, ActiveKeys, RtmpSettings};
 pub use scte35::parse_splice_info_section;
 pub use srt::{bind_srt, serve_srt, SrtSettings};
 pub use ts::{TsDemuxer, TsSettings, TsStats};

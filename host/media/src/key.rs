@@ -2,8 +2,8 @@ use std::fmt;
 
 /// A publisher's stream key: a secret, so it never reaches a log in clear text.
 ///
-/// `Display` and `Debug` print a redacted form (the first two characters and the length),
-/// enough to tell keys apart in logs without leaking them. Use [`StreamKey::expose`] where
+/// `Display` and `Debug` print a redacted form (a short keyed hash, see [`Redacted`]),
+/// enough to tell keys apart in logs without revealing anything about them. Use [`StreamKey::expose`] where
 /// the real value is needed (auth checks, URL building).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct StreamKey(String);
@@ -36,13 +36,23 @@ impl fmt::Debug for StreamKey {
     }
 }
 
-/// Prints a secret as its first two characters and its length: `ab…(12)`.
+/// Prints a secret as a short keyed hash: `k:3fa9c2e1b7d0`.
+///
+/// The hash is SipHash keyed with a random key drawn once per process, so the same key reads
+/// the same in every log line of one process (logs can be correlated), and nothing about it
+/// can be learnt from the log: not its characters, not its length, and not a dictionary
+/// guess, because the hash key never leaves the process. Two processes print different
+/// forms for the same key.
 pub struct Redacted<'a>(pub &'a str);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let head: String = self.0.chars().take(2).collect();
-        write!(f, "{head}…({})", self.0.chars().count())
+        use std::hash::{BuildHasher, Hasher};
+        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        let mut h = KEY.get_or_init(Default::default).build_hasher();
+        h.write(self.0.as_bytes());
+        write!(f, "k:{:012x}", h.finish() >> 16)
     }
 }
 
@@ -53,8 +63,13 @@ mod tests {
     #[test]
     fn never_prints_the_key() {
         let key = StreamKey::new("supersecret");
-        assert_eq!(key.to_string(), "su…(11)");
+        let shown = key.to_string();
+        assert!(shown.starts_with("k:") && shown.len() == 14, "{shown}");
+        assert!(!shown.contains("su") && !shown.contains("11"), "{shown}");
         assert!(!format!("{key:?}").contains("supersecret"));
+        // Stable within the process, different for different keys.
+        assert_eq!(shown, StreamKey::new("supersecret").to_string());
+        assert_ne!(shown, StreamKey::new("supersecreu").to_string());
         assert_eq!(key.expose(), "supersecret");
     }
 }

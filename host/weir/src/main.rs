@@ -4,10 +4,12 @@
 //! publishers; see README.md.
 
 mod api;
+mod auth;
 mod config;
 mod pipeline;
 mod plugin_cli;
 mod plugins;
+mod state;
 mod testsrc;
 
 use std::net::SocketAddr;
@@ -19,10 +21,10 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use weir_media::{MediaEvent, StreamKey, StreamRegistry};
 
-use crate::config::{valid_stream_name, Config, TestSourceKind};
+use crate::config::{Config, TestSourceKind};
 use crate::pipeline::{PipelineMetrics, PipelineSettings, Streams};
 
 #[derive(Parser, Debug)]
@@ -93,6 +95,9 @@ struct ServeArgs {
     /// libx264 preset for the ladder (`encoder.preset`), e.g. ultrafast on a small machine.
     #[arg(long)]
     preset: Option<String>,
+    /// Keeps media sequence and part numbers above the last run's (`server.state_dir`).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -146,6 +151,9 @@ impl ServeArgs {
         if let Some(p) = &self.preset {
             c.encoder.preset = p.clone();
         }
+        if let Some(d) = &self.state_dir {
+            c.server.state_dir = Some(d.clone());
+        }
         c.validate()?;
         Ok(c)
     }
@@ -179,34 +187,36 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Routes an RTMP publish to a stream name and a packaging pipeline.
+/// Routes a publish (RTMP or SRT) to a stream name and a packaging pipeline.
 struct Publisher {
-    config: Config,
+    auth: Arc<auth::AuthHandle>,
     streams: Streams,
-}
-
-/// The public stream name a publish key maps to, or `None` when the key may not publish.
-fn stream_name(config: &Config, key: &StreamKey) -> Option<String> {
-    if let Some(k) = config.ingest.keys.iter().find(|k| k.key == key.expose()) {
-        return Some(k.stream.clone());
-    }
-    let name = key.expose();
-    (config.ingest.allow_any_key
-        && valid_stream_name(name)
-        && !(config.test_source.enabled && name == config.test_source.name))
-        .then(|| name.to_owned())
+    max_streams: usize,
 }
 
 impl weir_ingest::PublishHandler for Publisher {
+    fn authorize<'a>(
+        &'a self,
+        session: &'a weir_ingest::SessionInfo,
+        key: &'a StreamKey,
+    ) -> weir_ingest::publish::AuthorizeFuture<'a> {
+        Box::pin(async move { self.auth.get().authorize(session, key).await.map(drop) })
+    }
+
     fn publish(
         &self,
         _session: &weir_ingest::SessionInfo,
         key: &StreamKey,
     ) -> Result<tokio::sync::mpsc::Sender<MediaEvent>, weir_ingest::Refusal> {
-        let Some(name) = stream_name(&self.config, key) else {
-            return Err(weir_ingest::Refusal::UnknownKey);
-        };
-        Ok(self.streams.attach(&name))
+        let name = self.auth.get().stream_for(key)?;
+        self.streams
+            .attach_within(&name, self.max_streams)
+            .map_err(|_| {
+                weir_ingest::Refusal::Overloaded(format!(
+                    "{} streams are running (ingest.max_streams)",
+                    self.max_streams
+                ))
+            })
     }
 }
 
@@ -227,6 +237,8 @@ impl weir_origin::MetricsSource for AllMetrics {
 }
 
 async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    raise_nofile_limit();
+    warn_if_ingest_is_open(&config);
     let registry = StreamRegistry::new();
     let metrics = Arc::new(PipelineMetrics::default());
     let settings = PipelineSettings {
@@ -240,6 +252,15 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         idle_end: Duration::from_secs(config.ingest.idle_end_s),
         linger: Duration::from_secs(config.packager.linger_s),
         policy: plugins::stream_policy(&config),
+        numbering: match config.state_dir() {
+            Some(dir) => {
+                let store = state::NumberingStore::open(&dir)
+                    .with_context(|| format!("server.state_dir {}", dir.display()))?;
+                info!(dir = %dir.display(), "numbering state");
+                Some(Arc::new(store))
+            }
+            None => None,
+        },
     };
     settings.packager.validate().context("packager settings")?;
     let encodes = config.encoder.enabled
@@ -265,6 +286,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             info!(path = %path.display(), "stand-by slate for passed-through streams");
         }
     }
+    let auth = Arc::new(auth::AuthHandle::new(
+        auth::Auth::new(&config).context("ingest settings")?,
+    ));
     let encoder_metrics = Arc::new(weir_encoder::EncoderMetrics::default());
     let streams = Streams::new(
         registry.clone(),
@@ -318,7 +342,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             token,
             streams: streams.clone(),
             registry: registry.clone(),
-            resolve: Arc::new(move |key| stream_name_any(&resolver_config, key)),
+            resolve: {
+                let auth = Arc::clone(&auth);
+                Arc::new(move |key| stream_name_any(&resolver_config, &auth, key))
+            },
             plugins: plugin_host.clone(),
         }));
     }
@@ -331,20 +358,20 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 plugins: plugin_host.clone(),
             })),
     );
-    if let Some(path) = config_path.clone() {
-        tokio::spawn(reload_on_sighup(path, plugin_host.clone()));
-    }
     let mut tasks = tokio::task::JoinSet::new();
     let o = Arc::clone(&origin);
     let stop = shutdown();
     tasks.spawn(async move { o.serve(http, None, stop).await.context("http listener") });
     let mut https_addr = None;
+    let mut tls_reloader = None;
     if let (Some(addr), Some(cert), Some(key)) = (
         config.server.https,
         &config.server.tls_cert,
         &config.server.tls_key,
     ) {
-        let tls = weir_origin::load_tls(cert, key).context("loading server.tls_cert/tls_key")?;
+        let (reloader, tls) = weir_origin::ReloadableTls::load(cert, key)
+            .context("loading server.tls_cert/tls_key")?;
+        tls_reloader = Some(Arc::new(reloader));
         let l = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding server.https {addr}"))?;
@@ -354,11 +381,21 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         tasks.spawn(async move { o.serve(l, Some(tls), stop).await.context("https listener") });
     }
 
+    if let Some(path) = config_path.clone() {
+        tokio::spawn(reload_on_sighup(Reload {
+            path,
+            plugins: plugin_host.clone(),
+            auth: Arc::clone(&auth),
+            tls: tls_reloader,
+        }));
+    }
+
     // Ingest: RTMP and SRT share one key registry, so one key is one stream on either.
     let keys = weir_ingest::ActiveKeys::new(weir_ingest::RtmpSettings::default().takeover_after);
     let handler: Arc<dyn weir_ingest::PublishHandler> = Arc::new(Publisher {
-        config: config.clone(),
+        auth: Arc::clone(&auth),
         streams: streams.clone(),
+        max_streams: config.ingest.max_streams,
     });
     let mut rtmp_addr = None;
     if config.rtmp.enabled {
@@ -369,6 +406,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         let rtmp_settings = weir_ingest::RtmpSettings {
             app: config.rtmp.app.clone(),
             max_connections: config.rtmp.max_connections,
+            max_connections_per_ip: config.ingest.max_connections_per_ip,
             ..weir_ingest::RtmpSettings::default()
         };
         let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
@@ -387,6 +425,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             app: Some(config.rtmp.app.clone()),
             latency: Duration::from_millis(config.srt.latency_ms),
             passphrase: config.srt.passphrase.clone(),
+            max_connections_per_ip: config.ingest.max_connections_per_ip,
             ..weir_ingest::SrtSettings::default()
         };
         let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
@@ -417,25 +456,94 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
 
     print_banner(&config, http_addr, https_addr, rtmp_addr, srt_addr);
 
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => { r.context("waiting for ctrl-c")?; info!("shutting down"); }
-        Some(r) = tasks.join_next() => match r {
-            Ok(Ok(())) => info!("a listener stopped"),
-            Ok(Err(e)) => { error!(error = %format!("{e:#}"), "a listener failed"); return Err(e); }
-            Err(e) => error!(error = %e, "a listener task panicked"),
+    let grace = Duration::from_secs(config.server.shutdown_grace_s);
+    let outcome = tokio::select! {
+        signal = stop_signal() => {
+            let signal = signal.context("listening for SIGTERM/SIGINT")?;
+            info!(signal, grace = ?grace, "shutting down: no new publishers or connections; in-flight requests finish");
+            Ok(())
         }
-    }
+        Some(r) = tasks.join_next() => match r {
+            Ok(Ok(())) => {
+                error!("a listener stopped by itself; shutting down");
+                Err(anyhow::anyhow!("a listener stopped unexpectedly"))
+            }
+            Ok(Err(e)) => {
+                error!(error = %format!("{e:#}"), "a listener failed; shutting down");
+                Err(e)
+            }
+            Err(e) => {
+                error!(error = %e, "a listener task panicked; shutting down");
+                Err(anyhow::anyhow!("a listener task panicked: {e}"))
+            }
+        }
+    };
     let _ = shutdown_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    if tokio::time::timeout(grace, async {
         while tasks.join_next().await.is_some() {}
     })
-    .await;
-    Ok(())
+    .await
+    .is_err()
+    {
+        warn!(grace = ?grace, "shutdown grace period over; closing what is left");
+    }
+    outcome
 }
 
-/// SIGHUP: re-read the config file's tenants and plugin chains. A bad file or a plugin
-/// that fails is logged, and what is running stays.
-async fn reload_on_sighup(path: PathBuf, plugins: weir_plugin_host::Plugins) {
+/// Completes on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C), naming which.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Raises the open-file limit to its hard limit: every viewer connection, publisher and
+/// blocked playlist request holds a descriptor, and the usual soft limit is 1024.
+fn raise_nofile_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => info!(limit = n, "open-file limit (RLIMIT_NOFILE)"),
+        Err(e) => warn!(error = %e, "could not raise the open-file limit (RLIMIT_NOFILE)"),
+    }
+}
+
+/// Says so loudly when anyone on the network may publish.
+fn warn_if_ingest_is_open(config: &Config) {
+    if !config.allow_any_key() {
+        return;
+    }
+    let public = |on: bool, a: SocketAddr| on && !a.ip().is_loopback();
+    for (proto, on, addr) in [
+        ("rtmp", config.rtmp.enabled, config.rtmp.listen),
+        ("srt", config.srt.enabled, config.srt.listen),
+    ] {
+        if public(on, addr) {
+            warn!(
+                protocol = proto,
+                %addr,
+                "ingest is open: any stream key may publish from the network \
+                 (ingest.allow_any_key). Configure ingest.keys or ingest.on_publish, or \
+                 listen on 127.0.0.1; see docs/SECURITY.md"
+            );
+        }
+    }
+}
+
+/// What SIGHUP re-reads: publish keys and the callback, tenants and plugin chains, and the
+/// TLS certificate (from the same files). Listeners and other settings need a restart.
+struct Reload {
+    path: PathBuf,
+    plugins: weir_plugin_host::Plugins,
+    auth: Arc<auth::AuthHandle>,
+    tls: Option<Arc<weir_origin::ReloadableTls>>,
+}
+
+/// SIGHUP: everything is read and checked first, then everything is swapped; a bad file,
+/// certificate or plugin is logged, and what runs stays as it was.
+async fn reload_on_sighup(reload: Reload) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -445,24 +553,38 @@ async fn reload_on_sighup(path: PathBuf, plugins: weir_plugin_host::Plugins) {
         }
     };
     while hup.recv().await.is_some() {
-        info!(path = %path.display(), "SIGHUP: reloading tenants and plugins");
-        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-        let result = async {
-            let config = Config::load(&path)?;
-            config.validate()?;
-            plugins::load_chains(&plugins, &config, &dir).await
-        }
-        .await;
-        match result {
+        info!(path = %reload.path.display(), "SIGHUP: reloading keys, tenants, plugins and the TLS certificate");
+        match reload.run().await {
             Ok(()) => info!("reload done"),
-            Err(e) => error!(error = %format!("{e:#}"), "reload failed; keeping what runs"),
+            Err(e) => error!(error = %format!("{e:#}"), "reload failed; nothing changed"),
         }
     }
 }
 
-/// Like [`stream_name`], but also resolves the test source's name (for the cue API).
-fn stream_name_any(config: &Config, key: &StreamKey) -> Option<String> {
-    stream_name(config, key).or_else(|| {
+impl Reload {
+    async fn run(&self) -> anyhow::Result<()> {
+        let config = Config::load(&self.path)?;
+        config.validate()?;
+        let auth = auth::Auth::new(&config).context("ingest settings")?;
+        let cert = match &self.tls {
+            Some(tls) => Some(tls.prepare().context("server.tls_cert/tls_key")?),
+            None => None,
+        };
+        let dir = self.path.parent().map(PathBuf::from).unwrap_or_default();
+        // Compiles and inits every changed plugin of every tenant, then swaps every chain,
+        // or fails having changed nothing; what follows cannot fail.
+        plugins::load_chains(&self.plugins, &config, &dir).await?;
+        self.auth.set(auth);
+        if let (Some(tls), Some(cert)) = (&self.tls, cert) {
+            tls.install(cert);
+        }
+        Ok(())
+    }
+}
+
+/// The stream a cue API request's key names: a publish key's stream, or the test source.
+fn stream_name_any(config: &Config, auth: &auth::AuthHandle, key: &StreamKey) -> Option<String> {
+    auth.get().stream_for(key).ok().or_else(|| {
         (config.test_source.enabled && key.expose() == config.test_source.name)
             .then(|| config.test_source.name.clone())
     })

@@ -58,6 +58,9 @@ pub struct PipelineSettings {
     pub linger: Duration,
     /// Per-stream choices that come from the stream's tenant.
     pub policy: StreamPolicy,
+    /// Keeps each rendition's numbers above what an earlier run served, whatever the clock
+    /// says (`server.state_dir`; `None`: the clock alone). docs/design/003.
+    pub numbering: Option<Arc<crate::state::NumberingStore>>,
 }
 
 /// What a stream's tenant asks of its pipeline.
@@ -203,6 +206,10 @@ pub struct Streams {
 #[derive(Debug)]
 pub struct NoSuchStream;
 
+/// `ingest.max_streams` streams are running.
+#[derive(Debug)]
+pub struct AtCapacity;
+
 impl Streams {
     pub fn new(
         registry: StreamRegistry,
@@ -222,6 +229,27 @@ impl Streams {
     /// A new publisher for stream `name`: returns where its media goes. Starts the stream's
     /// task if it has none; otherwise the task switches to this publisher.
     pub fn attach(&self, name: &str) -> mpsc::Sender<MediaEvent> {
+        self.attach_unchecked(name)
+    }
+
+    /// [`attach`](Self::attach), unless `name` has no task and `max_streams` streams are
+    /// running (`ingest.max_streams`): a new stream is refused, a returning publisher of a
+    /// live (or lingering) stream never is.
+    pub fn attach_within(
+        &self,
+        name: &str,
+        max_streams: usize,
+    ) -> Result<mpsc::Sender<MediaEvent>, AtCapacity> {
+        {
+            let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+            if !tasks.contains_key(name) && tasks.len() >= max_streams {
+                return Err(AtCapacity);
+            }
+        }
+        Ok(self.attach_unchecked(name))
+    }
+
+    fn attach_unchecked(&self, name: &str) -> mpsc::Sender<MediaEvent> {
         self.metrics
             .sessions_started
             .fetch_add(1, Ordering::Relaxed);
@@ -851,13 +879,38 @@ struct StreamTask {
     /// Playlists wait until this part is complete: the gap before the stand-by slate is
     /// published together with the slate's first part, never as the live edge.
     hold_playlist: Option<u64>,
+    /// The rendition's numbering reservation (with `server.state_dir`).
+    numbering: Option<crate::state::RenditionNumbering>,
 }
 
+/// The wall clock the pipeline gives the packager (numbering, program date time): the one
+/// place it is read.
 #[allow(clippy::disallowed_methods)] // the driver is where the wall clock is read
 fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .saturating_add_signed(clock_offset_ms())
+}
+
+/// Test and chaos knob: `WEIR_CLOCK_OFFSET_MS=-3600000` in the environment shifts the clock
+/// [`now_unix_ms`] reads by that many milliseconds, as a host whose clock stepped back an
+/// hour (the e2e tests restart weir with it; docs/design/003). Not for production.
+fn clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let offset = std::env::var("WEIR_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if offset != 0 {
+            warn!(
+                offset_ms = offset,
+                "WEIR_CLOCK_OFFSET_MS shifts the packager's wall clock"
+            );
+        }
+        offset
+    })
 }
 
 impl StreamTask {
@@ -871,7 +924,12 @@ impl StreamTask {
         let (rendition, consumer) = rendition_channel();
         stream.add_rendition(rendition_name, consumer);
         let cue_tags = settings.policy.for_stream(stream.name()).cue_tags;
+        let numbering = settings
+            .numbering
+            .as_ref()
+            .and_then(|n| n.rendition(stream.name(), rendition_name, &settings.packager));
         Self {
+            numbering,
             cue_tags,
             standby: false,
             hold_playlist: None,
@@ -1126,7 +1184,11 @@ impl StreamTask {
             self.publish_multivariant();
             return true;
         }
-        let (msn, seq) = wall_clock_start(now_unix_ms(), &self.settings.packager);
+        let clock = wall_clock_start(now_unix_ms(), &self.settings.packager);
+        let (msn, seq) = match self.numbering.as_mut() {
+            Some(n) => n.start(clock),
+            None => clock,
+        };
         match Packager::new(self.settings.packager.clone(), tracks.clone(), msn, seq) {
             Ok(p) => {
                 info!(tracks = %describe(&tracks), first_msn = msn, "packaging");
@@ -1153,6 +1215,9 @@ impl StreamTask {
     fn open_hint(&mut self, seq: u64) {
         if self.open_part.as_ref().is_some_and(|(s, _)| *s == seq) {
             return;
+        }
+        if let (Some(n), Some(p)) = (self.numbering.as_mut(), self.packager.as_ref()) {
+            n.cover((p.next_msn(), seq));
         }
         if let Some(p) = self.rendition.begin_part(seq) {
             self.open_part = Some((seq, p));
@@ -1228,6 +1293,9 @@ impl StreamTask {
         let starting = packager.next_msn() <= packager.first_msn();
         if (self.hold_playlist.is_some() || starting) && !ended {
             return;
+        }
+        if let Some(n) = self.numbering.as_mut() {
+            n.cover((packager.next_msn(), packager.next_part_seq()));
         }
         let mut playlist = packager.media_playlist();
         if !self.cue_tags {

@@ -30,16 +30,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
-use weir_media::{MediaEvent, StreamKey};
 
 pub(crate) use keys::KeyClaim;
 pub use keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
+pub use crate::publish::{PublishHandler, Refusal, SessionInfo};
 
 pub const DEFAULT_APP: &str = "live";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Connections one address may hold at once (an encoder farm behind one NAT needs more:
+/// raise it, or set 0 for no limit).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 16;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Large enough for a 4K keyframe at contribution bitrates.
@@ -53,6 +57,9 @@ pub struct RtmpSettings {
     pub app: String,
     /// Connections beyond this are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Connections from one address beyond this are closed as soon as they are accepted
+    /// (0: no limit).
+    pub max_connections_per_ip: usize,
     /// From TCP accept until the publish is accepted (RTMP handshake, `connect`, `publish`):
     /// a peer that trickles bytes cannot hold a connection open longer than this.
     pub handshake_timeout: Duration,
@@ -73,6 +80,7 @@ impl Default for RtmpSettings {
         Self {
             app: DEFAULT_APP.to_owned(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             no_keyframe_timeout: crate::flv::DEFAULT_NO_KEYFRAME_TIMEOUT,
@@ -83,59 +91,8 @@ impl Default for RtmpSettings {
     }
 }
 
-/// Who is asking to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionInfo {
-    /// Unique per server, for correlating logs.
-    pub id: u64,
-    pub peer: SocketAddr,
-    /// The RTMP application it connected to (always the configured one).
-    pub app: String,
-}
-
-/// Why a publish was refused. Its text goes to the log and, as the RTMP status
-/// description, to the publisher.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// The key is not one this server publishes.
-    UnknownKey,
-    /// Refused for another reason.
-    Other(String),
-}
-
-impl Refusal {
-    pub fn new(reason: impl Into<String>) -> Self {
-        Self::Other(reason.into())
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::UnknownKey => f.write_str("unknown stream key"),
-            Self::Other(reason) => f.write_str(reason),
-        }
-    }
-}
-
-/// Decides where a published stream goes. Called from the session's task; keep it quick.
-pub trait PublishHandler: Send + Sync + 'static {
-    /// Whether `key` may publish at all (stream-key auth). Called before the one-publisher-
-    /// per-key check, so that a refused publisher never evicts an idle one.
-    fn authorize(&self, session: &SessionInfo, key: &StreamKey) -> Result<(), Refusal> {
-        let _ = (session, key);
-        Ok(())
-    }
-
-    /// The key is authorized and free (or taken over from an idle publisher): return where
-    /// its media goes. The session drops the `Sender` when it ends. On a takeover the old
-    /// session's `Sender` may still be alive for a moment after this returns.
-    fn publish(
-        &self,
-        session: &SessionInfo,
-        key: &StreamKey,
-    ) -> Result<mpsc::Sender<MediaEvent>, Refusal>;
-}
+/// At most one "connection refused" line per this interval.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves RTMP publishers on `listener` until `shutdown` completes, then closes every
 /// session and waits for them. One publisher per key, with takeover after
@@ -161,6 +118,8 @@ pub async fn serve_rtmp_with_keys(
     shutdown: impl Future<Output = ()>,
 ) {
     let max_connections = settings.max_connections;
+    let per_ip = crate::PerIpLimit::new(settings.max_connections_per_ip);
+    let mut refused_logged: Option<Instant> = None;
     let ctx = Arc::new(session::Ctx {
         settings,
         handler,
@@ -179,12 +138,27 @@ pub async fn serve_rtmp_with_keys(
             accepted = listener.accept() => match accepted {
                 Ok((sock, peer)) => {
                     next_id += 1;
+                    // A flood of refused connections must not become a flood of log lines.
+                    let mut refuse = |why: &str| {
+                        if refused_logged.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+                            refused_logged = Some(Instant::now());
+                            warn!(session = next_id, %peer, "connection refused: {why} (logged once a second at most)");
+                        }
+                    };
                     if sessions.len() >= max_connections {
-                        warn!(session = next_id, %peer, max_connections, "connection refused: too many sessions");
+                        refuse("too many sessions (rtmp.max_connections)");
                         continue;
                     }
+                    let Some(slot) = per_ip.try_acquire(peer.ip()) else {
+                        refuse("too many connections from this address (rtmp.max_connections_per_ip)");
+                        continue;
+                    };
                     let _ = sock.set_nodelay(true);
-                    let task = session::run(sock, peer, next_id, Arc::clone(&ctx), stop_rx.clone());
+                    let run = session::run(sock, peer, next_id, Arc::clone(&ctx), stop_rx.clone());
+                    let task = async move {
+                        run.await;
+                        drop(slot);
+                    };
                     let handle = sessions.spawn(task);
                     peers.insert(handle.id(), (next_id, peer));
                 }

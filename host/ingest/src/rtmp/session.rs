@@ -294,7 +294,7 @@ impl Session {
                 request_id,
                 stream_key,
                 ..
-            } => self.on_publish(rtmp, request_id, stream_key)?,
+            } => self.on_publish(rtmp, request_id, stream_key).await?,
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
                 if let Some(p) = self.publishing.as_mut() {
                     p.demux.set_hints(hints(&metadata));
@@ -329,22 +329,25 @@ impl Session {
         Ok(())
     }
 
-    fn on_publish(
+    /// A publish request: authorize, claim the key, ask the handler where media goes. Every
+    /// refusal tells the publisher the same [`crate::REFUSED`] (an unknown key and a busy
+    /// one read alike); the log line says why.
+    async fn on_publish(
         &mut self,
         rtmp: &mut ServerSession,
         request_id: u32,
         stream_key: String,
     ) -> Result<()> {
-        const BAD_NAME: &str = "NetStream.Publish.BadName";
+        const DENIED: &str = "NetStream.Publish.Denied";
         if self.publishing.is_some() {
-            self.reject(rtmp, request_id, BAD_NAME, "already publishing")?;
+            self.reject(rtmp, request_id, DENIED, crate::REFUSED)?;
             return Err(Error::Refused("second publish on one connection".into()));
         }
         let Some(app) = self.app.clone() else {
             return Err(Error::Protocol("publish before connect".into()));
         };
         if stream_key.is_empty() {
-            self.reject(rtmp, request_id, BAD_NAME, "empty stream key")?;
+            self.reject(rtmp, request_id, DENIED, crate::REFUSED)?;
             return Err(Error::Refused("empty stream key".into()));
         }
         let key = StreamKey::new(stream_key);
@@ -353,20 +356,16 @@ impl Session {
             id: self.id,
             peer: self.peer,
             app,
+            protocol: crate::Protocol::Rtmp,
         };
-        if let Err(refusal) = self.ctx.handler.authorize(&info, &key) {
-            self.reject(
-                rtmp,
-                request_id,
-                "NetStream.Publish.Denied",
-                &refusal.to_string(),
-            )?;
+        if let Err(refusal) = self.ctx.handler.authorize(&info, &key).await {
+            self.reject(rtmp, request_id, DENIED, refusal.public_text())?;
             return Err(Error::Refused(format!("publish not authorized: {refusal}")));
         }
         let claim = match self.ctx.keys.claim(&key, self.id) {
             Ok(claim) => claim,
             Err(busy) => {
-                self.reject(rtmp, request_id, BAD_NAME, "stream key already publishing")?;
+                self.reject(rtmp, request_id, DENIED, crate::REFUSED)?;
                 return Err(Error::Refused(format!(
                     "stream key already publishing (its publisher sent media {:?} ago)",
                     busy.idle_for
@@ -377,12 +376,7 @@ impl Session {
             Ok(tx) => tx,
             Err(refusal) => {
                 drop(claim);
-                self.reject(
-                    rtmp,
-                    request_id,
-                    "NetStream.Publish.Denied",
-                    &refusal.to_string(),
-                )?;
+                self.reject(rtmp, request_id, DENIED, refusal.public_text())?;
                 return Err(Error::Refused(format!("publish refused: {refusal}")));
             }
         };

@@ -82,22 +82,16 @@ pub(crate) async fn run(
     request: ConnectionRequest,
     id: u64,
     ctx: Arc<Ctx>,
-    over_limit: bool,
+    over_limit: Option<&'static str>,
     shutdown: watch::Receiver<bool>,
 ) {
     let peer = request.remote();
     let span = info_span!("srt", session = id, %peer, app = field::Empty, key = field::Empty);
     async move {
-        let admitted = if over_limit {
-            Err(Refused::server(
-                ServerRejectReason::Overload,
-                format!(
-                    "too many sessions (max_connections {})",
-                    ctx.settings.max_connections
-                ),
-            ))
+        let admitted = if let Some(why) = over_limit {
+            Err(Refused::server(ServerRejectReason::Overload, why))
         } else {
-            admit(&request, id, peer, &ctx)
+            admit(&request, id, peer, &ctx).await
         };
         let admitted = match admitted {
             Ok(a) => a,
@@ -154,8 +148,10 @@ pub(crate) async fn run(
     .await;
 }
 
-/// Everything that can be decided from the connection request alone.
-fn admit(
+/// Everything that can be decided from the connection request alone. Every refusal of the
+/// key (unknown, not authorized, busy) gets the same reject code, so a caller cannot tell
+/// them apart; the log line says which.
+async fn admit(
     request: &ConnectionRequest,
     id: u64,
     peer: SocketAddr,
@@ -185,19 +181,24 @@ fn admit(
         (None, asked) => asked.unwrap_or_default(),
     };
     span.record("app", field::display(&app));
-    let info = SessionInfo { id, peer, app };
+    let info = SessionInfo {
+        id,
+        peer,
+        app,
+        protocol: crate::Protocol::Srt,
+    };
 
-    ctx.handler.authorize(&info, &key).map_err(|refusal| {
+    ctx.handler.authorize(&info, &key).await.map_err(|refusal| {
         let code = match refusal {
-            Refusal::UnknownKey => ServerRejectReason::Forbidden,
-            Refusal::Other(_) => ServerRejectReason::Unauthorized,
+            Refusal::Overloaded(_) => ServerRejectReason::Overload,
+            Refusal::UnknownKey | Refusal::Other(_) => ServerRejectReason::Forbidden,
         };
         Refused::server(code, format!("publish not authorized: {refusal}"))
     })?;
     // Only a check: the key is claimed once the caller has passed the handshake.
     ctx.keys.check(&key).map_err(|busy| {
         Refused::server(
-            ServerRejectReason::Conflict,
+            ServerRejectReason::Forbidden,
             format!(
                 "stream key already publishing (its publisher sent media {:?} ago)",
                 busy.idle_for

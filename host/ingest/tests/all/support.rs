@@ -88,11 +88,16 @@ pub struct Handler {
 }
 
 impl PublishHandler for Handler {
-    fn authorize(&self, _: &SessionInfo, key: &StreamKey) -> Result<(), Refusal> {
-        match self.deny {
+    fn authorize<'a>(
+        &'a self,
+        _: &'a SessionInfo,
+        key: &'a StreamKey,
+    ) -> weir_ingest::publish::AuthorizeFuture<'a> {
+        let verdict = match self.deny {
             Some(bad) if key.expose() == bad => Err(Refusal::new("bad key")),
             _ => Ok(()),
-        }
+        };
+        Box::pin(std::future::ready(verdict))
     }
 
     fn publish(

@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use weir_media::StreamRegistry;
-use weir_origin::{load_tls, Error};
+use weir_origin::{load_tls, Error, ReloadableTls};
 
 use crate::support::{origin, snapshot, Live, Server};
 
@@ -150,4 +150,41 @@ fn load_tls_errors_name_the_file() {
     let other = SelfSigned::new("errors-other");
     let err = load_tls(certs.cert(), other.key()).unwrap_err();
     assert!(matches!(err, Error::Tls(_)), "{err}");
+}
+
+/// SIGHUP's certificate reload: new handshakes get the new certificate, a bad pair on disk
+/// changes nothing.
+#[tokio::test]
+async fn a_reloaded_certificate_serves_new_handshakes() {
+    let first = SelfSigned::new("reload-1");
+    let (reloader, tls) = ReloadableTls::load(first.cert(), first.key()).unwrap();
+    let registry = StreamRegistry::new();
+    let server = Server::start(origin(registry), Some(tls)).await;
+    let handshake = |certs: &SelfSigned| {
+        let connector = certs.connector(&[b"http/1.1"]);
+        async move {
+            let tcp = TcpStream::connect(server.addr).await.unwrap();
+            connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+        }
+    };
+    assert!(handshake(&first).await.is_ok());
+
+    // The files are replaced by a new pair (certbot, cert-manager), then reloaded.
+    let second = SelfSigned::new("reload-2");
+    std::fs::copy(second.cert(), first.cert()).unwrap();
+    std::fs::copy(second.key(), first.key()).unwrap();
+    assert!(handshake(&second).await.is_err(), "not before the reload");
+    reloader.reload().unwrap();
+    assert_eq!(reloader.current_cert(), second.cert_der);
+    assert!(handshake(&second).await.is_ok());
+    assert!(handshake(&first).await.is_err(), "the old certificate is gone");
+
+    // Half-written files (key of another pair): the reload fails and the served pair stays.
+    let third = SelfSigned::new("reload-3");
+    std::fs::copy(third.key(), first.key()).unwrap();
+    assert!(reloader.reload().is_err());
+    assert_eq!(reloader.current_cert(), second.cert_der);
+    assert!(handshake(&second).await.is_ok());
 }
