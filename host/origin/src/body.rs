@@ -35,3 +35,30 @@ pub(crate) fn part_stream(part: PartConsumer) -> Body {
     });
     StreamBody::new(chunks).boxed_unsync()
 }
+
+/// A response body that keeps its request counted as in flight until it is finished or
+/// dropped, so the idle timeout never closes a connection in the middle of a streamed part.
+pub(crate) struct Tracked {
+    pub body: Body,
+    pub _guard: crate::limits::RequestGuard,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,10 +1,14 @@
 //! Every cross-cutting HTTP concern, in one place, outermost first.
 //!
-//! Per connection (built by [`connection_builder`] and applied in `server.rs`):
-//! connection limit → TLS handshake timeout → HTTP/1.1 header-read timeout,
-//! HTTP/2 stream limit and keep-alive.
+//! Per connection (caps in `limits.rs`, applied in `server.rs`; hyper's limits built by
+//! [`connection_builder`]):
+//! connection caps (total, per client) → TLS handshake timeout → idle timeout →
+//! HTTP/1.1 head size and header-read timeout / HTTP/2 header-list size, stream limit,
+//! reset-flood guards and keep-alive.
 //!
 //! Per request ([`Origin::handle`]): access log → CORS → HEAD → deadline → phases.
+//! `/api/…` requests take their own path (`api.rs`): head check (token) → body size cap and
+//! read deadline → the handler.
 //! Plain functions rather than tower layers: the stack is fixed and small, and a reader sees
 //! the whole order here.
 
@@ -31,6 +35,9 @@ pub(crate) fn connection_builder(settings: &OriginSettings) -> auto::Builder<Tok
         // while a keep-alive connection waits for its next request, so it bounds idle HTTP/1.1
         // connections too.
         .header_read_timeout(settings.header_read_timeout)
+        // The read buffer, which bounds the request head (a larger one gets 431): memory per
+        // connection stays small however many connections a flood opens.
+        .max_buf_size(settings.max_header_bytes)
         .keep_alive(true);
     builder
         .http2()
@@ -38,9 +45,28 @@ pub(crate) fn connection_builder(settings: &OriginSettings) -> auto::Builder<Tok
         // One player connection carries playlist and part requests in parallel; this caps
         // what one client can hold open.
         .max_concurrent_streams(settings.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        // Rapid reset (streams opened and cancelled at once) and peers that provoke resets
+        // get GOAWAY instead of free work.
+        .max_pending_accept_reset_streams(settings.http2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(settings.http2_max_local_error_reset_streams)
         // Finds peers that vanished without a FIN, which would otherwise hold blocked streams.
-        .keep_alive_interval(settings.http2_keep_alive_interval);
+        // A live peer that answers PINGs but sends nothing is closed by the idle timeout
+        // (server.rs), which hyper does not have for HTTP/2.
+        .keep_alive_interval(settings.http2_keep_alive_interval)
+        .keep_alive_timeout(settings.http2_keep_alive_timeout);
     builder
+}
+
+/// The request path as the logs show it. Under `/api/` a path may carry a stream key, and
+/// without an API handler to redact it nothing of it is shown. Anything else from the
+/// network is logged with `{:?}`, so a client cannot forge log lines.
+pub(crate) fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/api/") {
+        "/api/…"
+    } else {
+        path
+    }
 }
 
 impl Origin {
@@ -55,12 +81,13 @@ impl Origin {
     /// Layer 1, outermost: a span per request and the access log. Outermost so the status it
     /// records is the one sent (after CORS, HEAD and the deadline have had their say) and the
     /// latency covers every layer. Latency ends at the response head; a streamed part's body
-    /// continues after it. The query is not logged (it may carry CDN tokens).
+    /// continues after it. The query is not logged (it may carry CDN tokens), nor is any
+    /// `/api/…` path (it may carry a stream key); the path is escaped (`{:?}`).
     async fn access_log(&self, head: http::request::Parts) -> Response<Body> {
         let span = tracing::info_span!(
             "request",
-            method = %head.method,
-            path = %head.uri.path(),
+            method = ?head.method,
+            path = ?loggable_path(head.uri.path()),
             version = ?head.version,
             status = field::Empty,
             latency_ms = field::Empty,

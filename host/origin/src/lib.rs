@@ -8,6 +8,13 @@
 //!   (`_HLS_msn`, `_HLS_part`, `_HLS_skip=YES|v2`; anything malformed is a 400).
 //! - [`ManifestFilter`]: the extension point where plugins rewrite playlists; [`PassThrough`]
 //!   by default. Parts and segments never pass through it.
+//! - [`ApiHandler`]: the embedding binary's `/api/…`, admitted on its head (the token is
+//!   checked before the body is read), with a body cap and read deadline;
+//!   [`parse_cue_request`] is the cue API's body parser.
+//! - Limits ([`OriginSettings`]): open connections in total and per client address (closed
+//!   at accept), an idle timeout (HTTP/2 included), header size and read timeouts, HTTP/2
+//!   stream and reset-flood caps; refusals are counted on `/metrics`, never logged above
+//!   debug.
 //! - [`Error`]: one error type; [`Error::classify`] gives status, fault and retryability,
 //!   and [`error_response`] is the only place an error becomes a response.
 //!
@@ -81,6 +88,7 @@ mod api;
 mod body;
 mod error;
 mod layers;
+mod limits;
 mod phase;
 mod route;
 mod server;
@@ -88,13 +96,15 @@ mod settings;
 mod stats;
 mod tls;
 
-pub use api::{json_response, text_response, ApiHandler, MAX_API_BODY};
+pub use api::{
+    json_response, parse_cue_request, text_response, Admission, ApiHandler, CueSpec, MAX_API_BODY,
+};
 pub use body::Body;
 pub use error::{error_response, Classification, Error, Fault, Result};
 pub use phase::{Filtered, ManifestFilter, PassThrough, RequestCtx};
 pub use route::{parse as parse_route, parse_hls_query, HlsQuery, Route, Skip};
 pub use settings::*;
-pub use tls::{load_tls, tls_config};
+pub use tls::{load_tls, tls_config, PreparedCert, ReloadableTls};
 
 /// The origin's state: settings, the live streams, the segment cache and the manifest filter.
 /// Share it as `Arc<Origin>`; every request borrows it.
@@ -106,6 +116,8 @@ pub struct Origin {
     api: Option<Arc<dyn ApiHandler>>,
     metrics: Option<Arc<dyn MetricsSource>>,
     stats: stats::OriginStats,
+    /// Open connections, shared by every listener `serve` runs.
+    connections: Arc<limits::ConnectionTable>,
     cors_allow_origin: HeaderValue,
 }
 
@@ -138,6 +150,7 @@ impl Origin {
             api: None,
             metrics: None,
             stats: stats::OriginStats::default(),
+            connections: Arc::default(),
             cors_allow_origin,
         })
     }

@@ -242,7 +242,11 @@ impl Origin {
                     .metrics
                     .as_ref()
                     .map_or_else(String::new, |m| m.render());
-                self.stats.render(&mut text, self.cache().fills_in_flight());
+                self.stats.render(
+                    &mut text,
+                    self.cache().fills_in_flight(),
+                    self.connections.total(),
+                );
                 Ok(Fetched::bytes(
                     Bytes::from(text),
                     "text/plain; version=0.0.4; charset=utf-8",

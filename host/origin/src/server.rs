@@ -1,5 +1,5 @@
 //! Listeners: plain TCP (HTTP/1.1 and h2c prior knowledge on one port) and TLS (ALPN), with
-//! a connection limit and graceful shutdown.
+//! connection caps (in total and per client address), an idle timeout, and graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -10,20 +10,27 @@ use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::{field, Instrument};
 
+use crate::body::Tracked;
 use crate::layers::connection_builder;
+use crate::limits::InFlight;
 use crate::{Origin, Result};
 
 /// After a failed `accept` (out of file descriptors, usually), wait before the next try
 /// rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A connection asked to close (GOAWAY, or `Connection: close` on its next response) that
+/// is still open and idle after this is dropped: a peer that never acknowledges cannot keep
+/// its slot.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 impl Origin {
     /// Serves connections from `listener` until `shutdown` resolves, then stops accepting,
@@ -31,6 +38,11 @@ impl Origin {
     ///
     /// Without `tls`, the port speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c), told
     /// apart by the HTTP/2 preface. With `tls`, ALPN picks the protocol (see [`crate::load_tls`]).
+    ///
+    /// A connection beyond `max_connections` (all listeners of this origin together), or
+    /// beyond `max_connections_per_ip` from one client, is closed as soon as it is accepted,
+    /// before a byte is read: counted in `/metrics`, logged at debug only (one line per
+    /// refusal at a higher level would turn a flood into a log flood).
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -39,34 +51,38 @@ impl Origin {
     ) -> Result<()> {
         let builder = connection_builder(&self.settings);
         let acceptor = tls.map(TlsAcceptor::from);
-        // Connection limit: at the cap we stop accepting, and the kernel queue holds the rest.
-        let slots = Arc::new(Semaphore::new(self.settings.max_connections));
-        let graceful = GracefulShutdown::new();
+        let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         let mut next_id: u64 = 0;
         tokio::pin!(shutdown);
 
         loop {
             while connections.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                permit = Arc::clone(&slots).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 },
+            };
+            let slot = match self.connections.admit(
+                peer.ip(),
+                self.settings.max_connections,
+                self.settings.max_connections_per_ip,
+            ) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    self.stats.refused(why);
+                    // Viewer IPs are never logged.
+                    tracing::debug!(reason = why.as_str(), "connection refused");
+                    drop(stream);
+                    continue;
+                }
             };
             next_id += 1;
             // Viewer IPs are never logged; the connection id ties its requests together.
@@ -76,21 +92,21 @@ impl Origin {
                 tls = acceptor.is_some(),
                 alpn = field::Empty
             );
-            let watcher = graceful.watcher();
+            let stop = stop_rx.clone();
             let origin = Arc::clone(&self);
             let builder = builder.clone();
             let acceptor = acceptor.clone();
             let handshake_timeout = self.settings.tls_handshake_timeout;
             connections.spawn(
                 async move {
-                    let _permit = permit;
+                    let _slot = slot;
                     // Parts are written in small chunks as they are produced; Nagle would
                     // hold them back.
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "set_nodelay failed");
                     }
                     let Some(acceptor) = acceptor else {
-                        serve_connection(&builder, origin, stream, watcher).await;
+                        serve_connection(&builder, origin, stream, stop).await;
                         return;
                     };
                     let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
@@ -113,24 +129,31 @@ impl Origin {
                         // No ALPN: tell the protocols apart by the HTTP/2 preface.
                         _ => builder,
                     };
+                    // Only a protocol the server offered can be selected; escaped anyway.
                     tracing::Span::current().record(
                         "alpn",
-                        alpn.as_deref()
-                            .map(String::from_utf8_lossy)
-                            .as_deref()
-                            .unwrap_or("none"),
+                        field::debug(
+                            alpn.as_deref()
+                                .map(String::from_utf8_lossy)
+                                .as_deref()
+                                .unwrap_or("none"),
+                        ),
                     );
-                    serve_connection(&builder, origin, tls, watcher).await;
+                    serve_connection(&builder, origin, tls, stop).await;
                 }
                 .instrument(span),
             );
         }
 
         drop(listener);
-        tracing::info!(connections = graceful.count(), "shutting down");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(self.settings.shutdown_grace) => {
+        tracing::info!(connections = connections.len(), "shutting down");
+        // Every connection finishes its in-flight requests and closes (GOAWAY on HTTP/2,
+        // `Connection: close` on HTTP/1.1).
+        let _ = stop_tx.send(true);
+        let drained = async { while connections.join_next().await.is_some() {} };
+        match tokio::time::timeout(self.settings.shutdown_grace, drained).await {
+            Ok(()) => tracing::info!("all connections closed"),
+            Err(_) => {
                 tracing::warn!("shutdown grace elapsed; closing the remaining connections");
             }
         }
@@ -139,26 +162,76 @@ impl Origin {
     }
 }
 
+/// Drives one connection until it ends, the server stops, or it sits idle (no request in
+/// flight) for `idle_timeout`. Idle or stopping, it is asked to close gracefully, and dropped
+/// if it is still idle [`CLOSE_GRACE`] later.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     origin: Arc<Origin>,
     io: I,
-    watcher: Watcher,
+    mut stop: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let idle_timeout = origin.settings.idle_timeout;
+    let (in_flight, mut requests) = InFlight::new();
+    let service_origin = Arc::clone(&origin);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let origin = Arc::clone(&origin);
+        let origin = Arc::clone(&service_origin);
+        let guard = in_flight.begin();
         async move {
-            if origin.is_api(request.uri().path()) {
-                return Ok::<_, Infallible>(origin.handle_api(request).await);
-            }
-            Ok::<_, Infallible>(origin.handle(request).await)
+            let response = if origin.is_api(request.uri().path()) {
+                origin.handle_api(request).await
+            } else {
+                origin.handle(request).await
+            };
+            Ok::<_, Infallible>(response.map(|body| Tracked {
+                body,
+                _guard: guard,
+            }))
         }
     });
     let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection).await {
-        // Resets and early closes are routine for players that switch renditions.
-        tracing::debug!(error = %e, "connection ended with an error");
+    tokio::pin!(connection);
+    let mut idle_since = Instant::now();
+    let mut closing = false;
+    let mut counting = true;
+    loop {
+        let busy = counting && *requests.borrow_and_update() > 0;
+        let wait = if closing { CLOSE_GRACE } else { idle_timeout };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    // Resets and early closes are routine for players that switch renditions.
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = requests.changed(), if counting => {
+                if changed.is_err() {
+                    // hyper dropped the service: nothing more will be counted.
+                    counting = false;
+                }
+                if !counting || *requests.borrow() == 0 {
+                    idle_since = Instant::now();
+                }
+            }
+            Ok(_) = stop.wait_for(|stop| *stop), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+                idle_since = Instant::now();
+            }
+            () = tokio::time::sleep_until(idle_since + wait), if !busy => {
+                if closing {
+                    tracing::debug!("connection dropped: still open after being asked to close");
+                    return;
+                }
+                origin.stats.idle_closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(idle_timeout = ?idle_timeout, "idle connection closed");
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+                idle_since = Instant::now();
+            }
+        }
     }
 }

@@ -18,8 +18,25 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// hyper's own default, made explicit.
+pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 256;
+/// Streams a client opens and resets before the server has accepted them ("rapid reset",
+/// CVE-2023-44487); beyond this the connection gets GOAWAY. The h2 crate's default.
+pub const DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+/// Streams the server resets because the client misbehaved (RUSTSEC-2024-0003); beyond this
+/// the connection gets GOAWAY. hyper's default.
+pub const DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+/// Request line plus headers: HLS requests send well under 4 KiB, cookies included.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// A browser holds at most 6 HTTP/1.1 connections to one host (1 over HTTP/2); this leaves
+/// room for many viewers behind one NAT, and stops one machine from holding all the slots.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// An authorised API request must send its whole body within this (a plugin upload of
+/// tens of megabytes included).
+pub const DEFAULT_API_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The player page and script served at `/` and `/hls.min.js`. Empty means 404.
@@ -49,17 +66,39 @@ pub struct OriginSettings {
     /// `max-age` for complete parts, segments and init segments, which are immutable while
     /// they are in the window.
     pub media_max_age: Duration,
-    /// HTTP/1.1: a client must send a request's headers within this (slowloris guard).
+    /// HTTP/1.1: a client must send a request's headers within this (slowloris guard). It
+    /// also bounds how long an idle keep-alive connection waits for its next request.
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed: HTTP/2 gets GOAWAY,
+    /// and so does a connection that never sends a whole request. (HTTP/1.1 keep-alive is
+    /// bounded sooner, by `header_read_timeout`.)
+    pub idle_timeout: Duration,
+    /// The largest request head accepted: request line and headers on HTTP/1.1 (at least
+    /// 8192), the header list on HTTP/2. Larger heads get 431 or a reset.
+    pub max_header_bytes: usize,
     /// Bound on producing a response head, blocking reloads included: keep it above
     /// 3× the longest target duration.
     pub request_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     /// HTTP/2 PING interval that finds dead peers; `None` disables.
     pub http2_keep_alive_interval: Option<Duration>,
+    /// A PING not answered within this closes the connection.
+    pub http2_keep_alive_timeout: Duration,
+    /// Requests one HTTP/2 connection may have in flight at once.
     pub http2_max_concurrent_streams: u32,
-    /// Connections beyond this wait in the kernel's accept queue.
+    /// Rapid-reset guard: see [`DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS`].
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// See [`DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS`].
+    pub http2_max_local_error_reset_streams: usize,
+    /// Open connections, all listeners together. One more is accepted and closed at once
+    /// (counted in `weir_http_connections_refused_total{reason="global"}`).
     pub max_connections: usize,
+    /// Open connections from one client address (an IPv6 client is its /64), all listeners
+    /// together; 0 means no limit. Behind a CDN or a reverse proxy every connection comes
+    /// from a few addresses: raise it or set 0 there.
+    pub max_connections_per_ip: usize,
+    /// `/api/…`: the whole request body must arrive within this, or the answer is 408.
+    pub api_body_timeout: Duration,
     /// After shutdown is signalled, in-flight requests get this long before connections
     /// are closed.
     pub shutdown_grace: Duration,
@@ -79,9 +118,16 @@ impl Default for OriginSettings {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             http2_keep_alive_interval: Some(DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_keep_alive_timeout: DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
             http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            http2_max_pending_accept_reset_streams: DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
+            http2_max_local_error_reset_streams: DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            api_body_timeout: DEFAULT_API_BODY_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             assets_dir: None,
             cache: CacheSettings::default(),
@@ -98,6 +144,9 @@ impl OriginSettings {
             ("header_read_timeout", self.header_read_timeout),
             ("request_timeout", self.request_timeout),
             ("tls_handshake_timeout", self.tls_handshake_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("http2_keep_alive_timeout", self.http2_keep_alive_timeout),
+            ("api_body_timeout", self.api_body_timeout),
         ];
         for (key, value) in positive {
             if value.is_zero() {
@@ -111,6 +160,13 @@ impl OriginSettings {
             return Err(Error::Settings {
                 key: "max_connections",
                 message: "must be at least 1".to_owned(),
+            });
+        }
+        // hyper asserts on smaller HTTP/1.1 buffers; u32 is HTTP/2's field.
+        if self.max_header_bytes < 8192 || u32::try_from(self.max_header_bytes).is_err() {
+            return Err(Error::Settings {
+                key: "max_header_bytes",
+                message: "must be between 8192 and 4294967295".to_owned(),
             });
         }
         if self.http2_max_concurrent_streams == 0 {

@@ -179,7 +179,10 @@ async fn a_reloaded_certificate_serves_new_handshakes() {
     reloader.reload().unwrap();
     assert_eq!(reloader.current_cert(), second.cert_der);
     assert!(handshake(&second).await.is_ok());
-    assert!(handshake(&first).await.is_err(), "the old certificate is gone");
+    assert!(
+        handshake(&first).await.is_err(),
+        "the old certificate is gone"
+    );
 
     // Half-written files (key of another pair): the reload fails and the served pair stays.
     let third = SelfSigned::new("reload-3");
