@@ -12,6 +12,7 @@ mod hardening_load;
 mod hardening_plugins;
 mod hardening_rtmp;
 mod hardening_srt;
+mod numbering;
 mod players;
 mod plugins;
 mod scte35;

@@ -247,6 +247,10 @@ pub struct Packager {
 /// often than once per segment target. So `wall_clock_start(t1)` is never below what the
 /// stream reached, whatever `t1` is. The numbers stay far from overflow (2^63 half-parts of
 /// 25 ms is 3.6 billion years).
+///
+/// All this assumes the clock never steps back across the restart. A caller that can keep
+/// state starts at the larger of these numbers and the ones it reserved before (weir's
+/// `server.state_dir`; docs/design/003).
 pub fn wall_clock_start(now_unix_ms: u64, settings: &Settings) -> (u64, u64) {
     let half = |d: Duration| u64::try_from(d.as_millis() / 2).unwrap_or(u64::MAX).max(1);
     (

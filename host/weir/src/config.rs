@@ -121,6 +121,11 @@ pub struct ServerConfig {
     pub cors_allow_origin: String,
     /// Files served at `/assets/…` (ad creatives for interstitials, slates).
     pub assets_dir: Option<PathBuf>,
+    /// Where each rendition's numbering reservation is kept, so that media sequence and
+    /// part numbers never go back across a restart, even with the clock stepped back
+    /// (docs/design/003). Default: `$STATE_DIRECTORY` (systemd's `StateDirectory=`) when
+    /// set, else none (numbers follow the wall clock alone). See [`Config::state_dir`].
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -132,6 +137,7 @@ impl Default for ServerConfig {
             tls_key: None,
             cors_allow_origin: "*".to_owned(),
             assets_dir: None,
+            state_dir: None,
         }
     }
 }
@@ -537,6 +543,9 @@ impl Config {
             (Some(_), _, _) => bail!("server.https needs both server.tls_cert and server.tls_key"),
             (None, _, _) => bail!("server.tls_cert/server.tls_key are set but server.https is not"),
         }
+        if s.state_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            bail!("server.state_dir is empty (leave it out for none)");
+        }
         if self.rtmp.app.is_empty() || !self.rtmp.app.chars().all(valid_name_char) {
             bail!(
                 "rtmp.app = {:?} must be non-empty [A-Za-z0-9_-]",
@@ -660,6 +669,16 @@ impl Config {
 
     pub fn part_target(&self) -> Duration {
         Duration::from_millis(self.packager.part_ms)
+    }
+
+    /// `server.state_dir`, else the first of systemd's `$STATE_DIRECTORY` (a `:`-separated
+    /// list), else none.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.server.state_dir.clone().or_else(|| {
+            let dirs = std::env::var_os("STATE_DIRECTORY")?;
+            let first = dirs.to_str()?.split(':').next()?;
+            (!first.is_empty()).then(|| PathBuf::from(first))
+        })
     }
 }
 

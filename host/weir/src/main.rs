@@ -39,6 +39,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once, at startup
 enum Command {
     /// Ingest, package and serve live streams (plays a built-in test stream with no config).
     Serve(ServeArgs),
