@@ -13,25 +13,50 @@
 //!   re-applies an earlier output's edits.
 //!
 //! Parts and segments never come here.
+//!
+//! The default feature `runtime` is everything above. Without it the crate is only
+//! [`validate`] and [`replay`] (no wasmtime), which is what the fuzz targets build.
+//!
+//! ```
+//! use weir_plugin_host::validate::{media_playlist, Scope};
+//!
+//! let input = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg1.m4s\n";
+//! let scope = Scope { stream: "demo", asset_hosts: &[] };
+//! let slate = input.replace("seg1.m4s", "../slate/seg1.m4s");
+//! assert!(media_playlist(input, &slate, &scope, "720p").is_ok());
+//! let escape = input.replace("seg1.m4s", "%2e%2e/%2e%2e/other/720p/seg1.m4s");
+//! assert!(media_playlist(input, &escape, &scope, "720p").is_err());
+//! ```
 
+#[cfg(feature = "runtime")]
 mod metrics;
+#[cfg(feature = "runtime")]
 mod plugins;
 pub mod replay;
+#[cfg(feature = "runtime")]
 mod runtime;
 pub mod validate;
+#[cfg(feature = "runtime")]
 mod workers;
 
 use std::time::Duration;
 
+#[cfg(feature = "runtime")]
 pub use metrics::Metrics;
+#[cfg(feature = "runtime")]
 pub use plugins::{
     AssetListError, Manipulated, PlaylistRequest, PluginSpec, PluginSummary, Plugins, PushError,
     Settings, StartError, TenantSettings, DEFAULT_TENANT,
 };
+#[cfg(feature = "runtime")]
 pub use runtime::{
     Compiled, CueEvent, CueKind, FailurePolicy, PluginInfo, RequestContext, Runtime,
     VariantAttribute,
 };
+
+/// The most bytes one plugin answer (a playlist or an asset list) may have; a longer one is
+/// refused as `output_too_large`. Weir's playlists are a few kilobytes.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 1 << 20;
 
 /// Caps for every plugin call.
 #[derive(Clone, Debug)]
@@ -48,6 +73,8 @@ pub struct Limits {
     pub epoch_tick: Duration,
     /// Component instances alive at once across all calls (pool size).
     pub max_concurrent_instances: u32,
+    /// The most bytes a call's answer may have (see [`DEFAULT_MAX_OUTPUT_BYTES`]).
+    pub output_bytes: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +86,7 @@ impl Default for Limits {
             call_timeout: Duration::from_millis(10),
             epoch_tick: Duration::from_millis(1),
             max_concurrent_instances: 64,
+            output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -76,6 +104,14 @@ pub enum Failure {
     Err(String),
     #[error("returned an invalid playlist: {0}")]
     Invalid(String),
+    #[error("returned {bytes} bytes, over the {limit}-byte cap")]
+    OutputTooLarge { bytes: usize, limit: usize },
+    #[error("returned a URI that leaves the stream: {0}")]
+    UriEscape(String),
+    #[error("was not run: the plugin has as many variants as it may have")]
+    VariantLimit,
+    #[error("was not run: the tenant's asset-list calls are over their rate")]
+    RateLimited,
     #[error("was not run: the plugin workers are overloaded")]
     Overloaded,
 }
@@ -89,7 +125,20 @@ impl Failure {
             Failure::MemoryCap => "memory",
             Failure::Err(_) => "err",
             Failure::Invalid(_) => "invalid",
+            Failure::OutputTooLarge { .. } => "output_too_large",
+            Failure::UriEscape(_) => "uri_escape",
+            Failure::VariantLimit => "variant_limit",
+            Failure::RateLimited => "rate_limit",
             Failure::Overloaded => "overload",
+        }
+    }
+}
+
+impl From<validate::Rejection> for Failure {
+    fn from(r: validate::Rejection) -> Self {
+        match r {
+            validate::Rejection::UriEscape(m) => Failure::UriEscape(m),
+            validate::Rejection::Syntax(m) | validate::Rejection::Media(m) => Failure::Invalid(m),
         }
     }
 }

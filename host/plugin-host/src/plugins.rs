@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -18,6 +20,33 @@ use crate::workers::Workers;
 use crate::{
     replay, validate, CueEvent, CueKind, Failure, FailurePolicy, Limits, Metrics, VariantAttribute,
 };
+
+/// Distinct variants (values of what it declared in `varies-on`) one plugin runs for at
+/// once. A request with a new one beyond this gets the plugin's failure policy, without a
+/// call (`variant_limit`): 100,000 different `?x=` values cost one run per playlist
+/// version, not 100,000. Countries alone are at most 677.
+pub const DEFAULT_MAX_VARIANTS: usize = 1024;
+/// A variant unseen for this long gives its place to a new one once the set is full.
+pub const DEFAULT_VARIANT_IDLE: Duration = Duration::from_secs(60);
+/// Bytes of transform results kept (bodies and keys).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// Bytes of last good (input, output) pairs kept for `last-good`.
+pub const DEFAULT_LAST_GOOD_BYTES: u64 = 32 << 20;
+/// Asset-list runs (cache misses) per second, per tenant, and the burst above it.
+pub const DEFAULT_ASSET_LIST_RATE: u32 = 50;
+pub const DEFAULT_ASSET_LIST_BURST: u32 = 100;
+/// Asset-list runs of one tenant on the plugin workers at once; the rest wait their turn
+/// (within the asset-list timeout), so one tenant's asset lists never hold every worker.
+pub const DEFAULT_ASSET_LIST_CONCURRENCY: usize = 1;
+/// How long an asset-list answer (or the lack of one) is reused for the same cue and
+/// declared request attributes.
+pub const DEFAULT_ASSET_LIST_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Bytes of asset-list answers kept.
+pub const DEFAULT_ASSET_LIST_CACHE_BYTES: u64 = 8 << 20;
+/// A plugin's variant-limit warning is logged at most this often.
+const LIMIT_LOG_EVERY: Duration = Duration::from_secs(10);
+/// A full variant set is swept for idle entries at most this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// How the transform path behaves.
 #[derive(Clone, Debug)]
@@ -32,10 +61,26 @@ pub struct Settings {
     pub deadline: Duration,
     /// How long an asset-list request waits for a plugin's answer.
     pub asset_list_timeout: Duration,
-    /// Transform results kept (each is one playlist).
-    pub cache_entries: u64,
+    /// Bytes of transform results kept ([`DEFAULT_CACHE_BYTES`]).
+    pub cache_bytes: u64,
     /// How long a transform result is kept; playlists change every part anyway.
     pub cache_ttl: Duration,
+    /// Bytes of last good outputs kept ([`DEFAULT_LAST_GOOD_BYTES`]).
+    pub last_good_bytes: u64,
+    /// Variants per plugin ([`DEFAULT_MAX_VARIANTS`]).
+    pub max_variants: usize,
+    /// [`DEFAULT_VARIANT_IDLE`].
+    pub variant_idle: Duration,
+    /// Asset-list runs per second per tenant ([`DEFAULT_ASSET_LIST_RATE`]).
+    pub asset_list_rate: u32,
+    /// [`DEFAULT_ASSET_LIST_BURST`].
+    pub asset_list_burst: u32,
+    /// [`DEFAULT_ASSET_LIST_CONCURRENCY`].
+    pub asset_list_concurrency: usize,
+    /// [`DEFAULT_ASSET_LIST_CACHE_TTL`].
+    pub asset_list_cache_ttl: Duration,
+    /// [`DEFAULT_ASSET_LIST_CACHE_BYTES`].
+    pub asset_list_cache_bytes: u64,
 }
 
 impl Default for Settings {
@@ -46,8 +91,16 @@ impl Default for Settings {
             queue: 1024,
             deadline: Duration::from_millis(50),
             asset_list_timeout: Duration::from_millis(500),
-            cache_entries: 10_000,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             cache_ttl: Duration::from_secs(30),
+            last_good_bytes: DEFAULT_LAST_GOOD_BYTES,
+            max_variants: DEFAULT_MAX_VARIANTS,
+            variant_idle: DEFAULT_VARIANT_IDLE,
+            asset_list_rate: DEFAULT_ASSET_LIST_RATE,
+            asset_list_burst: DEFAULT_ASSET_LIST_BURST,
+            asset_list_concurrency: DEFAULT_ASSET_LIST_CONCURRENCY,
+            asset_list_cache_ttl: DEFAULT_ASSET_LIST_CACHE_TTL,
+            asset_list_cache_bytes: DEFAULT_ASSET_LIST_CACHE_BYTES,
         }
     }
 }
@@ -60,6 +113,9 @@ pub struct TenantSettings {
     pub streams: Vec<String>,
     /// The request header carrying the viewer's ISO 3166 country (set by the CDN).
     pub country_header: String,
+    /// Hosts where its plugins' asset lists and ad assets may live (`host` or `host:port`,
+    /// canonical: see [`validate::asset_host`]). Every other URI stays in the stream.
+    pub asset_hosts: Vec<String>,
 }
 
 impl TenantSettings {
@@ -68,6 +124,7 @@ impl TenantSettings {
             name: name.to_owned(),
             streams: Vec::new(),
             country_header: "cf-ipcountry".to_owned(),
+            asset_hosts: Vec::new(),
         }
     }
 }
@@ -120,6 +177,10 @@ pub enum AssetListError {
     NoPlugin,
     #[error("no plugin resolved cue {0}")]
     Unresolved(u32),
+    #[error("not run: the tenant's asset-list calls are over their rate")]
+    RateLimited,
+    #[error("not run: the tenant's asset-list calls are all busy")]
+    Busy,
 }
 
 struct Plugin {
@@ -137,6 +198,53 @@ struct Plugin {
     timeouts_in_a_row: std::sync::atomic::AtomicU32,
     /// Runs that skipped this plugin while its circuit was open.
     skipped: std::sync::atomic::AtomicU32,
+    /// The variants it runs for (see [`DEFAULT_MAX_VARIANTS`]).
+    variants: Mutex<Variants>,
+}
+
+/// The variants a plugin has been asked for lately, by hash.
+#[derive(Debug, Default)]
+struct Variants {
+    seen: HashMap<u64, Instant>,
+    swept: Option<Instant>,
+    warned: Option<Instant>,
+}
+
+impl Variants {
+    /// Whether `key` may run as a variant of its own: a known one may, a new one while
+    /// there is room. When the set is full, variants idle for `idle` make room (swept at
+    /// most every [`SWEEP_EVERY`], so a flood costs one pass a second, not one a request).
+    fn admit(&mut self, key: u64, now: Instant, max: usize, idle: Duration) -> bool {
+        if let Some(seen) = self.seen.get_mut(&key) {
+            *seen = now;
+            return true;
+        }
+        if self.seen.len() >= max
+            && self
+                .swept
+                .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY)
+        {
+            self.swept = Some(now);
+            self.seen.retain(|_, seen| now.duration_since(*seen) < idle);
+        }
+        if self.seen.len() < max {
+            self.seen.insert(key, now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether to log a refusal now (at most every [`LIMIT_LOG_EVERY`]).
+    fn should_warn(&mut self, now: Instant) -> bool {
+        let due = self
+            .warned
+            .is_none_or(|at| now.duration_since(at) >= LIMIT_LOG_EVERY);
+        if due {
+            self.warned = Some(now);
+        }
+        due
+    }
 }
 
 impl Plugin {
@@ -240,6 +348,26 @@ pub struct Manipulated {
     pub vary: Vec<String>,
 }
 
+/// An asset-list answer's identity: the cue, and every request attribute some plugin of
+/// the chain gets (the country, and what each declared).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct AssetKey {
+    generation: u64,
+    stream: String,
+    cue_id: u32,
+    variant: String,
+}
+
+/// An asset-list answer: the JSON, or `None` when no plugin resolved the cue.
+type AssetAnswer = Option<Bytes>;
+
+/// A token bucket: one tenant's asset-list runs.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
 struct Inner {
     rt: Runtime,
     settings: Settings,
@@ -250,6 +378,11 @@ struct Inner {
     results: moka::sync::Cache<RunKey, Bytes>,
     inflight: Mutex<HashMap<RunKey, watch::Receiver<Option<Bytes>>>>,
     last_good: moka::sync::Cache<GoodKey, GoodPair>,
+    asset_lists: moka::sync::Cache<AssetKey, AssetAnswer>,
+    asset_inflight: Mutex<HashMap<AssetKey, watch::Receiver<Option<AssetAnswer>>>>,
+    /// Per tenant: asset-list runs allowed now, and the runs on the workers at once.
+    asset_buckets: Mutex<HashMap<String, Bucket>>,
+    asset_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Compiled components by digest: pushing the same bytes with a new config (or the same
     /// chain again on SIGHUP) skips the compile, which takes seconds for JS and Python.
     compiled: moka::sync::Cache<String, Compiled>,
@@ -280,13 +413,30 @@ impl Plugins {
             .map_err(|e| StartError::Engine(format!("{e:#}")))?;
         let workers =
             Workers::new(settings.threads, settings.queue).map_err(StartError::Workers)?;
+        // Every cache is bounded in bytes: a key or value is as big as a plugin made it.
         let results = moka::sync::Cache::builder()
-            .max_capacity(settings.cache_entries)
+            .max_capacity(settings.cache_bytes)
+            .weigher(|k: &RunKey, v: &Bytes| {
+                weight(&[&k.stream, &k.rendition, &k.variant], v.len())
+            })
             .time_to_live(settings.cache_ttl)
             .build();
         let last_good = moka::sync::Cache::builder()
-            .max_capacity(settings.cache_entries)
+            .max_capacity(settings.last_good_bytes)
+            .weigher(|k: &GoodKey, v: &GoodPair| {
+                weight(
+                    &[&k.stream, &k.rendition, &k.variant],
+                    v.0.len() + v.1.len(),
+                )
+            })
             .time_to_idle(Duration::from_secs(600))
+            .build();
+        let asset_lists = moka::sync::Cache::builder()
+            .max_capacity(settings.asset_list_cache_bytes)
+            .weigher(|k: &AssetKey, v: &AssetAnswer| {
+                weight(&[&k.stream, &k.variant], v.as_ref().map_or(0, Bytes::len))
+            })
+            .time_to_live(settings.asset_list_cache_ttl)
             .build();
         let plugins = Self(Arc::new(Inner {
             rt,
@@ -298,6 +448,10 @@ impl Plugins {
             results,
             inflight: Mutex::new(HashMap::new()),
             last_good,
+            asset_lists,
+            asset_inflight: Mutex::new(HashMap::new()),
+            asset_buckets: Mutex::new(HashMap::new()),
+            asset_slots: Mutex::new(HashMap::new()),
             compiled: moka::sync::Cache::new(32),
             next_id: AtomicU64::new(1),
             change: tokio::sync::Mutex::new(()),
@@ -413,6 +567,45 @@ impl Plugins {
         Ok(())
     }
 
+    /// Replaces every tenant's settings and chain at once (config reload). Every changed
+    /// plugin of every tenant is compiled and `init`ed first, and the tenants and chains are
+    /// swapped only when all of them succeeded: a failure changes nothing. Tenants missing
+    /// from `chains` keep their chains.
+    pub async fn replace_all(
+        &self,
+        tenants: Vec<TenantSettings>,
+        chains: Vec<(String, Vec<PluginSpec>)>,
+    ) -> Result<(), PushError> {
+        let _change = self.0.change.lock().await;
+        let known = |name: &str| name == DEFAULT_TENANT || tenants.iter().any(|t| t.name == name);
+        let mut prepared = Vec::with_capacity(chains.len());
+        for (tenant, specs) in chains {
+            if !known(&tenant) {
+                return Err(PushError::UnknownTenant(tenant));
+            }
+            let current: Vec<Arc<Plugin>> = read(&self.0.tenants)
+                .get(&tenant)
+                .map(|t| t.chain.plugins.clone())
+                .unwrap_or_default();
+            let mut next = Vec::with_capacity(specs.len());
+            for spec in specs {
+                let digest = digest(&spec.component);
+                match current.iter().find(|p| {
+                    *p.name == *spec.name && p.digest == digest && p.config == spec.config
+                }) {
+                    Some(same) => next.push(same.clone()),
+                    None => next.push(self.prepare(&tenant, spec).await?),
+                }
+            }
+            prepared.push((tenant, next));
+        }
+        self.configure_tenants(tenants);
+        for (tenant, next) in prepared {
+            self.swap(&tenant, |plugins| *plugins = next);
+        }
+        Ok(())
+    }
+
     pub async fn remove(&self, tenant: &str, name: &str) -> Result<(), PushError> {
         let _change = self.0.change.lock().await;
         self.check_tenant(tenant)?;
@@ -524,6 +717,7 @@ impl Plugins {
             pushed_at_ms: unix_ms(),
             timeouts_in_a_row: Default::default(),
             skipped: Default::default(),
+            variants: Mutex::new(Variants::default()),
         }))
     }
 
@@ -566,7 +760,7 @@ impl Plugins {
             };
         };
         let attrs = Attributes::from_request(&tenant, req.headers, req.query);
-        let (variant, vary) = variant_key(&chain, &tenant, &attrs);
+        let (variant, refused, vary) = self.variants(&chain, &tenant, &attrs);
         let cues: Vec<CueEvent> = req.cues.iter().map(cue_event).collect();
         let key = RunKey {
             generation: chain.generation,
@@ -591,7 +785,9 @@ impl Plugins {
                         chain: chain.clone(),
                         key: key.clone(),
                         tenant: tenant.name.clone(),
+                        asset_hosts: tenant.asset_hosts.clone(),
                         attrs,
+                        refused,
                         cues,
                         input: text.to_owned(),
                         tx,
@@ -672,8 +868,60 @@ impl Plugins {
         }
     }
 
+    /// The chain's variant key, which plugins may not run as a variant of their own (see
+    /// [`DEFAULT_MAX_VARIANTS`]), and the request headers the answer varies on.
+    fn variants(
+        &self,
+        chain: &Chain,
+        tenant: &TenantSettings,
+        attrs: &Attributes,
+    ) -> (String, Vec<bool>, Vec<String>) {
+        let settings = &self.0.settings;
+        let now = Instant::now();
+        let mut key = String::new();
+        let mut refused = Vec::with_capacity(chain.plugins.len());
+        let mut vary = Vec::new();
+        for (i, p) in chain.plugins.iter().enumerate() {
+            let own = plugin_variant(&p.varies_on, tenant, attrs, &mut vary);
+            let admitted = p.varies_on.is_empty()
+                || {
+                    let mut variants = p.variants.lock().unwrap_or_else(|e| e.into_inner());
+                    let ok = variants.admit(
+                        hash(&own),
+                        now,
+                        settings.max_variants,
+                        settings.variant_idle,
+                    );
+                    if !ok && variants.should_warn(now) {
+                        tracing::warn!(
+                            tenant = %tenant.name, plugin = %p.name, max = settings.max_variants,
+                            "plugin has as many variants as it may have; new ones get its failure policy"
+                        );
+                    }
+                    ok
+                };
+            if !admitted {
+                self.0
+                    .metrics
+                    .failure(&tenant.name, &p.name, Failure::VariantLimit.kind());
+            }
+            key.push_str(&i.to_string());
+            key.push(':');
+            key.push_str(if admitted { &own } else { "\u{1}over" });
+            key.push('|');
+            refused.push(!admitted);
+        }
+        vary.sort();
+        vary.dedup();
+        (key, refused, vary)
+    }
+
     /// Answers an HLS Interstitial asset-list request: the tenant's plugins in chain order,
-    /// first `ok` wins.
+    /// first `ok` wins. Each plugin sees the viewer's country and only the headers and
+    /// query parameters it declared. Answers are cached per cue and those attributes, one
+    /// run per key at a time; runs (cache misses) are rate-limited per tenant and run at
+    /// most [`Settings::asset_list_concurrency`] at once per tenant, so one tenant's
+    /// viewers cannot fill the workers that every tenant's playlists need.
     pub async fn asset_list(
         &self,
         stream: &str,
@@ -681,60 +929,210 @@ impl Plugins {
         headers: &HeaderMap,
         query: Option<&str>,
     ) -> Result<Bytes, AssetListError> {
+        let settings = &self.0.settings;
+        let deadline = Instant::now() + settings.asset_list_timeout;
         let (tenant, chain) = self.tenant(stream).ok_or(AssetListError::NoPlugin)?;
         if chain.plugins.is_empty() {
             return Err(AssetListError::NoPlugin);
         }
         let attrs = Attributes::from_request(&tenant, headers, query);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let this = self.clone();
-        let stream = stream.to_owned();
-        let job = move || {
-            let mut answer = None;
-            for p in &chain.plugins {
-                let mut ctx = attrs.context_for(None, &tenant.name, &stream, "");
-                ctx.query = attrs.query.clone();
-                let (r, took) = timed(|| {
-                    this.0.rt.resolve_asset_list(
-                        &p.compiled,
-                        (&p.tenant, &p.name),
-                        &p.config,
-                        &ctx,
-                        cue_id,
-                    )
-                });
-                this.0
-                    .metrics
-                    .call(&tenant.name, &p.name, "resolve-asset-list", took);
-                match r.and_then(|json| check_json(&json).map(|()| json)) {
-                    Ok(json) => {
-                        answer = Some(json);
-                        break;
+        let mut variant = format!("country={};", attrs.country.as_deref().unwrap_or(""));
+        for p in &chain.plugins {
+            variant.push_str(&plugin_variant(
+                &p.varies_on,
+                &tenant,
+                &attrs,
+                &mut Vec::new(),
+            ));
+            variant.push('|');
+        }
+        let key = AssetKey {
+            generation: chain.generation,
+            stream: stream.to_owned(),
+            cue_id,
+            variant,
+        };
+        let unresolved = |answer: AssetAnswer| answer.ok_or(AssetListError::Unresolved(cue_id));
+        if let Some(answer) = self.0.asset_lists.get(&key) {
+            self.0.metrics.cache_hit(&tenant.name);
+            return unresolved(answer);
+        }
+        let (mut rx, leader) = {
+            let mut inflight = self
+                .0
+                .asset_inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match inflight.get(&key) {
+                Some(rx) => (rx.clone(), None),
+                None => {
+                    if !self.take_asset_token(&tenant.name) {
+                        drop(inflight);
+                        self.0
+                            .metrics
+                            .failure(&tenant.name, "", Failure::RateLimited.kind());
+                        return Err(AssetListError::RateLimited);
                     }
-                    // `err` is how a plugin without interstitials says "not mine".
-                    Err(Failure::Err(_)) => {}
-                    Err(f) => {
-                        this.0.metrics.failure(&tenant.name, &p.name, f.kind());
-                        tracing::warn!(tenant = %tenant.name, plugin = %p.name, cue_id, failure = %f, "asset-list call failed");
-                    }
+                    let (tx, rx) = watch::channel(None);
+                    inflight.insert(key.clone(), rx.clone());
+                    (rx, Some(tx))
                 }
             }
-            let _ = tx.send(answer);
         };
-        if self.0.workers.submit(Box::new(job)).is_err() {
-            return Err(AssetListError::Unresolved(cue_id));
+        if let Some(tx) = leader {
+            // Until the job owns it, dropping this (a timeout, a viewer gone) ends the
+            // flight: followers see the sender gone and stop waiting.
+            let flight = AssetFlight {
+                plugins: self.clone(),
+                key: key.clone(),
+            };
+            let slots = self.asset_slots(&tenant.name);
+            let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, slots.acquire_owned()).await
+            else {
+                self.0
+                    .metrics
+                    .failure(&tenant.name, "", Failure::Overloaded.kind());
+                return Err(AssetListError::Busy);
+            };
+            let this = self.clone();
+            let job = move || {
+                let answer = this.run_asset_list(&chain, &tenant, &attrs, &key.stream, cue_id);
+                drop(permit);
+                this.0.asset_lists.insert(key, answer.clone());
+                drop(flight);
+                let _ = tx.send(Some(answer));
+            };
+            if self.0.workers.submit(Box::new(job)).is_err() {
+                return Err(AssetListError::Busy);
+            }
         }
-        match tokio::time::timeout(self.0.settings.asset_list_timeout, rx).await {
-            Ok(Ok(Some(json))) => Ok(Bytes::from(json)),
-            _ => Err(AssetListError::Unresolved(cue_id)),
+        let answer = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(done)) => done.clone().flatten(),
+            _ => None,
+        };
+        unresolved(answer)
+    }
+
+    /// One asset-list run, on a plugin worker.
+    fn run_asset_list(
+        &self,
+        chain: &Chain,
+        tenant: &TenantSettings,
+        attrs: &Attributes,
+        stream: &str,
+        cue_id: u32,
+    ) -> AssetAnswer {
+        let scope = validate::Scope {
+            stream,
+            asset_hosts: &tenant.asset_hosts,
+        };
+        for p in &chain.plugins {
+            let mut ctx = attrs.context_for(&p.varies_on, &tenant.name, stream, "");
+            // The WIT promises asset lists the viewer's country, declared or not.
+            ctx.country = attrs.country.clone();
+            let (r, took) = timed(|| {
+                self.0.rt.resolve_asset_list(
+                    &p.compiled,
+                    (&p.tenant, &p.name),
+                    &p.config,
+                    &ctx,
+                    cue_id,
+                )
+            });
+            self.0
+                .metrics
+                .call(&tenant.name, &p.name, "resolve-asset-list", took);
+            let checked = r.and_then(|json| {
+                checked(|| validate::asset_list(&json, &scope, cue_id)).map(|()| json)
+            });
+            match checked {
+                Ok(json) => return Some(Bytes::from(json)),
+                // `err` is how a plugin without interstitials says "not mine".
+                Err(Failure::Err(_)) => {}
+                Err(f) => {
+                    self.0.metrics.failure(&tenant.name, &p.name, f.kind());
+                    tracing::warn!(tenant = %tenant.name, plugin = %p.name, cue_id, failure = %f, "asset-list call failed");
+                }
+            }
         }
+        None
+    }
+
+    /// Takes one of the tenant's asset-list run tokens, if there is one.
+    fn take_asset_token(&self, tenant: &str) -> bool {
+        let settings = &self.0.settings;
+        let (rate, burst) = (
+            f64::from(settings.asset_list_rate),
+            f64::from(settings.asset_list_burst.max(1)),
+        );
+        let now = Instant::now();
+        let mut buckets = self
+            .0
+            .asset_buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn asset_slots(&self, tenant: &str) -> Arc<tokio::sync::Semaphore> {
+        let n = self.0.settings.asset_list_concurrency.max(1);
+        self.0
+            .asset_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(n)))
+            .clone()
     }
 }
 
-fn check_json(text: &str) -> Result<(), Failure> {
-    serde_json::from_str::<serde_json::Value>(text)
-        .map(|_| ())
-        .map_err(|e| Failure::Invalid(format!("asset list is not JSON: {e}")))
+/// An asset-list run in flight: removes itself from the in-flight map when dropped.
+struct AssetFlight {
+    plugins: Plugins,
+    key: AssetKey,
+}
+
+impl Drop for AssetFlight {
+    fn drop(&mut self) {
+        self.plugins
+            .0
+            .asset_inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Runs a validator, turning a panic in it (or in m3u8-rs under it) into a refusal.
+fn checked(f: impl FnOnce() -> Result<(), validate::Rejection>) -> Result<(), Failure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(Failure::from),
+        Err(_) => Err(Failure::Invalid("the validator panicked on it".to_owned())),
+    }
+}
+
+/// A cache entry's weight in bytes: its strings, its body, and a little for the rest.
+fn weight(strings: &[&str], body: usize) -> u32 {
+    let total = strings.iter().map(|s| s.len()).sum::<usize>() + body + 64;
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
+
+fn hash(s: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 /// One chain run, on a plugin worker.
@@ -743,19 +1141,48 @@ struct Job {
     chain: Arc<Chain>,
     key: RunKey,
     tenant: String,
+    asset_hosts: Vec<String>,
     attrs: Attributes,
+    /// Per plugin: over its variant limit, so not called for this run.
+    refused: Vec<bool>,
     cues: Vec<CueEvent>,
     input: String,
     tx: watch::Sender<Option<Bytes>>,
+}
+
+/// Removes a run from the in-flight map when it ends, even by a panic: later requests
+/// for its key then start a new run instead of waiting on one that is gone.
+struct Flight<'a> {
+    plugins: &'a Plugins,
+    key: &'a RunKey,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.plugins
+            .0
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(self.key);
+    }
 }
 
 impl Job {
     fn run(self) {
         let inner = &self.plugins.0;
         let key = &self.key;
+        let flight = Flight {
+            plugins: &self.plugins,
+            key,
+        };
+        let scope = validate::Scope {
+            stream: &key.stream,
+            asset_hosts: &self.asset_hosts,
+        };
         let original = self.input.clone();
         let mut text = self.input;
-        for p in &self.chain.plugins {
+        for (i, p) in self.chain.plugins.iter().enumerate() {
             let good_key = GoodKey {
                 plugin: p.id,
                 stream: key.stream.clone(),
@@ -784,18 +1211,19 @@ impl Job {
                 );
                 replayed.unwrap_or(text)
             };
+            if self.refused.get(i).copied().unwrap_or(false) {
+                text = fallback(text, "variant-limit");
+                continue;
+            }
             if p.timeouts_in_a_row.load(Ordering::Relaxed) >= OPEN_AFTER_TIMEOUTS
                 && p.skipped.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY != PROBE_EVERY - 1
             {
                 text = fallback(text, "circuit-open");
                 continue;
             }
-            let ctx = self.attrs.context_for(
-                Some(&p.varies_on),
-                &self.tenant,
-                &key.stream,
-                &key.rendition,
-            );
+            let ctx =
+                self.attrs
+                    .context_for(&p.varies_on, &self.tenant, &key.stream, &key.rendition);
             let (result, took) = timed(|| match key.kind {
                 Kind::Media => inner.rt.transform_media(
                     &p.compiled,
@@ -817,14 +1245,11 @@ impl Job {
                 .metrics
                 .call(&self.tenant, &p.name, key.kind.function(), took);
             let checked = result.and_then(|out| {
-                match key.kind {
-                    Kind::Media => {
-                        validate::media_playlist(&text, &out, &key.stream, &key.rendition)
-                    }
-                    Kind::Multivariant => validate::multivariant_playlist(&text, &out, &key.stream),
-                }
+                checked(|| match key.kind {
+                    Kind::Media => validate::media_playlist(&text, &out, &scope, &key.rendition),
+                    Kind::Multivariant => validate::multivariant_playlist(&text, &out, &scope),
+                })
                 .map(|()| out)
-                .map_err(Failure::Invalid)
             });
             if matches!(checked, Err(Failure::Timeout(_))) {
                 p.timeouts_in_a_row.fetch_add(1, Ordering::Relaxed);
@@ -861,11 +1286,7 @@ impl Job {
         );
         let body = Bytes::from(text);
         inner.results.insert(key.clone(), body.clone());
-        inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        drop(flight);
         let _ = self.tx.send(Some(body));
     }
 }
@@ -874,7 +1295,8 @@ impl Job {
 #[derive(Clone, Debug, Default)]
 struct Attributes {
     country: Option<String>,
-    /// Lower-case name → value, every header (only declared ones reach a plugin).
+    /// Lower-case name → value, every header (only declared ones reach a plugin: never a
+    /// cookie or `Authorization` it did not ask for by name).
     headers: Vec<(String, String)>,
     /// Every query parameter except the `_HLS_*` directives.
     query: Vec<(String, String)>,
@@ -924,11 +1346,10 @@ impl Attributes {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The context one plugin sees: only what it declared (`None`: everything but the
-    /// query, for asset lists).
+    /// The context one plugin sees: only what it declared.
     fn context_for(
         &self,
-        declared: Option<&[VariantAttribute]>,
+        declared: &[VariantAttribute],
         tenant: &str,
         stream: &str,
         rendition: &str,
@@ -942,8 +1363,7 @@ impl Attributes {
             query: Vec::new(),
             now_ms: self.now_ms,
         };
-        let everything = [VariantAttribute::Country];
-        for attr in declared.unwrap_or(&everything) {
+        for attr in declared {
             match attr {
                 VariantAttribute::Country => ctx.country = self.country.clone(),
                 VariantAttribute::Header(h) => {
@@ -958,48 +1378,37 @@ impl Attributes {
                 }
             }
         }
-        if declared.is_none() {
-            ctx.headers = self.headers.clone();
-        }
         ctx
     }
 }
 
-/// The variant key over every attribute the chain declared, and the headers that go into
-/// `Vary`.
-fn variant_key(
-    chain: &Chain,
+/// One plugin's variant: the values of the attributes it declared, as `label=value;`, and
+/// the headers among them pushed onto `vary`.
+fn plugin_variant(
+    declared: &[VariantAttribute],
     tenant: &TenantSettings,
     attrs: &Attributes,
-) -> (String, Vec<String>) {
-    let mut declared: Vec<String> = chain
-        .plugins
-        .iter()
-        .flat_map(|p| p.varies_on.iter().map(attribute_label))
-        .collect();
-    declared.sort();
-    declared.dedup();
+    vary: &mut Vec<String>,
+) -> String {
     let mut key = String::new();
-    let mut vary = Vec::new();
-    for label in &declared {
-        let value = if label == "country" {
-            vary.push(tenant.country_header.clone());
-            attrs.country.as_deref()
-        } else if let Some(h) = label.strip_prefix("header:") {
-            vary.push(h.to_owned());
-            attrs.header(h)
-        } else if let Some(q) = label.strip_prefix("query:") {
-            attrs.query(q)
-        } else {
-            None
+    for attr in declared {
+        let value = match attr {
+            VariantAttribute::Country => {
+                vary.push(tenant.country_header.clone());
+                attrs.country.as_deref()
+            }
+            VariantAttribute::Header(h) => {
+                vary.push(h.to_ascii_lowercase());
+                attrs.header(h)
+            }
+            VariantAttribute::Query(q) => attrs.query(q),
         };
-        key.push_str(label);
+        key.push_str(&attribute_label(attr));
         key.push('=');
         key.push_str(value.unwrap_or("\u{0}"));
         key.push(';');
     }
-    vary.dedup();
-    (key, vary)
+    key
 }
 
 fn cue_event(placed: &PlacedCue) -> CueEvent {

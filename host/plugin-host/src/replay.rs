@@ -10,11 +10,17 @@
 //! every segment it had already blacked out.
 //!
 //! The diff is `similar`'s line diff (Myers), which is exact for this: playlists are a few
-//! hundred lines.
+//! hundred lines. Myers is O(N·D), quadratic for a plugin output that changed everything
+//! (up to the host's output cap), and a replay can run on a request's path, so the diff has
+//! a deadline ([`DIFF_TIMEOUT`]); past it `similar` returns a coarser (still correct) diff.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use similar::{DiffOp, TextDiff};
+
+/// How long the diff of one replay may search for the smallest edit.
+pub const DIFF_TIMEOUT: Duration = Duration::from_millis(5);
 
 /// Edits of one input line, keyed by its text.
 #[derive(Debug, Default)]
@@ -53,7 +59,9 @@ pub fn replay<'a>(old_in: &'a str, old_out: &'a str, new_in: &str) -> String {
             None => at_end.extend(lines),
         }
     };
-    let diff = TextDiff::from_slices(&old, &out);
+    let diff = TextDiff::configure()
+        .timeout(DIFF_TIMEOUT)
+        .diff_slices(&old, &out);
     for op in diff.ops() {
         match *op {
             DiffOp::Equal { .. } => {}

@@ -27,6 +27,45 @@ const ALLOWED_IMPORTS: [&str; 2] = ["weir:plugin/host@0.1.", "weir:plugin/types@
 /// Log lines one call may write, so a chatty guest cannot flood the host's log.
 const MAX_LOG_LINES_PER_CALL: u32 = 16;
 const MAX_LOG_LINE: usize = 1024;
+/// What is kept of a guest's `err` text.
+const MAX_ERR_MESSAGE: usize = 512;
+
+/// A guest's text made safe for a log line: at most `max` bytes (cut at a character
+/// boundary, marked with `…`), control characters escaped (`\n`, `\u{1b}`), so a plugin can
+/// neither forge log lines nor drive a terminal.
+pub(crate) fn guest_text(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + 8);
+    for c in text[..end].chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if end < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The host's own cap on what a call returns. wasmtime has already lifted the string into
+/// host memory by now (bindgen's typed call copies it and runs the guest's post-return
+/// before it returns, so a lazily lifted `WasmStr` could read freed guest memory); that
+/// copy is bounded by the instance's memory cap. This check drops it before anything else
+/// (validation, caching, cloning) touches it.
+fn capped(limit: usize, r: Result<String, Failure>) -> Result<String, Failure> {
+    match r {
+        Ok(s) if s.len() > limit => Err(Failure::OutputTooLarge {
+            bytes: s.len(),
+            limit,
+        }),
+        r => r,
+    }
+}
 
 /// Per-store state: the limits and who is calling, for log lines.
 pub(crate) struct HostState {
@@ -93,15 +132,7 @@ impl weir::plugin::host::Host for HostState {
         if self.log_lines > MAX_LOG_LINES_PER_CALL {
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
+        let message = guest_text(&message, MAX_LOG_LINE);
         let (tenant, plugin) = (&*self.tenant, &*self.plugin);
         match level {
             Level::Error => tracing::error!(tenant, plugin, "{message}"),
@@ -255,7 +286,8 @@ impl Runtime {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(_)) if denied => Err(Failure::MemoryCap),
-            Ok(Err(message)) => Err(Failure::Err(message)),
+            // The guest's text goes into logs and metrics' neighbours: bounded and escaped.
+            Ok(Err(message)) => Err(Failure::Err(guest_text(&message, MAX_ERR_MESSAGE))),
             Err(e) => Err(match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => Failure::Timeout(self.limits.call_timeout),
                 _ if denied => Failure::MemoryCap,
@@ -282,9 +314,10 @@ impl Runtime {
         cues: &[CueEvent],
         playlist: &str,
     ) -> Result<String, Failure> {
-        self.call(compiled, who, Some(config), |p, s| {
+        let r = self.call(compiled, who, Some(config), |p, s| {
             p.call_transform_media_playlist(s, ctx, cues, playlist)
-        })
+        });
+        capped(self.limits.output_bytes, r)
     }
 
     pub fn transform_multivariant(
@@ -295,9 +328,10 @@ impl Runtime {
         ctx: &RequestContext,
         playlist: &str,
     ) -> Result<String, Failure> {
-        self.call(compiled, who, Some(config), |p, s| {
+        let r = self.call(compiled, who, Some(config), |p, s| {
             p.call_transform_multivariant_playlist(s, ctx, playlist)
-        })
+        });
+        capped(self.limits.output_bytes, r)
     }
 
     pub fn resolve_asset_list(
@@ -308,9 +342,10 @@ impl Runtime {
         ctx: &RequestContext,
         cue_id: u32,
     ) -> Result<String, Failure> {
-        self.call(compiled, who, Some(config), |p, s| {
+        let r = self.call(compiled, who, Some(config), |p, s| {
             p.call_resolve_asset_list(s, ctx, cue_id)
-        })
+        });
+        capped(self.limits.output_bytes, r)
     }
 }
 
@@ -331,4 +366,33 @@ pub(crate) fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     let start = Instant::now();
     let r = f();
     (r, start.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_is_bounded_and_escaped() {
+        assert_eq!(guest_text("ok", 10), "ok");
+        assert_eq!(
+            guest_text("line\nforged\u{1b}[31m", 100),
+            "line\\nforged\\u{1b}[31m"
+        );
+        assert_eq!(guest_text("ééé", 3), "é…");
+        assert_eq!(
+            guest_text(&"x".repeat(1 << 20), 512).len(),
+            512 + '…'.len_utf8()
+        );
+    }
+
+    #[test]
+    fn the_host_caps_what_a_call_returns() {
+        assert_eq!(capped(4, Ok("1234".into())), Ok("1234".into()));
+        assert_eq!(
+            capped(4, Ok("12345".into())),
+            Err(Failure::OutputTooLarge { bytes: 5, limit: 4 })
+        );
+        assert_eq!(capped(4, Err(Failure::MemoryCap)), Err(Failure::MemoryCap));
+    }
 }

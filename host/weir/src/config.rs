@@ -70,6 +70,10 @@ pub struct TenantConfig {
     /// The request header with the viewer's country (set by the CDN).
     #[serde(default = "default_country_header")]
     pub country_header: String,
+    /// Hosts (`host` or `host:port`) where this tenant's plugins may point interstitial
+    /// asset lists and ad assets. Every other URI a plugin writes stays in its stream.
+    #[serde(default)]
+    pub ad_hosts: Vec<String>,
     /// The packager writes SCTE-35 `EXT-X-DATERANGE` tags itself. Set to `false` when the
     /// chain has the scte35 plugin, which renders them instead.
     #[serde(default = "yes")]
@@ -659,6 +663,11 @@ impl Config {
                     bail!("tenants[{i}].plugins[{j}]: give config or config_file, not both");
                 }
             }
+            for (j, h) in t.ad_hosts.iter().enumerate() {
+                if let Err(e) = weir_plugin_host::validate::asset_host(h) {
+                    bail!("tenants[{i}].ad_hosts[{j}]: {e}");
+                }
+            }
         }
         Ok(())
     }
@@ -788,6 +797,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("tenants[0].name"));
+        assert_eq!(c.tenants[0].ad_hosts, ["ads.example.com"]);
+        let ad: Config =
+            toml::from_str("[[tenants]]\nname = \"a\"\nad_hosts = [\"https://ads.example\"]\n")
+                .unwrap();
+        assert!(ad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tenants[0].ad_hosts[0]"));
     }
 
     #[test]

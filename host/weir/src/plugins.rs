@@ -7,7 +7,9 @@ use anyhow::Context;
 use bytes::Bytes;
 use weir_cache::BoxFuture;
 use weir_origin::{Filtered, ManifestFilter, RequestCtx, Route};
-use weir_plugin_host::{Limits, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings};
+use weir_plugin_host::{
+    AssetListError, Limits, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings,
+};
 
 use crate::config::Config;
 use std::sync::Arc;
@@ -39,6 +41,12 @@ pub fn tenants(config: &Config) -> Vec<TenantSettings> {
             name: t.name.clone(),
             streams: t.streams.clone(),
             country_header: t.country_header.clone(),
+            // Checked by `Config::validate`; canonical already, so this keeps them as they are.
+            asset_hosts: t
+                .ad_hosts
+                .iter()
+                .filter_map(|h| weir_plugin_host::validate::asset_host(h).ok())
+                .collect(),
         })
         .collect()
 }
@@ -74,8 +82,7 @@ pub fn stream_policy(config: &Config) -> StreamPolicy {
 /// Reads every configured plugin and installs each tenant's chain. A tenant whose chain
 /// fails keeps the one it had, and the error names the tenant and plugin.
 pub async fn load_chains(plugins: &Plugins, config: &Config, base: &Path) -> anyhow::Result<()> {
-    plugins.configure_tenants(tenants(config));
-    let mut failures = Vec::new();
+    let mut chains = Vec::with_capacity(config.tenants.len());
     for t in &config.tenants {
         let mut specs = Vec::new();
         for p in &t.plugins {
@@ -109,15 +116,13 @@ pub async fn load_chains(plugins: &Plugins, config: &Config, base: &Path) -> any
                 config: plugin_config,
             });
         }
-        if let Err(e) = plugins.set_chain(&t.name, specs).await {
-            failures.push(format!("tenant {}: {e}", t.name));
-        }
+        chains.push((t.name.clone(), specs));
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        anyhow::bail!("{}", failures.join("; "))
-    }
+    // All or nothing: a plugin that fails to compile or init leaves every chain as it was.
+    plugins
+        .replace_all(tenants(config), chains)
+        .await
+        .context("loading the tenants' plugin chains")
 }
 
 /// The origin's phase 4, backed by the plugin host.
@@ -201,6 +206,11 @@ impl ManifestFilter for Filter {
                 .await
             {
                 Ok(json) => Some(absolute_asset_uris(&json, &ctx.request, stream)),
+                Err(e @ (AssetListError::RateLimited | AssetListError::Busy)) => {
+                    // Counted on /metrics; a flood must not become a flood of log lines.
+                    tracing::debug!(stream, cue_id, error = %e, "asset list not resolved");
+                    None
+                }
                 Err(e) => {
                     tracing::info!(stream, cue_id, error = %e, "asset list not resolved");
                     None

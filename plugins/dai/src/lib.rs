@@ -37,7 +37,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use weir_guest::{
     scte35, Asset, CueEvent, FailurePolicy, Guest, Interstitial, MediaPlaylist, PluginInfo,
-    RequestContext,
+    RequestContext, VariantAttribute,
 };
 
 /// The plugin's config (README.md).
@@ -231,9 +231,16 @@ impl Guest for Dai {
                 ResumeOffset::Secs(s) => format!("{s} s"),
             }
         ));
+        // The host gives an asset-list call only the query parameters a plugin declared.
+        let varies_on = parsed
+            .ads
+            .by_query
+            .as_ref()
+            .map(|q| vec![VariantAttribute::Query(q.param.clone())])
+            .unwrap_or_default();
         CONFIG.with(|c| *c.borrow_mut() = Some(Rc::new(parsed)));
         Ok(PluginInfo {
-            varies_on: Vec::new(),
+            varies_on,
             failure_policy: FailurePolicy::PassThrough,
         })
     }

@@ -96,9 +96,11 @@ fn config_parsing_and_errors() {
 }
 
 #[test]
-fn init_declares_no_variance_and_pass_through() {
+fn init_declares_its_query_parameter_and_pass_through() {
     let info = Dai::init(CONFIG.into()).unwrap();
-    assert!(info.varies_on.is_empty());
+    assert!(matches!(&info.varies_on[..], [VariantAttribute::Query(q)] if q == "ad"));
+    let no_query = r#"{"ads":{"default":[{"uri":"/assets/ad/index.m3u8","duration":10.0}]}}"#;
+    assert!(Dai::init(no_query.into()).unwrap().varies_on.is_empty());
     assert_eq!(info.failure_policy, FailurePolicy::PassThrough);
 }
 

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod containment;
 mod faults;
 mod languages;
 mod reload;

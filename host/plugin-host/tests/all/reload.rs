@@ -36,7 +36,11 @@ async fn a_hundred_swaps_under_load_fail_nothing() {
                     .await;
                 let out = String::from_utf8(out.body.to_vec()).unwrap();
                 // Whatever version answered, the media is all there and in order.
-                weir_plugin_host::validate::media_playlist(&playlist, &out, "demo", "src")
+                let scope = weir_plugin_host::validate::Scope {
+                    stream: "demo",
+                    asset_hosts: &[],
+                };
+                weir_plugin_host::validate::media_playlist(&playlist, &out, &scope, "src")
                     .unwrap_or_else(|e| panic!("client {c}: invalid answer: {e}\n{out}"));
                 answered.fetch_add(1, Ordering::Relaxed);
                 msn += 1;
