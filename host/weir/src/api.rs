@@ -17,14 +17,12 @@
 //! - `DELETE /api/v1/tenants/{tenant}/plugins/{name}`: take a plugin out of the chain.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
-use serde::Deserialize;
 use weir_media::{CueEvent, CueKind, StreamKey, StreamRegistry};
-use weir_origin::{json_response, text_response, ApiHandler, Body};
+use weir_origin::{json_response, text_response, Admission, ApiHandler, Body, CueSpec};
 
 use weir_plugin_host::{PluginSpec, Plugins, PushError};
 
@@ -46,26 +44,6 @@ const MAX_PLUGIN_BODY: usize = 64 << 20;
 /// The header that carries a pushed plugin's config, base64.
 pub const CONFIG_HEADER: &str = "weir-plugin-config";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CueRequest {
-    #[serde(rename = "type")]
-    kind: Option<SpliceType>,
-    /// Break length in seconds (for `out`).
-    duration: Option<f64>,
-    /// splice_event_id; defaults to a counter.
-    id: Option<u32>,
-    /// A base64 splice_info_section, instead of `type`.
-    scte35: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum SpliceType {
-    Out,
-    In,
-}
-
 impl ApiHandler for Api {
     fn handle(
         &self,
@@ -75,15 +53,44 @@ impl ApiHandler for Api {
         Box::pin(async move { self.route(&head, &body).await })
     }
 
-    fn body_limit(&self, head: &http::request::Parts) -> usize {
-        if head.method == Method::PUT
-            && head.uri.path().starts_with("/api/v1/tenants/")
-            && self.authorized(head)
+    fn admit(&self, head: &http::request::Parts) -> Admission {
+        if !self.authorized(head) {
+            let mut r = text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return Admission::Refuse(r);
+        }
+        let limit = if head.method == Method::PUT && head.uri.path().starts_with("/api/v1/tenants/")
         {
             MAX_PLUGIN_BODY
         } else {
             weir_origin::MAX_API_BODY
+        };
+        Admission::Read { limit }
+    }
+
+    fn loggable_path(&self, path: &str) -> String {
+        loggable_path(path)
+    }
+}
+
+/// An API path for the logs: the stream key in `/api/v1/streams/{key}/…` becomes its
+/// redacted form; paths of no known route show nothing past `/api/`.
+fn loggable_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["", "api", "v1", "streams"] | ["", "api", "v1", "tenants", ..] => path.to_owned(),
+        ["", "api", "v1", "streams", key, rest @ ..] => {
+            let key = StreamKey::new(*key);
+            match rest {
+                [] => format!("/api/v1/streams/{}", key.redacted()),
+                ["cues"] => format!("/api/v1/streams/{}/cues", key.redacted()),
+                _ => format!("/api/v1/streams/{}/…", key.redacted()),
+            }
         }
+        _ => "/api/…".to_owned(),
     }
 }
 
@@ -95,17 +102,15 @@ impl Api {
         let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
             return false;
         };
-        constant_time_eq(token.trim().as_bytes(), self.token.as_bytes())
+        crate::auth::secret_eq(token.trim().as_bytes(), self.token.as_bytes())
     }
 
+    /// Runs an admitted request (the origin called [`ApiHandler::admit`] first).
     async fn route(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
         if !self.authorized(head) {
-            let mut r = text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-            r.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
-            return r;
+            // Not reached through the origin, which calls `admit` first; kept so that no
+            // other caller can skip the token.
+            return text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
         }
         let path = head.uri.path();
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
@@ -190,13 +195,13 @@ impl Api {
         let Some(name) = (self.resolve)(&key) else {
             return text_response(StatusCode::NOT_FOUND, "unknown stream key\n");
         };
-        let req: CueRequest = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => {
-                return text_response(StatusCode::BAD_REQUEST, format!("bad cue JSON: {e}\n"))
-            }
-        };
-        let cue = match cue_from_request(req) {
+        let cue = match weir_origin::parse_cue_request(body)
+            .map_err(|e| match e {
+                weir_origin::Error::BadRequest(m) => m,
+                other => other.to_string(),
+            })
+            .and_then(cue_from_spec)
+        {
             Ok(c) => c,
             Err(msg) => return text_response(StatusCode::BAD_REQUEST, format!("{msg}\n")),
         };
@@ -226,32 +231,20 @@ fn push_error(e: &PushError) -> Response<Body> {
     text_response(status, format!("{e}\n"))
 }
 
-fn cue_from_request(req: CueRequest) -> Result<CueEvent, String> {
+/// Turns a checked cue request into the cue to inject: a built splice_insert, or the given
+/// section once it parses.
+fn cue_from_spec(spec: CueSpec) -> Result<CueEvent, String> {
     static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-    match (req.kind, req.scte35) {
-        (Some(_), Some(_)) => Err("give either \"type\" or \"scte35\", not both".into()),
-        (None, None) => Err("give \"type\": \"out\"|\"in\", or \"scte35\": base64 section".into()),
-        (None, Some(b64)) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|e| format!("scte35 is not base64: {e}"))?;
+    match spec {
+        CueSpec::Section(bytes) => {
             let mut cue = weir_ingest::parse_splice_info_section(&bytes)
                 .map_err(|e| format!("scte35 section rejected: {e}"))?;
             cue.pts = None;
             Ok(cue)
         }
-        (Some(kind), None) => {
-            let duration = match req.duration {
-                None => None,
-                Some(d) if d.is_finite() && d > 0.0 && d <= 86_400.0 => {
-                    Some(Duration::from_secs_f64(d))
-                }
-                Some(d) => return Err(format!("duration {d} must be in (0, 86400] seconds")),
-            };
-            let id = req
-                .id
-                .unwrap_or_else(|| NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-            let out = matches!(kind, SpliceType::Out);
+        CueSpec::Splice { out, duration, id } => {
+            let id =
+                id.unwrap_or_else(|| NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
             Ok(CueEvent {
                 id,
                 kind: CueKind::SpliceInsert,
@@ -265,12 +258,10 @@ fn cue_from_request(req: CueRequest) -> Result<CueEvent, String> {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -292,22 +283,44 @@ mod tests {
 
     #[test]
     fn requests_are_checked() {
-        let bad = |j: &str| cue_from_request(serde_json::from_str(j).unwrap()).unwrap_err();
-        assert!(bad(r#"{}"#).contains("type"));
-        assert!(bad(r#"{"type":"out","scte35":"AA=="}"#).contains("not both"));
-        assert!(bad(r#"{"type":"out","duration":-1}"#).contains("duration"));
-        assert!(bad(r#"{"scte35":"%%%"}"#).contains("base64"));
-        assert!(bad(r#"{"scte35":"/DAAAA=="}"#).contains("rejected"));
-        assert!(serde_json::from_str::<CueRequest>(r#"{"type":"sideways"}"#).is_err());
-        let ok =
-            cue_from_request(serde_json::from_str(r#"{"type":"in","id":7}"#).unwrap()).unwrap();
+        let cue = |j: &str| weir_origin::parse_cue_request(j.as_bytes()).map(cue_from_spec);
+        assert!(cue(r#"{"scte35":"/DAAAA=="}"#)
+            .unwrap()
+            .unwrap_err()
+            .contains("rejected"));
+        assert!(cue(r#"{"type":"out","duration":-1}"#).is_err());
+        let ok = cue(r#"{"type":"in","id":7}"#).unwrap().unwrap();
         assert_eq!((ok.id, ok.out_of_network), (7, false));
+        let out = cue(r#"{"type":"out","duration":30}"#).unwrap().unwrap();
+        assert!(out.out_of_network);
+        assert_eq!(out.duration, Some(Duration::from_secs(30)));
+        assert_ne!(out.id, 0, "a fresh id");
     }
 
     #[test]
-    fn token_compare() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
+    fn logged_api_paths_never_show_a_key() {
+        let shown = loggable_path("/api/v1/streams/sekrit-key-123/cues");
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert_eq!(
+            shown,
+            format!(
+                "/api/v1/streams/{}/cues",
+                StreamKey::new("sekrit-key-123").redacted()
+            )
+        );
+        for path in [
+            "/api/v1/streams/sekrit-key-123",
+            "/api/v1/streams/sekrit-key-123/cues/x",
+            "/api/v2/streams/sekrit-key-123/cues",
+            "/api/sekrit-key-123",
+        ] {
+            assert!(!loggable_path(path).contains("sekrit"), "{path}");
+        }
+        assert_eq!(loggable_path("/api/v1/streams"), "/api/v1/streams");
+        assert_eq!(
+            loggable_path("/api/v1/tenants/acme/plugins/ads"),
+            "/api/v1/tenants/acme/plugins/ads"
+        );
     }
+
 }

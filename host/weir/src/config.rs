@@ -130,6 +130,22 @@ pub struct ServerConfig {
     /// (docs/design/003). Default: `$STATE_DIRECTORY` (systemd's `StateDirectory=`) when
     /// set, else none (numbers follow the wall clock alone). See [`Config::state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// Open HTTP connections, both listeners together; one more is closed at accept.
+    pub max_connections: usize,
+    /// Open HTTP connections from one client address (IPv6: one /64); 0 is no limit.
+    /// Behind a CDN or reverse proxy, raise it or set 0: every viewer comes from its
+    /// addresses.
+    pub max_connections_per_ip: usize,
+    /// A connection with no request in flight this long is closed (HTTP/2 included).
+    pub idle_timeout_s: u64,
+    /// HTTP/1.1: the request head must arrive within this; it also bounds keep-alive idling.
+    pub header_read_timeout_s: u64,
+    /// The largest request head (request line and headers), in bytes; at least 8192.
+    pub max_header_bytes: usize,
+    /// Requests in flight on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// `/api/…`: an authorised request's body must arrive within this (or 408).
+    pub api_body_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -142,7 +158,56 @@ impl Default for ServerConfig {
             cors_allow_origin: "*".to_owned(),
             assets_dir: None,
             state_dir: None,
+            max_connections: weir_origin::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: weir_origin::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            idle_timeout_s: weir_origin::DEFAULT_IDLE_TIMEOUT.as_secs(),
+            header_read_timeout_s: weir_origin::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+            max_header_bytes: weir_origin::DEFAULT_MAX_HEADER_BYTES,
+            http2_max_concurrent_streams: weir_origin::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+            api_body_timeout_s: weir_origin::DEFAULT_API_BODY_TIMEOUT.as_secs(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The origin's connection and request limits from this section (the rest of
+    /// `OriginSettings` at its defaults).
+    pub fn origin_limits(&self) -> weir_origin::OriginSettings {
+        weir_origin::OriginSettings {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_s),
+            max_header_bytes: self.max_header_bytes,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            api_body_timeout: Duration::from_secs(self.api_body_timeout_s),
+            ..weir_origin::OriginSettings::default()
+        }
+    }
+
+    /// Checks the limits, naming the `server.*` key.
+    fn validate_limits(&self) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("idle_timeout_s", self.idle_timeout_s),
+            ("header_read_timeout_s", self.header_read_timeout_s),
+            ("api_body_timeout_s", self.api_body_timeout_s),
+            ("max_connections", self.max_connections as u64),
+            (
+                "http2_max_concurrent_streams",
+                u64::from(self.http2_max_concurrent_streams),
+            ),
+        ] {
+            if value == 0 {
+                bail!("server.{key} must be at least 1");
+            }
+        }
+        if !(8192..=1 << 20).contains(&self.max_header_bytes) {
+            bail!(
+                "server.max_header_bytes = {} must be 8192 to 1048576",
+                self.max_header_bytes
+            );
+        }
+        Ok(())
     }
 }
 
@@ -542,6 +607,7 @@ impl Config {
             );
         }
         let s = &self.server;
+        s.validate_limits()?;
         match (&s.https, &s.tls_cert, &s.tls_key) {
             (Some(_), Some(_), Some(_)) | (None, None, None) => {}
             (Some(_), _, _) => bail!("server.https needs both server.tls_cert and server.tls_key"),
@@ -729,6 +795,29 @@ mod tests {
         // The example spells out the defaults.
         assert_eq!(c.encoder.ladder, EncoderConfig::default().ladder);
         assert_eq!(c.encoder.preset, EncoderConfig::default().preset);
+    }
+
+    #[test]
+    fn server_limits_are_checked_and_reach_the_origin() {
+        let c: Config = toml::from_str(
+            "[server]\nmax_connections_per_ip = 7\nidle_timeout_s = 5\napi_body_timeout_s = 3\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let o = c.server.origin_limits();
+        assert_eq!(o.max_connections_per_ip, 7);
+        assert_eq!(o.idle_timeout, Duration::from_secs(5));
+        assert_eq!(o.api_body_timeout, Duration::from_secs(3));
+        o.validate().unwrap();
+        for (toml, key) in [
+            ("[server]\nidle_timeout_s = 0\n", "server.idle_timeout_s"),
+            ("[server]\nmax_header_bytes = 100\n", "server.max_header_bytes"),
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        ] {
+            let c: Config = toml::from_str(toml).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

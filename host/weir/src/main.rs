@@ -332,7 +332,8 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
                 hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
             },
-            ..weir_origin::OriginSettings::default()
+            // The [server] limits (connections, timeouts, header and API body caps).
+            ..config.server.origin_limits()
         },
         registry.clone(),
     )
