@@ -275,7 +275,9 @@ impl RenditionNumbering {
     /// rendition reserved. Reserves ahead of them before returning.
     pub fn start(&mut self, clock: (u64, u64)) -> (u64, u64) {
         let path = self.store.path(&self.file);
-        let floor = match self.store.read(&self.file, &self.stream, &self.rendition) {
+        let floor = match off_the_runtime(|| {
+            self.store.read(&self.file, &self.stream, &self.rendition)
+        }) {
             Ok(floor) => floor,
             Err(e) => {
                 warn!(
@@ -327,7 +329,7 @@ impl RenditionNumbering {
             next_msn: next.0,
             next_part: next.1,
         };
-        if let Err(e) = self.store.write(&self.file, &state) {
+        if let Err(e) = off_the_runtime(|| self.store.write(&self.file, &state)) {
             // The stream goes on (the clock still holds unless it steps back); retried one
             // margin later, not on every part.
             warn!(
@@ -337,6 +339,17 @@ impl RenditionNumbering {
             );
         }
         self.reserved = next;
+    }
+}
+
+/// Runs `f` (file IO with fsync: about 10 ms on a VM's ext4) so that it does not hold up
+/// the other tasks of a tokio worker thread: the caller waits, they move to another worker.
+fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        // Not on a runtime (tests), or on one that cannot hand its tasks over.
+        _ => f(),
     }
 }
 
