@@ -206,19 +206,101 @@ async fn a_panic_in_a_session_is_contained() {
 
     // rml_rtmp 0.8 computes `extended - 0xffffff` for a non-first chunk header whose
     // timestamp field is 0xffffff: an extended timestamp below that overflows (a panic in
-    // debug builds). In release builds the session survives it; either way nothing else
-    // may notice.
+    // debug builds). The chunk guard now refuses it before rml_rtmp sees it; either way
+    // nothing else may notice.
     let (mut sock, _) = handshaken(server.addr).await;
     let mut wire = vec![
         0x03, 0xff, 0xff, 0xff, 0, 0, 1, 9, 1, 0, 0, 0, 0x01, 0, 0, 0, 0x17,
     ];
     wire.extend_from_slice(&[0x43, 0xff, 0xff, 0xff, 0, 0, 1, 9, 0, 0, 0, 5, 0x17]);
     sock.write_all(&wire).await.unwrap();
-    let _ = closed_by_server(&mut sock, Duration::from_secs(1)).await;
+    assert!(closed_by_server(&mut sock, Duration::from_secs(2)).await);
 
     // The listener still accepts and serves.
     let second = healthy(&mut server, "after", Duration::ZERO).await;
     assert_healthy(second).await;
+    assert_healthy(task).await;
+    server.stop().await;
+}
+
+/// A `connect` command whose command object is `depth` nested AMF0 strict arrays (five
+/// bytes a level), chunked by rml_rtmp.
+fn amf_bomb(depth: usize) -> Vec<u8> {
+    use rml_rtmp::chunk_io::ChunkSerializer;
+    use rml_rtmp::messages::MessagePayload;
+    use rml_rtmp::rml_amf0::{serialize, Amf0Value};
+    use rml_rtmp::time::RtmpTimestamp;
+
+    let mut amf = serialize(&vec![
+        Amf0Value::Utf8String("connect".into()),
+        Amf0Value::Number(1.0),
+    ])
+    .unwrap();
+    for _ in 0..depth {
+        amf.extend_from_slice(&[0x0a, 0, 0, 0, 1]);
+    }
+    amf.push(0x05);
+    let payload = MessagePayload {
+        timestamp: RtmpTimestamp::new(0),
+        message_stream_id: 0,
+        type_id: 20,
+        data: Bytes::from(amf),
+    };
+    ChunkSerializer::new()
+        .serialize(&payload, false, false)
+        .unwrap()
+        .bytes
+}
+
+/// Issue 12's process abort: rml_amf0 recurses once per nested AMF container with no
+/// limit, so these messages would overflow a worker's stack (an abort of the whole test
+/// binary, not a failed test) if the chunk guard let rml_rtmp decode them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amf_bombs_and_oversize_data_messages_close_only_their_session() {
+    use rml_rtmp::chunk_io::ChunkSerializer;
+    use rml_rtmp::messages::MessagePayload;
+    use rml_rtmp::time::RtmpTimestamp;
+
+    let mut server = Server::start(settings()).await;
+    let task = healthy(&mut server, "healthy", HEALTHY_OVER).await;
+
+    // ~1 MB of nesting right after the handshake (refused on its first chunk header), and
+    // 12,000 levels in 60 KB (under the size limit: refused by the depth scan).
+    for depth in [200_000, 12_000] {
+        let (mut sock, _) = handshaken(server.addr).await;
+        let _ = sock.write_all(&amf_bomb(depth)).await;
+        assert!(
+            closed_by_server(&mut sock, Duration::from_secs(2)).await,
+            "depth {depth}"
+        );
+    }
+    // A publisher in good standing, then a 70 KB data message.
+    let mut p = Publisher::publish(server.addr, "live", "big")
+        .await
+        .unwrap();
+    let (_, rx) = server.next_publish().await;
+    let collector = tokio::spawn(collect(rx));
+    let all = tags("testsrc.flv");
+    p.replay(&all[..all.len() / 2], Duration::ZERO)
+        .await
+        .unwrap();
+    let mut data = ChunkSerializer::new();
+    // The publisher's session announced 4096-byte chunks.
+    data.set_max_chunk_size(4096, RtmpTimestamp::new(0))
+        .unwrap();
+    let payload = MessagePayload {
+        timestamp: RtmpTimestamp::new(0),
+        message_stream_id: 1,
+        type_id: 18,
+        data: Bytes::from(vec![0x05; 70 * 1024]),
+    };
+    let big = data.serialize(&payload, true, false).unwrap().bytes;
+    let _ = p.sock.write_all(&big).await;
+    assert!(closed_by_server(&mut p.sock, Duration::from_secs(2)).await);
+    // Its stream ends with what it sent before.
+    let (_, samples) = split(&collector.await.unwrap());
+    assert!(samples.len() > 50, "{}", samples.len());
+
     assert_healthy(task).await;
     server.stop().await;
 }
