@@ -10,19 +10,25 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$(pwd)/target/fuzz}
 cd fuzz
-cargo fuzz build -O
+# -a: debug assertions on (overflow checks, debug_assert!), so arithmetic a stranger's bytes
+# can overflow is found here and not in production.
+cargo fuzz build -O -a
 for t in $(cargo fuzz list); do
   corpus=$(mktemp -d)
   case "$t" in
     flv*) cp ../host/ingest/tests/data/*.flv "$corpus"/ 2>/dev/null || true ;;
     ts*|pes*) cp ../host/ingest/tests/data/*.ts "$corpus"/ 2>/dev/null || true ;;
+    rtmp_session) cp ../host/ingest/tests/data/*.rtmp "$corpus"/ 2>/dev/null || true ;;
   esac
   echo "== fuzz $t for ${SECS}s"
-  cargo fuzz run -O "$t" "$corpus" -- -max_total_time="$SECS" -max_len=262144 -print_final_stats=1 2>&1 \
+  # An input that takes over 10 s, or 2 GiB, is a finding too (timeout-*, oom-*).
+  cargo fuzz run -O -a "$t" "$corpus" -- -max_total_time="$SECS" -max_len=262144 \
+    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
     | grep -E "^(Done|stat::number_of_executed_units|==.*ERROR|SUMMARY)" || true
-  # cargo fuzz exits non-zero on a crash; re-check so a crash fails the run.
-  if ls artifacts/"$t"/crash-* >/dev/null 2>&1; then
-    echo "fuzz target $t crashed: $(ls artifacts/"$t"/crash-*)" >&2
+  # cargo fuzz exits non-zero on a finding; re-check so any finding fails the run: a
+  # crash, an out-of-memory, a timeout or a leak.
+  if ls artifacts/"$t"/{crash,oom,timeout,leak}-* >/dev/null 2>&1; then
+    echo "fuzz target $t found: $(ls artifacts/"$t"/{crash,oom,timeout,leak}-* 2>/dev/null)" >&2
     exit 1
   fi
   rm -rf "$corpus"

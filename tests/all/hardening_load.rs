@@ -317,9 +317,32 @@ fn floods_of_connections_bodies_and_publishers_leave_the_player_alone_then_sigte
         "RSS grew from {rss_before} to {rss_loaded} KiB"
     );
 
-    // SIGTERM while viewers poll: no 5xx until the listener is gone, and a clean exit.
+    // SIGTERM while viewers poll: no 5xx until the listener is gone, a clean exit, and no
+    // EXT-X-ENDLIST (a restart is not the end of the stream).
+    let drain = sigterm_while_polling(&mut weir);
+    assert!(drain.ok > 10, "{drain:?}");
+    assert!(
+        drain.server_errors.is_empty(),
+        "5xx during the drain: {drain:?}"
+    );
+    assert!(!drain.saw_endlist, "a restart ended the stream");
+    let log = weir.log().join("\n");
+    assert!(log.contains("SIGTERM"), "the drain is logged");
+}
+
+/// What viewers saw while weir drained.
+#[derive(Debug, Default)]
+struct Drain {
+    ok: usize,
+    server_errors: Vec<u16>,
+    saw_endlist: bool,
+}
+
+/// Polls the test stream's playlists and /healthz, sends SIGTERM, and waits (bounded) for a
+/// clean exit.
+fn sigterm_while_polling(weir: &mut Weir) -> Drain {
     let stop = Arc::new(AtomicBool::new(false));
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new(Drain::default()));
     let mut pollers = Vec::new();
     for path in [
         "/live/test/src/index.m3u8",
@@ -329,13 +352,21 @@ fn floods_of_connections_bodies_and_publishers_leave_the_player_alone_then_sigte
         let (stop, seen, url) = (Arc::clone(&stop), Arc::clone(&seen), weir.url(path));
         pollers.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let (code, _) = timed_get(&url);
-                seen.lock().unwrap().push(code);
+                let (code, body) = curl(&url, &["--max-time", "5"]).unwrap_or((0, Vec::new()));
+                let mut seen = seen.lock().unwrap();
+                match code {
+                    200 => seen.ok += 1,
+                    c if c >= 500 => seen.server_errors.push(c),
+                    _ => {}
+                }
+                seen.saw_endlist |= String::from_utf8_lossy(&body).contains("#EXT-X-ENDLIST");
+                drop(seen);
                 std::thread::sleep(Duration::from_millis(20));
             }
         }));
     }
     std::thread::sleep(Duration::from_secs(1));
+    let pid = weir.proc.child.id();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -348,12 +379,29 @@ fn floods_of_connections_bodies_and_publishers_leave_the_player_alone_then_sigte
     }
     let exit = exit.expect("weir did not exit within its grace period");
     assert!(exit.success(), "weir exited with {exit} after SIGTERM");
-    let seen = seen.lock().unwrap().clone();
-    assert!(seen.iter().filter(|c| **c == 200).count() > 10, "{seen:?}");
+    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+}
+
+/// `server.end_streams_on_shutdown`: a server stopped for good ends its streams first.
+#[test]
+fn a_server_stopped_for_good_ends_its_streams_with_endlist() {
+    let _serial = serial();
+    if !require(&["curl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        "[server]\nend_streams_on_shutdown = true\nshutdown_grace_s = 5\n",
+    )
+    .unwrap();
+    let mut weir = Weir::start(&["--config", config.to_str().unwrap()]).unwrap();
+    wait_for_200(&weir.url("/live/test/master.m3u8"), Duration::from_secs(20)).unwrap();
+    let drain = sigterm_while_polling(&mut weir);
     assert!(
-        !seen.iter().any(|c| *c >= 500),
-        "5xx during the drain: {seen:?}"
+        drain.saw_endlist,
+        "no EXT-X-ENDLIST during the drain: {drain:?}"
     );
-    let log = weir.log().join("\n");
-    assert!(log.contains("SIGTERM"), "the drain is logged");
+    assert!(drain.server_errors.is_empty(), "{drain:?}");
 }

@@ -97,7 +97,11 @@ pub trait PublishHandler: Send + Sync + 'static {
     /// Whether `key` may publish at all (stream-key auth, the operator's callback). Called
     /// before the one-publisher-per-key check, so that a refused publisher never evicts an
     /// idle one. It may wait; it must finish within its own timeout.
-    fn authorize<'a>(&'a self, session: &'a SessionInfo, key: &'a StreamKey) -> AuthorizeFuture<'a> {
+    fn authorize<'a>(
+        &'a self,
+        session: &'a SessionInfo,
+        key: &'a StreamKey,
+    ) -> AuthorizeFuture<'a> {
         let _ = (session, key);
         Box::pin(std::future::ready(Ok(())))
     }
@@ -193,15 +197,23 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let one = limit.try_acquire(a).unwrap();
         let two = limit.try_acquire(mapped).unwrap();
-        assert!(limit.try_acquire(a).is_none(), "a v4-mapped peer is the same address");
+        assert!(
+            limit.try_acquire(a).is_none(),
+            "a v4-mapped peer is the same address"
+        );
         let other = limit.try_acquire(b).unwrap();
         drop(one);
         let three = limit.try_acquire(a).unwrap();
         drop((two, three, other));
         assert_eq!(limit.open(a), 0);
-        assert!(limit.open.lock().unwrap().is_empty(), "no entry left behind");
+        assert!(
+            limit.open.lock().unwrap().is_empty(),
+            "no entry left behind"
+        );
         let unlimited = PerIpLimit::new(0);
-        let held: Vec<_> = (0..100).map(|_| unlimited.try_acquire(a).unwrap()).collect();
+        let held: Vec<_> = (0..100)
+            .map(|_| unlimited.try_acquire(a).unwrap())
+            .collect();
         assert_eq!(unlimited.open(a), 100);
         drop(held);
     }
@@ -210,6 +222,9 @@ mod tests {
     fn unknown_and_busy_read_the_same_to_the_publisher() {
         assert_eq!(Refusal::UnknownKey.public_text(), REFUSED);
         assert_eq!(Refusal::new("callback said 403").public_text(), REFUSED);
-        assert_eq!(Refusal::Overloaded("max_streams".into()).public_text(), OVERLOADED);
+        assert_eq!(
+            Refusal::Overloaded("max_streams".into()).public_text(),
+            OVERLOADED
+        );
     }
 }

@@ -102,7 +102,11 @@ impl Auth {
     /// The whole decision for one publish: the key maps to a stream, then (when
     /// configured) the operator's callback agrees. A key that only the callback knows
     /// publishes under its own name.
-    pub async fn authorize(&self, session: &SessionInfo, key: &StreamKey) -> Result<String, Refusal> {
+    pub async fn authorize(
+        &self,
+        session: &SessionInfo,
+        key: &StreamKey,
+    ) -> Result<String, Refusal> {
         let stream = self.stream_for(key)?;
         if let Some(cb) = &self.callback {
             cb.ask(session, key, &stream).await?;
@@ -112,7 +116,12 @@ impl Auth {
 }
 
 impl Callback {
-    async fn ask(&self, session: &SessionInfo, key: &StreamKey, stream: &str) -> Result<(), Refusal> {
+    async fn ask(
+        &self,
+        session: &SessionInfo,
+        key: &StreamKey,
+        stream: &str,
+    ) -> Result<(), Refusal> {
         let body = serde_json::json!({
             "action": "publish",
             "protocol": session.protocol.as_str(),
@@ -124,7 +133,10 @@ impl Callback {
         });
         let request = http::Request::post(self.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::USER_AGENT, concat!("weir/", env!("CARGO_PKG_VERSION")))
+            .header(
+                http::header::USER_AGENT,
+                concat!("weir/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| Refusal::new(format!("on_publish request: {e}")))?;
         let call = async {
@@ -163,11 +175,19 @@ impl AuthHandle {
     }
 
     pub fn get(&self) -> std::sync::Arc<Auth> {
-        std::sync::Arc::clone(&self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        std::sync::Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     pub fn set(&self, auth: Auth) {
-        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(auth);
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(auth);
     }
 }
 
@@ -179,7 +199,10 @@ fn digest(key: &str) -> [u8; 32] {
 /// configured): both are hashed first, so neither the content nor the length of a wrong
 /// guess shows in the timing.
 pub fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
-    let (a, b): ([u8; 32], [u8; 32]) = (Sha256::digest(given).into(), Sha256::digest(expected).into());
+    let (a, b): ([u8; 32], [u8; 32]) = (
+        Sha256::digest(given).into(),
+        Sha256::digest(expected).into(),
+    );
     a.ct_eq(&b).into()
 }
 
@@ -212,8 +235,14 @@ mod tests {
         // allow_any_key forced on next to configured keys: the hijack the issue found.
         let auth = Auth::new(&config(&[("s3cret-news", "news")], Some(true))).unwrap();
         assert_eq!(auth.stream_for(&key("s3cret-news")).unwrap(), "news");
-        assert!(auth.stream_for(&key("news")).is_err(), "the public name is not a key");
-        assert!(auth.stream_for(&key("test")).is_err(), "the test source is reserved");
+        assert!(
+            auth.stream_for(&key("news")).is_err(),
+            "the public name is not a key"
+        );
+        assert!(
+            auth.stream_for(&key("test")).is_err(),
+            "the test source is reserved"
+        );
         assert_eq!(auth.stream_for(&key("other")).unwrap(), "other");
         assert!(auth.stream_for(&key("../x")).is_err());
     }
@@ -225,7 +254,10 @@ mod tests {
         let closed = Auth::new(&config(&[("k-1234567890", "news")], None)).unwrap();
         assert_eq!(closed.stream_for(&key("mine")), Err(Refusal::UnknownKey));
         assert_eq!(closed.stream_for(&key("k-1234567890")).unwrap(), "news");
-        assert_eq!(closed.stream_for(&key("k-123456789")), Err(Refusal::UnknownKey));
+        assert_eq!(
+            closed.stream_for(&key("k-123456789")),
+            Err(Refusal::UnknownKey)
+        );
     }
 
     #[test]

@@ -130,6 +130,13 @@ pub struct ServerConfig {
     /// (docs/design/003). Default: `$STATE_DIRECTORY` (systemd's `StateDirectory=`) when
     /// set, else none (numbers follow the wall clock alone). See [`Config::state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// On SIGTERM or SIGINT: how long in-flight requests and sessions get to finish after
+    /// the listeners stop accepting (match Kubernetes' terminationGracePeriodSeconds).
+    pub shutdown_grace_s: u64,
+    /// On SIGTERM or SIGINT, end every stream with `EXT-X-ENDLIST` before draining: for a
+    /// server stopped for good. Off (the default) for restarts and rolling updates, where
+    /// playlists stay open and the next process continues their numbering.
+    pub end_streams_on_shutdown: bool,
     /// Open HTTP connections, both listeners together; one more is closed at accept.
     pub max_connections: usize,
     /// Open HTTP connections from one client address (IPv6: one /64); 0 is no limit.
@@ -158,6 +165,8 @@ impl Default for ServerConfig {
             cors_allow_origin: "*".to_owned(),
             assets_dir: None,
             state_dir: None,
+            shutdown_grace_s: 10,
+            end_streams_on_shutdown: false,
             max_connections: weir_origin::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: weir_origin::DEFAULT_MAX_CONNECTIONS_PER_IP,
             idle_timeout_s: weir_origin::DEFAULT_IDLE_TIMEOUT.as_secs(),
@@ -261,10 +270,20 @@ impl Default for PackagerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Accept any stream key and serve it under its own name (`/live/<key>/…`), as
-    /// nginx-rtmp does. Turn off in production and list `keys` instead, so that the
-    /// secret publish key never appears in a playback URL.
-    pub allow_any_key: bool,
+    /// nginx-rtmp does. Default: on only while no `keys` and no `on_publish` are configured
+    /// (zero-config on a laptop); off as soon as either is. A name that a configured key
+    /// owns, or the test source's, is never available to another key.
+    pub allow_any_key: Option<bool>,
+    /// Publish keys and the public stream each one owns (one key per stream).
     pub keys: Vec<KeyConfig>,
+    /// Ask an HTTP service whether a publisher may publish (like nginx-rtmp's
+    /// `on_publish`): a 2xx answer allows it, anything else (or no answer in time) refuses.
+    pub on_publish: Option<OnPublishConfig>,
+    /// Streams that may run at once; a publisher of a new stream beyond it is refused
+    /// (a returning publisher of a running stream never is).
+    pub max_streams: usize,
+    /// RTMP connections, and SRT sessions, one address may hold at once (0: no limit).
+    pub max_connections_per_ip: usize,
     /// No media for this long (ms) and the contribution counts as lost: the playlist keeps
     /// its cadence with `EXT-X-GAP` parts until the publisher returns.
     pub loss_timeout_ms: u64,
@@ -280,8 +299,11 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            allow_any_key: true,
+            allow_any_key: None,
             keys: Vec::new(),
+            on_publish: None,
+            max_streams: 1000,
+            max_connections_per_ip: weir_ingest::rtmp::DEFAULT_MAX_CONNECTIONS_PER_IP,
             loss_timeout_ms: 1500,
             standby_slate: true,
             idle_end_s: 60,
@@ -318,6 +340,22 @@ impl Default for SrtConfig {
 pub struct ApiConfig {
     /// Bearer token for the operator API (`/api/v1/…`). The API is off when unset.
     pub token: Option<String>,
+}
+
+/// `ingest.on_publish`: the publish-authorization callback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnPublishConfig {
+    /// `http://host[:port]/path`; weir POSTs a JSON description of the publisher
+    /// (`action`, `protocol`, `key`, `stream`, `app`, `addr`, `session`).
+    pub url: String,
+    /// How long to wait for the answer before refusing (ms).
+    #[serde(default = "default_on_publish_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_on_publish_timeout_ms() -> u64 {
+    2000
 }
 
 /// A publish key and the public stream name it publishes to.
@@ -613,7 +651,16 @@ impl Config {
             (Some(_), _, _) => bail!("server.https needs both server.tls_cert and server.tls_key"),
             (None, _, _) => bail!("server.tls_cert/server.tls_key are set but server.https is not"),
         }
-        if s.state_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        if s.shutdown_grace_s > 3600 {
+            bail!(
+                "server.shutdown_grace_s = {} is above the one-hour maximum",
+                s.shutdown_grace_s
+            );
+        }
+        if s.state_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
             bail!("server.state_dir is empty (leave it out for none)");
         }
         if self.rtmp.app.is_empty() || !self.rtmp.app.chars().all(valid_name_char) {
@@ -622,20 +669,7 @@ impl Config {
                 self.rtmp.app
             );
         }
-        for (i, k) in self.ingest.keys.iter().enumerate() {
-            if k.key.is_empty() {
-                bail!("ingest.keys[{i}].key is empty");
-            }
-            if !valid_stream_name(&k.stream) {
-                bail!(
-                    "ingest.keys[{i}].stream = {:?} must be [A-Za-z0-9_-]{{1,64}}",
-                    k.stream
-                );
-            }
-        }
-        if !self.ingest.allow_any_key && self.ingest.keys.is_empty() && self.rtmp.enabled {
-            bail!("ingest.allow_any_key = false but ingest.keys is empty: nobody could publish");
-        }
+        self.validate_ingest()?;
         if let Some(p) = &self.srt.passphrase {
             if !(10..=79).contains(&p.len()) {
                 bail!(
@@ -672,6 +706,79 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    fn validate_ingest(&self) -> anyhow::Result<()> {
+        let ingest = &self.ingest;
+        for (i, k) in ingest.keys.iter().enumerate() {
+            if k.key.is_empty() {
+                bail!("ingest.keys[{i}].key is empty");
+            }
+            if !valid_stream_name(&k.stream) {
+                bail!(
+                    "ingest.keys[{i}].stream = {:?} must be [A-Za-z0-9_-]{{1,64}}",
+                    k.stream
+                );
+            }
+            for (j, earlier) in ingest.keys[..i].iter().enumerate() {
+                if earlier.key == k.key {
+                    bail!("ingest.keys[{i}].key repeats ingest.keys[{j}].key");
+                }
+                if earlier.stream == k.stream {
+                    bail!(
+                        "ingest.keys[{i}].stream = {:?} is already owned by ingest.keys[{j}]: \
+                         a stream is published by one key",
+                        k.stream
+                    );
+                }
+            }
+            if self.test_source.enabled && k.stream == self.test_source.name {
+                bail!(
+                    "ingest.keys[{i}].stream = {:?} is the test source's name \
+                     (test_source.name); pick another or set test_source.enabled = false",
+                    k.stream
+                );
+            }
+        }
+        let ingests = self.rtmp.enabled || self.srt.enabled;
+        if ingests && !self.allow_any_key() && ingest.keys.is_empty() && ingest.on_publish.is_none()
+        {
+            bail!(
+                "ingest.allow_any_key = false but neither ingest.keys nor ingest.on_publish \
+                 is set: nobody could publish"
+            );
+        }
+        if let Some(cb) = &ingest.on_publish {
+            let uri: http::Uri = cb
+                .url
+                .parse()
+                .with_context(|| format!("ingest.on_publish.url = {:?}", cb.url))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                bail!(
+                    "ingest.on_publish.url = {:?} must be http://host[:port]/path \
+                     (run a TLS-terminating sidecar for https)",
+                    cb.url
+                );
+            }
+            if !(100..=30_000).contains(&cb.timeout_ms) {
+                bail!(
+                    "ingest.on_publish.timeout_ms = {} must be 100 to 30000",
+                    cb.timeout_ms
+                );
+            }
+        }
+        if ingest.max_streams == 0 {
+            bail!("ingest.max_streams must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// `ingest.allow_any_key`, resolved: its default is on only while nothing else says who
+    /// may publish.
+    pub fn allow_any_key(&self) -> bool {
+        self.ingest
+            .allow_any_key
+            .unwrap_or(self.ingest.keys.is_empty() && self.ingest.on_publish.is_none())
     }
 
     fn validate_tenants(&self) -> anyhow::Result<()> {
@@ -811,7 +918,10 @@ mod tests {
         o.validate().unwrap();
         for (toml, key) in [
             ("[server]\nidle_timeout_s = 0\n", "server.idle_timeout_s"),
-            ("[server]\nmax_header_bytes = 100\n", "server.max_header_bytes"),
+            (
+                "[server]\nmax_header_bytes = 100\n",
+                "server.max_header_bytes",
+            ),
             ("[server]\nmax_connections = 0\n", "server.max_connections"),
         ] {
             let c: Config = toml::from_str(toml).unwrap();

@@ -480,17 +480,26 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             }
         }
     };
+    if config.server.end_streams_on_shutdown {
+        // Stopped for good: every playlist gets EXT-X-ENDLIST while the listeners still
+        // serve it, so players and CDNs see the end instead of a stalled stream.
+        streams.end_all();
+        tokio::time::sleep(ENDLIST_PUBLISH_WAIT.min(grace)).await;
+        info!("every stream ended (EXT-X-ENDLIST)");
+    }
     let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
     {
         warn!(grace = ?grace, "shutdown grace period over; closing what is left");
     }
     outcome
 }
+
+/// With `server.end_streams_on_shutdown`, how long the ended playlists are served before
+/// the listeners stop (a blocked reload returns at once on the final playlist).
+const ENDLIST_PUBLISH_WAIT: Duration = Duration::from_secs(1);
 
 /// Completes on SIGTERM (Kubernetes, systemd) or SIGINT (Ctrl-C), naming which.
 async fn stop_signal() -> std::io::Result<&'static str> {

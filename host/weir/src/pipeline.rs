@@ -190,6 +190,9 @@ enum Control {
     Attach(mpsc::Receiver<MediaEvent>),
     /// A cue from the operator API.
     Cue(CueEvent),
+    /// The process is stopping for good (`server.end_streams_on_shutdown`): end the stream
+    /// now, with `EXT-X-ENDLIST`.
+    End,
 }
 
 /// The live streams' tasks, by name.
@@ -271,6 +274,14 @@ impl Streams {
         drop(tasks);
         self.spawn(name, ctl_tx, ctl_rx);
         tx
+    }
+
+    /// Ends every stream now (`EXT-X-ENDLIST`), for a shutdown that is not a restart.
+    pub fn end_all(&self) {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        for ctl in tasks.values() {
+            let _ = ctl.try_send(Control::End);
+        }
     }
 
     /// Hands a cue to stream `name`.
@@ -573,7 +584,7 @@ impl TranscodedStream {
                         self.metrics.cues.fetch_add(1, Ordering::Relaxed);
                         let _ = cues_tx.try_send(cue);
                     }
-                    None => break,
+                    Some(Control::End) | None => break,
                 },
                 event = next_event(session.as_mut()) => match event {
                     Some(event) => {
@@ -975,7 +986,7 @@ impl StreamTask {
                         self.returning = Returning::default();
                     }
                     Some(Control::Cue(cue)) => self.cue(cue),
-                    None => break,
+                    Some(Control::End) | None => break,
                 },
                 event = next_event(session.as_mut()) => match event {
                     Some(event) => {

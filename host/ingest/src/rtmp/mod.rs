@@ -35,9 +35,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+pub use crate::publish::{PublishHandler, Refusal, SessionInfo};
 pub(crate) use keys::KeyClaim;
 pub use keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
-pub use crate::publish::{PublishHandler, Refusal, SessionInfo};
 
 pub const DEFAULT_APP: &str = "live";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;

@@ -271,7 +271,7 @@ impl Session {
                     .unwrap_or_default()
                     .trim_end_matches('/')
                     .to_owned();
-                Span::current().record("app", field::display(&app));
+                Span::current().record("app", field::debug(&app));
                 if app != self.ctx.settings.app {
                     self.reject(
                         rtmp,

@@ -171,7 +171,7 @@ async fn admit(
     span.record("key", field::display(&key));
     let app = match (&settings.app, wanted.app) {
         (Some(served), Some(asked)) if *served != asked => {
-            span.record("app", field::display(&asked));
+            span.record("app", field::debug(&asked));
             return Err(Refused::server(
                 ServerRejectReason::Notfound,
                 format!("application {asked:?} is not served (expected {served:?})"),
@@ -180,7 +180,7 @@ async fn admit(
         (Some(served), _) => served.clone(),
         (None, asked) => asked.unwrap_or_default(),
     };
-    span.record("app", field::display(&app));
+    span.record("app", field::debug(&app));
     let info = SessionInfo {
         id,
         peer,
@@ -188,13 +188,16 @@ async fn admit(
         protocol: crate::Protocol::Srt,
     };
 
-    ctx.handler.authorize(&info, &key).await.map_err(|refusal| {
-        let code = match refusal {
-            Refusal::Overloaded(_) => ServerRejectReason::Overload,
-            Refusal::UnknownKey | Refusal::Other(_) => ServerRejectReason::Forbidden,
-        };
-        Refused::server(code, format!("publish not authorized: {refusal}"))
-    })?;
+    ctx.handler
+        .authorize(&info, &key)
+        .await
+        .map_err(|refusal| {
+            let code = match refusal {
+                Refusal::Overloaded(_) => ServerRejectReason::Overload,
+                Refusal::UnknownKey | Refusal::Other(_) => ServerRejectReason::Forbidden,
+            };
+            Refused::server(code, format!("publish not authorized: {refusal}"))
+        })?;
     // Only a check: the key is claimed once the caller has passed the handshake.
     ctx.keys.check(&key).map_err(|busy| {
         Refused::server(
