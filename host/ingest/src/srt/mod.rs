@@ -44,6 +44,8 @@
 //! back-pressure towards the encoder: while the session waits, packets queue in the SRT
 //! receive buffer and are dropped once they are later than the latency window.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod session;
 mod streamid;
 

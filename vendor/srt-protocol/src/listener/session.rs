@@ -57,7 +57,8 @@ impl SessionState {
                 let reject = reject.clone();
                 self.reject(session_id, reject)
             }
-            Open => unreachable!("this should not happen"),
+            // WEIR PATCH (P8): was `unreachable!`; a late answer changes nothing.
+            Open => Action::WaitForInput,
             Dropping => Action::DropConnection(session_id),
         }
     }

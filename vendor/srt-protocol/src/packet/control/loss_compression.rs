@@ -88,6 +88,10 @@ where
     }
 }
 
+// WEIR PATCH (P9): see `DecompressLossList::next`.
+const SEQ_MASK: u32 = !(1 << 31);
+const MAX_RANGE: u32 = 1 << 20;
+
 pub struct DecompressLossList<I> {
     iterator: I,
 
@@ -107,7 +111,8 @@ impl<I: Iterator<Item = u32>> Iterator for DecompressLossList<I> {
             }
             Some((next, end)) => {
                 // continue the loop
-                self.loop_next_end = Some((next + 1, end));
+                // WEIR PATCH (P9): 31-bit sequence numbers wrap (this overflowed a u32).
+                self.loop_next_end = Some(((next + 1) & SEQ_MASK, end));
 
                 Some(SeqNumber::new_truncate(next))
             }
@@ -119,13 +124,18 @@ impl<I: Iterator<Item = u32>> Iterator for DecompressLossList<I> {
                 if next & (1 << 31) != 0 {
                     // set the first bit to zero
                     let next_num = next & !(1 << 31);
-                    self.loop_next_end = Some((
-                        next_num + 1,
-                        match self.iterator.next() {
-                            Some(i) => i,
-                            None => panic!("unterminated loop while decompressing loss list"),
-                        },
-                    ));
+                    // WEIR PATCH (P9): an unterminated range panicked, and a range running
+                    // "backwards" or over more than MAX_RANGE packets (no send buffer holds
+                    // that many) kept its task busy for up to 2^32 steps. Such a range
+                    // stands for its first number only.
+                    self.loop_next_end = match self.iterator.next() {
+                        Some(end)
+                            if (1..=MAX_RANGE).contains(&(end.wrapping_sub(next_num) & SEQ_MASK)) =>
+                        {
+                            Some(((next_num + 1) & SEQ_MASK, end & SEQ_MASK))
+                        }
+                        _ => None,
+                    };
 
                     Some(SeqNumber::new_truncate(next_num))
                 } else {

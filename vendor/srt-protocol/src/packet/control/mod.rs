@@ -632,7 +632,14 @@ impl ControlTypes {
                                             SrtControlPacket::StreamId(stream_id) => {
                                                 sid = Some(stream_id)
                                             }
-                                            _ => unimplemented!("Implement other kinds"),
+                                            // WEIR PATCH (P1): was `unimplemented!`.
+                                            other => {
+                                                return Err(
+                                                    PacketParseError::UnsupportedSrtExtensionType(
+                                                        other.type_id(),
+                                                    ),
+                                                )
+                                            }
                                         }
                                     }
                                 }

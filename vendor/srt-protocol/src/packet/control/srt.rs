@@ -272,7 +272,8 @@ bitflags! {
 }
 
 fn le_bytes_to_string(le_bytes: &mut impl Buf) -> Result<String, PacketParseError> {
-    if le_bytes.remaining() % 4 != 0 {
+    // WEIR PATCH (P2): an empty extension read a word from an empty buffer (a panic).
+    if le_bytes.remaining() % 4 != 0 || le_bytes.remaining() == 0 {
         return Err(PacketParseError::NotEnoughData);
     }
 
@@ -365,6 +366,10 @@ impl SrtControlPacket {
                 )))
             }
             8 => {
+                // WEIR PATCH (P3): an empty extension read from an empty buffer (a panic).
+                if buf.remaining() < 4 {
+                    return Err(PacketParseError::NotEnoughData);
+                }
                 let ty = buf.get_u8().into();
                 let flags = GroupFlags::from_bits_truncate(buf.get_u8());
                 let weight = buf.get_u16_le();
@@ -431,7 +436,8 @@ impl SrtControlPacket {
             // 1 32-bit word packed with type, flags, and weight
             Group { .. } => 1,
             Filter(filter) => ((format!("{filter}").len() + 3) / 4) as u16, // TODO: not optimial performace, but probably okay
-            _ => unimplemented!("{:?}", self),
+            // WEIR PATCH (P5): was `unimplemented!`; SRT_CMD_REJECT has no body.
+            Reject => 0,
         }
     }
 }
@@ -519,6 +525,11 @@ impl KeyingMaterialMessage {
 
         // next 6 bits is reserved, then two bits of KF
         let key_flags = KeyFlags::from_bits_truncate(buf.get_u8() & 0b0000_0011);
+        // WEIR PATCH (P4): no key at all made 8 bytes of "wrapped keys", which panicked in
+        // `aes_unwrap` (an assert) and in `serialize` (a division by zero) when echoed back.
+        if key_flags.is_empty() {
+            return Err(PacketParseError::BadSrtExtensionMessage);
+        }
 
         // second 32-bit word: keki
         let keki = buf.get_u32();
