@@ -24,16 +24,17 @@
 //! take over an idle one. The key is claimed only after the caller has passed the handshake
 //! (its passphrase included), so a caller that cannot complete it never evicts anyone.
 //!
-//! **Encryption.** srt-protocol 0.4.4 panics (`unimplemented!`) when an encrypted caller
-//! meets a listener without a key, or when key sizes differ. The listener is therefore bound
-//! with no encryption of its own, and each request is answered on its own: a caller that
+//! **Encryption.** The listener is bound with no encryption of its own, and each request
+//! is answered on its own (unpatched srt-protocol 0.4.4 panicked when an encrypted caller
+//! met a listener without a key, or when key sizes differed; ours refuses): a caller that
 //! does not encrypt is refused when the key needs a passphrase, a caller that encrypts is
 //! refused when it needs none, and otherwise the caller's own key size is accepted with the
 //! key's passphrase.
 //!
 //! **Supervision.** srt-tokio runs one listener task that demultiplexes the UDP port for
-//! every connection, and srt-protocol still has `todo!()`/`unimplemented!()` paths a peer
-//! might reach. If that task dies, the listener logs it and binds again on the same socket
+//! every connection. The srt-protocol we build is patched so that no datagram we know of
+//! panics in it (vendor/srt-protocol/WEIR-PATCHES.md, docs/design/008); as a second line of
+//! defence, if that task dies, the listener logs it and binds again on the same socket
 //! after a short backoff. The sessions it carried lose their packet feed with it and end
 //! (each one its own task, with its own log line); their encoders reconnect to the new
 //! listener. Each session runs in a [`JoinSet`] that catches its panics.
