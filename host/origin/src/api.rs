@@ -184,7 +184,7 @@ pub enum CueSpec {
     /// `{"type": "out"|"in", "duration": seconds, "id": n}`: a splice_insert to build.
     Splice {
         out: bool,
-        /// In (0, 86400] seconds.
+        /// From one 90 kHz tick to 86400 seconds.
         duration: Option<Duration>,
         /// splice_event_id; the caller picks one when absent.
         id: Option<u32>,
@@ -230,10 +230,16 @@ pub fn parse_cue_request(body: &[u8]) -> Result<CueSpec> {
         (Some(kind), None) => {
             let duration = match req.duration {
                 None => None,
-                Some(d) if d.is_finite() && d > 0.0 && d <= 86_400.0 => {
+                // At least one 90 kHz tick: anything shorter would be sent as a break of
+                // length zero (found by the cue_api fuzz target).
+                Some(d) if d.is_finite() && d * 90_000.0 >= 1.0 && d <= 86_400.0 => {
                     Some(Duration::from_secs_f64(d))
                 }
-                Some(d) => return Err(bad(format!("duration {d} must be in (0, 86400] seconds"))),
+                Some(d) => {
+                    return Err(bad(format!(
+                        "duration {d} must be in [1/90000, 86400] seconds"
+                    )))
+                }
             };
             Ok(CueSpec::Splice {
                 out: matches!(kind, SpliceType::Out),
@@ -262,6 +268,8 @@ mod tests {
         assert!(refused(r#"{"type":"out","scte35":"AA=="}"#).contains("not both"));
         assert!(refused(r#"{"type":"out","duration":-1}"#).contains("duration"));
         assert!(refused(r#"{"type":"out","duration":86400.5}"#).contains("duration"));
+        assert!(refused(r#"{"type":"out","duration":1e-300}"#).contains("duration"));
+        assert!(refused(r#"{"type":"out","duration":0.00001}"#).contains("duration"));
         assert!(refused(r#"{"scte35":"%%%"}"#).contains("base64"));
         assert!(refused(r#"{"type":"sideways"}"#).contains("bad cue JSON"));
         assert!(refused(r#"{"type":"in","extra":1}"#).contains("bad cue JSON"));
