@@ -46,7 +46,10 @@ pub use metrics::Metrics;
 #[cfg(feature = "runtime")]
 pub use plugins::{
     AssetListError, Manipulated, PlaylistRequest, PluginSpec, PluginSummary, Plugins, PushError,
-    Settings, StartError, TenantSettings, DEFAULT_TENANT,
+    Settings, StartError, TenantSettings, DEFAULT_ASSET_LIST_BURST, DEFAULT_ASSET_LIST_CACHE_BYTES,
+    DEFAULT_ASSET_LIST_CACHE_TTL, DEFAULT_ASSET_LIST_CONCURRENCY, DEFAULT_ASSET_LIST_RATE,
+    DEFAULT_CACHE_BYTES, DEFAULT_LAST_GOOD_BYTES, DEFAULT_MAX_VARIANTS, DEFAULT_TENANT,
+    DEFAULT_VARIANT_IDLE,
 };
 #[cfg(feature = "runtime")]
 pub use runtime::{

@@ -131,7 +131,7 @@ impl Metrics {
         family(
             out,
             "weir_plugin_failures_total",
-            "Failed plugin calls by kind (trap, timeout, memory, err, invalid, overload).",
+            "Failed or refused plugin calls by kind (trap, timeout, memory, err, invalid, uri_escape, output_too_large, variant_limit, rate_limit, overload; plugin=\"\" for a tenant-wide refusal).",
             "kind",
             &m.failures,
         );

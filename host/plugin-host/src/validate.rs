@@ -228,6 +228,19 @@ fn shorten(s: &str) -> &str {
     &s[..end]
 }
 
+/// A playlist's first line is `#EXTM3U` and nothing else: m3u8-rs, for one, reads what
+/// follows the tag as a URI.
+fn check_first_line(text: &str) -> Result<(), Rejection> {
+    let first = text.split('\n').next().unwrap_or_default();
+    if first.strip_suffix('\r').unwrap_or(first) == "#EXTM3U" {
+        Ok(())
+    } else {
+        Err(Rejection::Syntax(
+            "the first line is not exactly #EXTM3U".to_owned(),
+        ))
+    }
+}
+
 /// Refuses characters that split lines for some parsers and not for others: a carriage
 /// return not followed by a line feed, other C0 controls but tab, DEL, NEL, U+2028/9.
 fn check_characters(text: &str) -> Result<(), Rejection> {
@@ -269,7 +282,9 @@ pub fn for_each_uri<'a>(
             continue;
         }
         if !trimmed.starts_with('#') {
-            f(Role::Stream, trimmed)?;
+            // The whole line: spaces around a URI are refused with it (parsers differ on
+            // whether they belong to it).
+            f(Role::Stream, line)?;
             continue;
         }
         let sites = uri_sites(trimmed);
@@ -438,11 +453,7 @@ pub fn media_playlist(
     scope: &Scope<'_>,
     rendition: &str,
 ) -> Result<(), Rejection> {
-    if !output.starts_with("#EXTM3U") {
-        return Err(Rejection::Syntax(
-            "output does not start with #EXTM3U".to_owned(),
-        ));
-    }
+    check_first_line(output)?;
     check_characters(output)?;
     match m3u8_rs::parse_playlist_res(output.as_bytes()) {
         Ok(m3u8_rs::Playlist::MediaPlaylist(_)) => {}
@@ -481,6 +492,7 @@ pub fn multivariant_playlist(
     output: &str,
     scope: &Scope<'_>,
 ) -> Result<(), Rejection> {
+    check_first_line(output)?;
     check_characters(output)?;
     match m3u8_rs::parse_playlist_res(output.as_bytes()) {
         Ok(m3u8_rs::Playlist::MasterPlaylist(_)) => {}
