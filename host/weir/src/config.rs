@@ -43,6 +43,13 @@ pub struct PluginsConfig {
     pub deadline_ms: u64,
     /// How long an interstitial asset-list request waits for the plugins.
     pub asset_list_timeout_ms: u64,
+    /// The most a plugin's answer (a playlist or an asset list) may weigh, KiB.
+    pub max_output_kib: usize,
+    /// Distinct variants (values of what it declared) one plugin runs for; beyond, its
+    /// failure policy answers.
+    pub max_variants: usize,
+    /// Asset-list runs per second per tenant (cache misses; twice as many in a burst).
+    pub asset_list_rate: u32,
 }
 
 impl Default for PluginsConfig {
@@ -55,6 +62,9 @@ impl Default for PluginsConfig {
             instances: 64,
             deadline_ms: 50,
             asset_list_timeout_ms: 500,
+            max_output_kib: weir_plugin_host::DEFAULT_MAX_OUTPUT_BYTES >> 10,
+            max_variants: weir_plugin_host::DEFAULT_MAX_VARIANTS,
+            asset_list_rate: weir_plugin_host::DEFAULT_ASSET_LIST_RATE,
         }
     }
 }
@@ -803,6 +813,24 @@ impl Config {
         }
         if !(1..=1000).contains(&p.instances) {
             bail!("plugins.instances = {} must be 1 to 1000", p.instances);
+        }
+        if !(1..=65_536).contains(&p.max_output_kib) {
+            bail!(
+                "plugins.max_output_kib = {} must be 1 to 65536",
+                p.max_output_kib
+            );
+        }
+        if !(1..=1_000_000).contains(&p.max_variants) {
+            bail!(
+                "plugins.max_variants = {} must be 1 to 1000000",
+                p.max_variants
+            );
+        }
+        if !(1..=100_000).contains(&p.asset_list_rate) {
+            bail!(
+                "plugins.asset_list_rate = {} must be 1 to 100000",
+                p.asset_list_rate
+            );
         }
         let mut owners = std::collections::HashMap::new();
         let mut names = std::collections::HashSet::new();

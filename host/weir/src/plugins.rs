@@ -24,11 +24,15 @@ pub fn settings(config: &Config) -> Settings {
             table_elements: p.table_elements,
             instances: p.instances,
             call_timeout: Duration::from_millis(p.call_timeout_ms),
+            output_bytes: p.max_output_kib << 10,
             ..Limits::default()
         },
         threads: p.threads,
         deadline: Duration::from_millis(p.deadline_ms),
         asset_list_timeout: Duration::from_millis(p.asset_list_timeout_ms),
+        max_variants: p.max_variants,
+        asset_list_rate: p.asset_list_rate,
+        asset_list_burst: p.asset_list_rate.saturating_mul(2),
         ..Settings::default()
     }
 }
