@@ -51,7 +51,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(CueSpec::Splice { out, duration, id }) => {
             if let Some(d) = duration {
-                assert!(d > Duration::ZERO && d <= Duration::from_secs(86_400), "{d:?}");
+                assert!(
+                    d > Duration::ZERO && d <= Duration::from_secs(86_400),
+                    "{d:?}"
+                );
             }
             let id = id.unwrap_or(1);
             let section = encode_splice_insert(id, out, duration);

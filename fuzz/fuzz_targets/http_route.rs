@@ -10,7 +10,8 @@ use weir_origin::{parse_hls_query, parse_route, Error, Route};
 fn safe_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The canonical path of a route (numbers without leading zeros).
@@ -60,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let parsed_query = parse_hls_query(query.unwrap_or(""));
     if let Ok(q) = &parsed_query {
-        assert!(q.part.is_none() || q.msn.is_some(), "{target:?}: _HLS_part without _HLS_msn");
+        assert!(
+            q.part.is_none() || q.msn.is_some(),
+            "{target:?}: _HLS_part without _HLS_msn"
+        );
     }
     if let Err(e) = &parsed_query {
         assert!(matches!(e, Error::BadRequest(_)), "{target:?}: {e:?}");
