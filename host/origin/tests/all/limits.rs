@@ -224,3 +224,39 @@ async fn a_connection_that_never_sends_a_request_is_closed() {
         assert!(start.elapsed() >= idle, "{:?}", start.elapsed());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_http1_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    let header_read = Duration::from_secs(10);
+    let settings = OriginSettings {
+        header_read_timeout: header_read,
+        idle_timeout: Duration::from_secs(3600),
+        ..OriginSettings::default()
+    };
+    let origin = Arc::new(Origin::new(settings, StreamRegistry::new()).unwrap());
+    let server = Server::start(origin, None).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"ok\n") {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "closed before the response");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"));
+    // Kept alive, then idle: closed once the next request's head is overdue.
+    let idle_from = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(header_read * 4, tcp.read_to_end(&mut rest))
+        .await
+        .expect("an idle keep-alive connection is closed")
+        .unwrap();
+    assert!(
+        idle_from.elapsed() >= header_read,
+        "{:?}",
+        idle_from.elapsed()
+    );
+}
