@@ -1088,3 +1088,258 @@ async fn poison_from_strangers_and_from_a_publishers_own_address_ends_no_session
     assert!(server.keys.is_empty());
     server.stop().await;
 }
+
+/// A flood of handshakes from spoofable source addresses (design 008, P10): srt-protocol kept
+/// a pending session for every source address that ever sent it a datagram, and never forgot
+/// it. Now an induction is answered with a cookie that needs no state, only a caller that
+/// returns a valid cookie is kept, at most `MAX_PENDING_SESSIONS` of those wait for the access
+/// decision, and one that has not opened after `PENDING_SESSION_TIMEOUT` is rejected and
+/// forgotten. The state machine is driven directly, on a virtual clock.
+#[test]
+fn a_handshake_flood_leaves_the_listener_bounded_state() {
+    use srt_protocol::listener::{
+        AccessControlResponse, Action, Input, MultiplexListener, ResultOf, SessionId,
+        MAX_PENDING_SESSIONS, PENDING_SESSION_TIMEOUT,
+    };
+    use srt_protocol::packet::{ControlTypes, Packet, RejectReason};
+    use srt_protocol::settings::ConnInitSettings;
+
+    let now = Instant::now();
+    let mut listener = MultiplexListener::new(
+        now,
+        "127.0.0.1:4000".parse().unwrap(),
+        ConnInitSettings::default(),
+    );
+    let stranger =
+        |i: usize| SocketAddr::from(([10, 1, (i / 50_000) as u8, 1], 1 + (i % 50_000) as u16));
+    let caller =
+        |i: usize| SocketAddr::from(([10, 2, (i / 50_000) as u8, 1], 1 + (i % 50_000) as u16));
+    let induct = |listener: &mut MultiplexListener, from: SocketAddr, at: Instant| -> i32 {
+        let induction = parse(&handshake(INDUCTION, 0, 0, &[])).unwrap();
+        match listener.handle_input(at, Input::Packet(Ok((induction, from)))) {
+            Action::SendPacket((Packet::Control(c), to)) if to == from => match c.control_type {
+                ControlTypes::Handshake(hs) => hs.syn_cookie,
+                other => panic!("induction answered with {other:?}"),
+            },
+            other => panic!("induction answered with {other:?}"),
+        }
+    };
+    let conclude =
+        |listener: &mut MultiplexListener, from: SocketAddr, cookie: i32, at: Instant| {
+            let exts = [hsreq(), (5, srt_string("live/k"))];
+            let conclusion = parse(&handshake(CONCLUSION, 0, cookie, &exts)).unwrap();
+            match listener.handle_input(at, Input::Packet(Ok((conclusion, from)))) {
+                Action::RequestAccess(session, _) => Some(session),
+                Action::WaitForInput => None,
+                other => panic!("conclusion answered with {other:?}"),
+            }
+        };
+
+    // 5,000 strangers' inductions (from as many source ports) are all answered, and leave
+    // nothing behind; nor do conclusions with a cookie the listener did not give out.
+    for i in 0..5_000 {
+        let cookie = induct(&mut listener, stranger(i), now);
+        assert_eq!(conclude(&mut listener, stranger(i), cookie ^ 1, now), None);
+    }
+    assert_eq!(listener.sessions(), 0, "strangers left sessions behind");
+
+    // Callers that return their cookie wait for the access decision: at most
+    // MAX_PENDING_SESSIONS of them; the conclusions beyond are dropped.
+    let over = 10;
+    let mut waiting = Vec::new();
+    let mut cookies = Vec::new();
+    for i in 0..MAX_PENDING_SESSIONS + over {
+        let cookie = induct(&mut listener, caller(i), now);
+        cookies.push(cookie);
+        match conclude(&mut listener, caller(i), cookie, now) {
+            Some(session) => waiting.push(session),
+            None => assert!(i >= MAX_PENDING_SESSIONS, "caller {i} dropped"),
+        }
+    }
+    assert_eq!(waiting.len(), MAX_PENDING_SESSIONS);
+    assert_eq!(listener.pending_sessions(), MAX_PENDING_SESSIONS);
+
+    // A rejection and an opening each free a place...
+    let rejected = waiting.remove(0);
+    let refuse = AccessControlResponse::Rejected(RejectReason::User(1));
+    assert!(matches!(
+        listener.handle_input(now, Input::AccessResponse(Some((rejected, refuse)))),
+        Action::RejectConnection(..)
+    ));
+    assert_eq!(
+        listener.handle_input(now, Input::Success(ResultOf::RejectConnection(rejected))),
+        Action::WaitForInput
+    );
+    let opened = waiting.remove(0);
+    let accept = AccessControlResponse::Accepted(None);
+    assert!(matches!(
+        listener.handle_input(now, Input::AccessResponse(Some((opened, accept)))),
+        Action::OpenConnection(..)
+    ));
+    assert_eq!(
+        listener.handle_input(now, Input::Success(ResultOf::OpenConnection(opened))),
+        Action::WaitForInput
+    );
+    assert_eq!(listener.pending_sessions(), MAX_PENDING_SESSIONS - 2);
+    // ... which a dropped caller's retransmitted conclusion takes.
+    let i = MAX_PENDING_SESSIONS;
+    let retransmitted = conclude(&mut listener, caller(i), cookies[i], now).expect("let in");
+    waiting.push(retransmitted);
+    assert_eq!(listener.pending_sessions(), MAX_PENDING_SESSIONS - 1);
+
+    // Nobody answers the rest: after PENDING_SESSION_TIMEOUT each is rejected (no packet)
+    // and forgotten, all in one pass; the open session stays.
+    let later = now + PENDING_SESSION_TIMEOUT;
+    let mut expired = std::collections::HashSet::new();
+    let mut statistics = None;
+    let mut input = Input::Timer;
+    for _ in 0..MAX_PENDING_SESSIONS + 10 {
+        input = match listener.handle_input(later, input) {
+            Action::UpdateStatistics(s) => {
+                statistics = Some(s.clone());
+                Input::Success(ResultOf::UpdateStatistics)
+            }
+            Action::RejectConnection(session, None) => {
+                assert!(expired.insert(session), "{session:?} expired twice");
+                Input::Success(ResultOf::RejectConnection(session))
+            }
+            Action::WaitForInput if expired.is_empty() => Input::Timer,
+            Action::WaitForInput => break,
+            other => panic!("timer: {other:?}"),
+        };
+    }
+    let statistics = statistics.expect("statistics on the timer");
+    assert_eq!(statistics.cx_pending, (MAX_PENDING_SESSIONS - 1) as u64);
+    assert_eq!(statistics.cx_sessions, MAX_PENDING_SESSIONS as u64);
+    assert_eq!(statistics.cx_pending_dropped, over as u64);
+    assert_eq!(expired, waiting.iter().copied().collect());
+    assert_eq!(listener.pending_sessions(), 0);
+    assert_eq!(listener.sessions(), 1);
+
+    // The application's late answer to an expired session is a drop, not a panic.
+    let late: SessionId = waiting[0];
+    let accept = AccessControlResponse::Accepted(None);
+    assert_eq!(
+        listener.handle_input(later, Input::AccessResponse(Some((late, accept)))),
+        Action::DropConnection(late)
+    );
+
+    // And a new caller still gets through.
+    let from = caller(100_000);
+    let cookie = induct(&mut listener, from, later);
+    let session = conclude(&mut listener, from, cookie, later).expect("let in");
+    let accept = AccessControlResponse::Accepted(None);
+    assert!(matches!(
+        listener.handle_input(later, Input::AccessResponse(Some((session, accept)))),
+        Action::OpenConnection(..)
+    ));
+}
+
+/// The same flood against the real listener (srt-tokio's task over the patched srt-protocol)
+/// on 127.0.0.1: 5,000 sockets send an induction each while an srt-tokio caller connects
+/// and sends 50 kB. The caller's data arrives intact, the strangers were answered (statelessly), and
+/// the listener's own statistics show it holds no pending session and at most the caller's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_induction_flood_from_5000_ports_leaves_no_state_and_a_caller_still_connects() {
+    use futures_util::StreamExt;
+    use srt_protocol::listener::MAX_PENDING_SESSIONS;
+    init_tracing();
+
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let addr = udp.local_addr().unwrap();
+    let (mut listener, mut incoming) = srt_tokio::SrtListener::builder()
+        .socket(UdpSocket::from_std(udp).unwrap())
+        .bind(addr)
+        .await
+        .unwrap();
+    let mut statistics = Box::pin(listener.statistics().clone());
+    let acceptor = tokio::spawn(async move {
+        let request = incoming
+            .incoming()
+            .next()
+            .await
+            .expect("a connection request");
+        let stream_id = request.stream_id().map(ToString::to_string);
+        let mut socket = request.accept(None).await.expect("accept");
+        let mut got = Vec::new();
+        while let Some(Ok((_, bytes))) = socket.next().await {
+            got.extend_from_slice(&bytes);
+        }
+        (stream_id, got)
+    });
+
+    const STRANGERS: usize = 5_000;
+    let (halfway_tx, halfway) = oneshot::channel();
+    let flood = tokio::task::spawn_blocking(move || {
+        let sockets: Vec<_> = (0..STRANGERS)
+            .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let induction = handshake(INDUCTION, 0, 0, &[]);
+        let mut halfway_tx = Some(halfway_tx);
+        for (n, batch) in sockets.chunks(100).enumerate() {
+            for s in batch {
+                let _ = s.send_to(&induction, addr);
+            }
+            if n == sockets.len() / 200 {
+                let _ = halfway_tx.take().map(|tx| tx.send(()));
+            }
+            // Paced so that loopback keeps most of them: this is about state, not load.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut buf = [0u8; 1500];
+        sockets
+            .iter()
+            .filter(|s| {
+                s.set_nonblocking(true).unwrap();
+                s.recv_from(&mut buf)
+                    .is_ok_and(|(n, from)| n >= 64 && from == addr)
+            })
+            .count()
+    });
+
+    // The caller connects while the second half of the flood arrives.
+    halfway.await.unwrap();
+    let mut caller = SrtSocket::builder()
+        .call(addr, Some("live/flood"))
+        .await
+        .expect("the caller connects during the flood");
+    let data: Vec<u8> = (0..50u8).flat_map(|i| [i; 1000]).collect();
+    send_ts(&mut caller, &data, 1000).await.unwrap();
+    let answered = flood.await.unwrap();
+    let (stream_id, got) = tokio::time::timeout(Duration::from_secs(10), acceptor)
+        .await
+        .expect("the caller's data arrives")
+        .unwrap();
+    assert_eq!(stream_id.as_deref(), Some("live/flood"));
+    assert_eq!(got.len(), 50_000);
+    assert!(got
+        .chunks(1000)
+        .enumerate()
+        .all(|(i, c)| c.iter().all(|&b| b == i as u8)));
+    assert!(
+        answered >= STRANGERS / 2,
+        "only {answered} of {STRANGERS} strangers got an induction response"
+    );
+
+    let stats = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let s = statistics.next().await.expect("statistics");
+            if s.rx_packets >= answered as u64 {
+                break s;
+            }
+        }
+    })
+    .await
+    .expect("statistics counting the flood");
+    eprintln!(
+        "{answered} of {STRANGERS} strangers answered; listener: {} packets in, {} sessions, \
+         {} pending",
+        stats.rx_packets, stats.cx_sessions, stats.cx_pending
+    );
+    assert_eq!(stats.cx_pending, 0);
+    assert!(stats.cx_sessions <= 1, "{} sessions", stats.cx_sessions);
+    assert!(stats.cx_pending as usize <= MAX_PENDING_SESSIONS);
+    listener.close().await;
+}

@@ -300,7 +300,7 @@ impl DuplexConnection {
         match packet {
             Ok(packet) => self.handle_packet(now, packet),
             Err(Io(error)) => self.handle_socket_close(now, error),
-            Err(Parse(e)) => self.warn(now, "packet", &e),
+            Err(Parse(e)) => self.debug(now, "packet", &e), // WEIR PATCH (P11): was warn
         }
     }
 
@@ -364,9 +364,9 @@ impl DuplexConnection {
             //            // One way packet delay is increasing, so decrease the sending rate
             //            ControlTypes::DelayWarning?
             // WEIR PATCH (P7): these two were `todo!()`; like libsrt, a receiver ignores them.
-            CongestionWarning => self.warn(now, "congestion warning", &"ignored"),
+            CongestionWarning => self.debug(now, "congestion warning", &"ignored"), // WEIR PATCH (P11): was warn
             // TODO: case UMSG_PEERERROR: // 1000 - An error has happened to the peer side
-            PeerError(code) => self.warn(now, "peer error", &code),
+            PeerError(code) => self.debug(now, "peer error", &code), // WEIR PATCH (P11): was warn
             // TODO: case UMSG_EXT: // 0x7FFF - reserved and user defined messages
             Srt(s) => self.handle_srt_control_packet(now, s),
         }
@@ -381,7 +381,7 @@ impl DuplexConnection {
     fn handle_srt_control_packet(&mut self, now: Instant, pack: SrtControlPacket) {
         use self::SrtControlPacket::*;
         match pack {
-            HandshakeRequest(_) | HandshakeResponse(_) => self.warn(now, "handshake", &pack),
+            HandshakeRequest(_) | HandshakeResponse(_) => self.debug(now, "handshake", &pack), // WEIR PATCH (P11): was warn
             KeyRefreshRequest(keying_material) => self
                 .receiver()
                 .handle_key_refresh_request(now, keying_material),
@@ -389,7 +389,7 @@ impl DuplexConnection {
                 self.sender().handle_key_refresh_response(keying_material)
             }
             // WEIR PATCH (P7): was `unimplemented!`; the rest only belong in a handshake.
-            _ => self.warn(now, "srt control packet ignored", &pack),
+            _ => self.debug(now, "srt control packet ignored", &pack), // WEIR PATCH (P11): was warn
         }
     }
 

@@ -14,12 +14,23 @@ pub use statistics::*;
 #[derive(Clone, Debug)]
 pub struct ListenerSettings {}
 
+/// WEIR PATCH (P10): at most this many sessions past the cookie but not yet open (waiting for
+/// the application's access decision). A conclusion that would make one more is dropped; the
+/// caller sends it again.
+pub const MAX_PENDING_SESSIONS: usize = 1024;
+
+/// WEIR PATCH (P10): a session that has not opened this long after its conclusion is rejected
+/// (`RejectConnection` without a packet) and forgotten. Callers give up after about 3 s.
+pub const PENDING_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 pub struct MultiplexListener {
     start_time: Instant,
     local_address: SocketAddr,
     settings: ConnInitSettings,
     sessions: HashMap<SessionId, SessionState>,
+    // WEIR PATCH (P10): the sessions in `sessions` that are not open yet, and since when.
+    pending: HashMap<SessionId, Instant>,
     stats: ListenerStatistics,
     stats_timer: Timer,
 }
@@ -31,6 +42,7 @@ impl MultiplexListener {
             local_address,
             settings,
             sessions: Default::default(),
+            pending: Default::default(),
             stats: Default::default(),
             stats_timer: Timer::new(now, Duration::from_secs(1)),
         }
@@ -70,15 +82,68 @@ impl MultiplexListener {
         self.stats.rx_packets += 1;
         //self.stats.rx_bytes += packet
         let session_id = SessionId(packet.1);
-        let settings = &self.settings;
-        self.sessions
-            .entry(session_id)
-            .or_insert_with(|| SessionState::new_pending(settings.clone()))
-            .handle_packet(now, session_id, packet)
+        // WEIR PATCH (P10): this inserted a pending session for every new source address, kept
+        // until that address completed a handshake or was rejected, so datagrams from spoofed
+        // addresses grew the map without bound. Now a packet from an unknown address is handled
+        // by a throw-away session (an induction is answered with a cookie that needs no state,
+        // anything else that does not get past the cookie is dropped), kept only once it waits
+        // for the access decision or is open, and at most MAX_PENDING_SESSIONS not yet open.
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            return session.handle_packet(now, session_id, packet);
+        }
+        let mut session = SessionState::new_pending(self.settings.clone());
+        let action = session.handle_packet(now, session_id, packet);
+        if session.worth_keeping() {
+            if self.pending.len() >= MAX_PENDING_SESSIONS {
+                self.stats.cx_pending_dropped += 1;
+                self.debug(
+                    now,
+                    "too many pending sessions, conclusion dropped",
+                    &session_id,
+                );
+                return Action::WaitForInput;
+            }
+            self.pending.insert(session_id, now);
+            self.sessions.insert(session_id, session);
+        }
+        action
+    }
+
+    /// WEIR PATCH (P10): how many sessions the listener holds that are not open yet.
+    #[doc(hidden)]
+    pub fn pending_sessions(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// WEIR PATCH (P10): how many sessions the listener holds, open or not.
+    #[doc(hidden)]
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// WEIR PATCH (P10): forgets one session that has been pending for
+    /// PENDING_SESSION_TIMEOUT, telling the driver to reject it (srt-tokio then drops its own
+    /// pending entry; an answer the application gives later is a `DropConnection`). Called on
+    /// every timer tick and after every rejection, so all that expired go in one pass.
+    fn expire_pending(&mut self, now: Instant) -> Action<'static> {
+        let expired = self
+            .pending
+            .iter()
+            .find(|(_, since)| now.saturating_duration_since(**since) >= PENDING_SESSION_TIMEOUT)
+            .map(|(id, _)| *id);
+        match expired {
+            Some(session_id) => {
+                self.pending.remove(&session_id);
+                self.sessions.remove(&session_id);
+                self.stats.cx_pending_expired += 1;
+                Action::RejectConnection(session_id, None)
+            }
+            None => Action::WaitForInput,
+        }
     }
 
     fn handle_packet_receive_error(&mut self, now: Instant, error: ReceivePacketError) -> Action {
-        self.warn(now, "packet", &error);
+        self.debug(now, "packet", &error); // WEIR PATCH (P11): was warn, once per datagram
 
         use ReceivePacketError::*;
         match error {
@@ -103,15 +168,18 @@ impl MultiplexListener {
 
     fn handle_timer(&mut self, now: Instant) -> Action {
         if self.stats_timer.check_expired(now).is_some() {
+            // WEIR PATCH (P10): the two sizes, for the application to watch.
+            self.stats.cx_pending = self.pending.len() as u64;
+            self.stats.cx_sessions = self.sessions.len() as u64;
             Action::UpdateStatistics(&self.stats)
         } else {
             // TODO: create an action that returns an action with an Iterator that ticks time forward
             //  for all the sessions, yielding the results to the I/O loop
-            Action::WaitForInput
+            self.expire_pending(now) // WEIR PATCH (P10): was `Action::WaitForInput`
         }
     }
 
-    fn handle_success(&mut self, _now: Instant, result_of: ResultOf) -> Action {
+    fn handle_success(&mut self, now: Instant, result_of: ResultOf) -> Action {
         use ResultOf::*;
         match result_of {
             SendPacket(_) => {
@@ -123,9 +191,12 @@ impl MultiplexListener {
             RejectConnection(session_id) => {
                 self.stats.cx_rejected += 1;
                 self.sessions.remove(&session_id);
+                self.pending.remove(&session_id); // WEIR PATCH (P10)
+                return self.expire_pending(now); // WEIR PATCH (P10): the next expired one
             }
-            OpenConnection(_) => {
+            OpenConnection(session_id) => {
                 self.stats.cx_opened += 1;
+                self.pending.remove(&session_id); // WEIR PATCH (P10)
             }
             DelegatePacket(_) => {
                 self.stats.delegated_packets += 1;
@@ -133,6 +204,7 @@ impl MultiplexListener {
             DropConnection(session_id) => {
                 self.stats.cx_dropped += 1;
                 self.sessions.remove(&session_id);
+                self.pending.remove(&session_id); // WEIR PATCH (P10)
             }
             UpdateStatistics => {}
         }
@@ -140,7 +212,7 @@ impl MultiplexListener {
     }
 
     fn handle_failure(&mut self, now: Instant, result_of: ResultOf) -> Action {
-        self.warn(now, "failure", &result_of);
+        self.debug(now, "failure", &result_of); // WEIR PATCH (P11): was warn, once per datagram
 
         use ResultOf::*;
         match result_of {
@@ -154,8 +226,9 @@ impl MultiplexListener {
         Action::Close
     }
 
-    fn warn(&self, now: Instant, tag: &str, debug: &impl Debug) {
-        log::warn!(
+    // WEIR PATCH (P11): was `warn` (log::warn!); everything it logged comes from datagrams.
+    fn debug(&self, now: Instant, tag: &str, debug: &impl Debug) {
+        log::debug!(
             "{:?}|listen:{}|{} - {:?}",
             TimeSpan::from_interval(self.start_time, now),
             self.local_address.port(),

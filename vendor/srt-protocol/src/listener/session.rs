@@ -28,7 +28,7 @@ impl SessionState {
         now: Instant,
         session_id: SessionId,
         packet: (Packet, SocketAddr),
-    ) -> Action {
+    ) -> Action<'static> {
         use SessionState::*;
         match self {
             Pending(listen) => {
@@ -41,12 +41,22 @@ impl SessionState {
         }
     }
 
+    /// WEIR PATCH (P10): the listener keeps a session only once it is worth keeping: its
+    /// caller got past the cookie and waits for the access decision, or it is open.
+    pub fn worth_keeping(&self) -> bool {
+        match self {
+            SessionState::Pending(listen) => listen.awaits_access_decision(),
+            SessionState::Open => true,
+            SessionState::Rejecting(_) | SessionState::Dropping => false,
+        }
+    }
+
     pub fn handle_access_control_response(
         &mut self,
         now: Instant,
         session_id: SessionId,
         response: AccessControlResponse,
-    ) -> Action {
+    ) -> Action<'static> {
         use SessionState::*;
         match self {
             Pending(listen) => {
@@ -80,7 +90,7 @@ impl SessionState {
         &mut self,
         session_id: SessionId,
         result: ConnectionResult,
-    ) -> Action {
+    ) -> Action<'static> {
         use ConnectionResult::*;
         match result {
             // TODO: do something with the error?
@@ -97,14 +107,18 @@ impl SessionState {
         }
     }
 
-    fn reject(&mut self, session_id: SessionId, packet: Option<(Packet, SocketAddr)>) -> Action {
+    fn reject(
+        &mut self,
+        session_id: SessionId,
+        packet: Option<(Packet, SocketAddr)>,
+    ) -> Action<'static> {
         if !matches!(self, SessionState::Rejecting(_)) {
             *self = SessionState::Rejecting(packet.clone());
         }
         Action::RejectConnection(session_id, packet)
     }
 
-    fn drop(&mut self, session_id: SessionId) -> Action {
+    fn drop(&mut self, session_id: SessionId) -> Action<'static> {
         if !matches!(self, SessionState::Dropping) {
             *self = SessionState::Dropping;
         }
@@ -116,7 +130,7 @@ impl SessionState {
         session_id: SessionId,
         packet: Option<(Packet, SocketAddr)>,
         connection: Connection,
-    ) -> Action {
+    ) -> Action<'static> {
         if !matches!(self, SessionState::Open) {
             *self = SessionState::Open;
         }

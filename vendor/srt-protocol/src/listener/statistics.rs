@@ -16,4 +16,12 @@ pub struct ListenerStatistics {
     pub cx_dropped: u64,
     pub cx_rejected: u64,
     pub cx_accepted: u64,
+
+    // WEIR PATCH (P10): the sessions the listener holds (open or not) and those past the
+    // cookie but not open yet, as of this update; conclusions dropped because
+    // MAX_PENDING_SESSIONS were pending; pending sessions that expired.
+    pub cx_sessions: u64,
+    pub cx_pending: u64,
+    pub cx_pending_dropped: u64,
+    pub cx_pending_expired: u64,
 }

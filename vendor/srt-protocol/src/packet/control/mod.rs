@@ -15,7 +15,8 @@ use std::{
 
 use bitflags::bitflags;
 use bytes::{Buf, BufMut};
-use log::warn;
+// WEIR PATCH (P11): these are per-datagram complaints about what a peer sent; warn → debug.
+use log::debug;
 
 use crate::{
     options::{KeySize, PacketCount, PacketSize},
@@ -556,7 +557,7 @@ impl ControlTypes {
                         let crypto_size = match KeySize::try_from(crypto_size) {
                             Ok(size) => size,
                             Err(_) => {
-                                warn!(
+                                debug!(
                                     "Unrecognized crypto key length: {}, disabling encryption. Should be 0, 16, 24, or 32 bytes.",
                                    crypto_size
                                 );
@@ -567,7 +568,7 @@ impl ControlTypes {
                         if shake_type == ShakeType::Induction {
                             if type_ext_socket_type != SRT_MAGIC_CODE {
                                 // TODO: should this bail? What does the reference implementation do?
-                                warn!("HSv5 induction response did not have SRT_MAGIC_CODE, which is suspicious")
+                                debug!("HSv5 induction response did not have SRT_MAGIC_CODE, which is suspicious")
                             }
 
                             HandshakeVsInfo::V5(HsV5Info::default())
@@ -576,7 +577,7 @@ impl ControlTypes {
                             let extensions = match ExtFlags::from_bits(type_ext_socket_type) {
                                 Some(i) => i,
                                 None => {
-                                    warn!(
+                                    debug!(
                                         "Unnecessary bits in extensions flags: {:b}",
                                         type_ext_socket_type
                                     );
@@ -605,27 +606,27 @@ impl ControlTypes {
                                 match pack_type {
                                     1 | 2 => {
                                         if !extensions.contains(ExtFlags::HS) {
-                                            warn!("Handshake contains handshake extension type {} without HSREQ flag!", pack_type);
+                                            debug!("Handshake contains handshake extension type {} without HSREQ flag!", pack_type);
                                         }
                                         if ext_hs.is_some() {
-                                            warn!("Handshake contains multiple handshake extensions, only the last will be applied!");
+                                            debug!("Handshake contains multiple handshake extensions, only the last will be applied!");
                                         }
                                         ext_hs =
                                             Some(SrtControlPacket::parse(pack_type, &mut buffer)?);
                                     }
                                     3 | 4 => {
                                         if !extensions.contains(ExtFlags::KM) {
-                                            warn!("Handshake contains key material extension type {} without KMREQ flag!", pack_type);
+                                            debug!("Handshake contains key material extension type {} without KMREQ flag!", pack_type);
                                         }
                                         if ext_km.is_some() {
-                                            warn!("Handshake contains multiple key material extensions, only the last will be applied!");
+                                            debug!("Handshake contains multiple key material extensions, only the last will be applied!");
                                         }
                                         ext_km =
                                             Some(SrtControlPacket::parse(pack_type, &mut buffer)?);
                                     }
                                     _ => {
                                         if !extensions.contains(ExtFlags::CONFIG) {
-                                            warn!("Handshake contains config extension type {} without CONFIG flag!", pack_type);
+                                            debug!("Handshake contains config extension type {} without CONFIG flag!", pack_type);
                                         }
                                         match SrtControlPacket::parse(pack_type, &mut buffer)? {
                                             //5 = sid:
@@ -647,13 +648,13 @@ impl ControlTypes {
                             }
 
                             if buf.remaining() != 0 {
-                                warn!("Handshake has data left, but not enough for an extension!");
+                                debug!("Handshake has data left, but not enough for an extension!");
                             }
                             if ext_hs.is_none() && extensions.contains(ExtFlags::HS) {
-                                warn!("Handshake has HSREQ flag, but contains no handshake extensions!");
+                                debug!("Handshake has HSREQ flag, but contains no handshake extensions!");
                             }
                             if ext_km.is_none() && extensions.contains(ExtFlags::KM) {
-                                warn!("Handshake has KMREQ flag, but contains no key material extensions!");
+                                debug!("Handshake has KMREQ flag, but contains no key material extensions!");
                             }
 
                             HandshakeVsInfo::V5(HsV5Info {

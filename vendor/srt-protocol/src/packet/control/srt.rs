@@ -5,7 +5,8 @@ use std::{
 
 use bitflags::bitflags;
 use bytes::{Buf, BufMut};
-use log::warn;
+// WEIR PATCH (P11): these are per-datagram complaints about what a peer sent; warn → debug.
+use log::debug;
 
 use crate::{options::SrtVersion, packet::PacketParseError};
 
@@ -454,7 +455,7 @@ impl SrtHandshake {
         let flags = match SrtShakeFlags::from_bits(shake_flags) {
             Some(i) => i,
             None => {
-                warn!("Unrecognized SRT flags: 0b{:b}", shake_flags);
+                debug!("Unrecognized SRT flags: 0b{:b}", shake_flags);
                 SrtShakeFlags::from_bits_truncate(shake_flags)
             }
         };

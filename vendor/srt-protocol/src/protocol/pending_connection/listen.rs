@@ -3,7 +3,9 @@ use std::{convert::TryInto, net::SocketAddr, time::Instant};
 use crate::{packet::*, protocol::handshake::Handshake, settings::*};
 
 use super::{
-    cookie::gen_cookie, hsv5::gen_access_control_response, hsv5::GenHsv5Result,
+    cookie::{cookie_is_valid, gen_cookie},
+    hsv5::gen_access_control_response,
+    hsv5::GenHsv5Result,
     AccessControlRequest, AccessControlResponse, ConnectError, Connection, ConnectionReject,
     ConnectionResult,
 };
@@ -106,6 +108,33 @@ impl Listen {
         control: ControlPacket,
     ) -> ConnectionResult {
         match (self.state.clone(), control.control_type) {
+            // WEIR PATCH (P10): a conclusion whose cookie this listener gave out (this minute
+            // or the last) goes on without the induction having left any state, so the
+            // listener keeps nothing for a caller until it proves it receives our packets.
+            (InductionWait, ControlTypes::Handshake(shake))
+                if matches!(shake.shake_type, ShakeType::Conclusion)
+                    && cookie_is_valid(&from, shake.syn_cookie) =>
+            {
+                let state = ConclusionWaitState {
+                    from,
+                    cookie: shake.syn_cookie,
+                    induction_response: self.induction_response(
+                        control.timestamp,
+                        &shake,
+                        shake.syn_cookie,
+                    ),
+                    induction_time: now,
+                };
+                self.state = ConclusionWait(state.clone());
+                self.wait_for_conclusion(
+                    now,
+                    from,
+                    control.dest_sockid,
+                    control.timestamp,
+                    state,
+                    shake,
+                )
+            }
             (InductionWait, ControlTypes::Handshake(shake)) => {
                 self.wait_for_induction(from, control.timestamp, shake, now)
             }
@@ -146,16 +175,7 @@ impl Listen {
 
                 // we expect HSv5, so upgrade it
                 // construct a packet to send back
-                let induction_response = Packet::Control(ControlPacket {
-                    timestamp,
-                    dest_sockid: shake.socket_id,
-                    control_type: ControlTypes::Handshake(HandshakeControlInfo {
-                        syn_cookie: cookie,
-                        socket_id: self.init_settings.local_sockid,
-                        info: HandshakeVsInfo::V5(HsV5Info::default()),
-                        ..shake
-                    }),
-                });
+                let induction_response = self.induction_response(timestamp, &shake, cookie);
 
                 // save induction message for potential later retransmit
                 let save_induction_response = induction_response.clone();
@@ -169,6 +189,31 @@ impl Listen {
             }
             _ => NotHandled(ConnectError::InductionExpected(shake)),
         }
+    }
+
+    // WEIR PATCH (P10): moved out of `wait_for_induction`, unchanged, to be shared.
+    fn induction_response(
+        &self,
+        timestamp: TimeStamp,
+        shake: &HandshakeControlInfo,
+        cookie: i32,
+    ) -> Packet {
+        Packet::Control(ControlPacket {
+            timestamp,
+            dest_sockid: shake.socket_id,
+            control_type: ControlTypes::Handshake(HandshakeControlInfo {
+                syn_cookie: cookie,
+                socket_id: self.init_settings.local_sockid,
+                info: HandshakeVsInfo::V5(HsV5Info::default()),
+                ..shake.clone()
+            }),
+        })
+    }
+
+    /// WEIR PATCH (P10): whether this handshake has got past the cookie (the caller is
+    /// waiting for the access decision); before that the listener need keep nothing.
+    pub fn awaits_access_decision(&self) -> bool {
+        matches!(self.state, AccessControlRequested(..))
     }
 
     fn wait_for_conclusion(
