@@ -322,5 +322,4 @@ mod tests {
             "/api/v1/tenants/acme/plugins/ads"
         );
     }
-
 }
