@@ -47,8 +47,8 @@ pub use metrics::Metrics;
 pub use plugins::{
     AssetListError, Manipulated, PlaylistRequest, PluginSpec, PluginSummary, Plugins, PushError,
     Settings, StartError, TenantSettings, DEFAULT_ASSET_LIST_BURST, DEFAULT_ASSET_LIST_CACHE_BYTES,
-    DEFAULT_ASSET_LIST_CACHE_TTL, DEFAULT_ASSET_LIST_CONCURRENCY, DEFAULT_ASSET_LIST_RATE,
-    DEFAULT_CACHE_BYTES, DEFAULT_LAST_GOOD_BYTES, DEFAULT_MAX_VARIANTS, DEFAULT_TENANT,
+    DEFAULT_ASSET_LIST_CACHE_TTL, DEFAULT_ASSET_LIST_CONCURRENCY, DEFAULT_CACHE_BYTES,
+    DEFAULT_LAST_GOOD_BYTES, DEFAULT_TENANT,
     DEFAULT_VARIANT_IDLE,
 };
 #[cfg(feature = "runtime")]
@@ -56,6 +56,16 @@ pub use runtime::{
     Compiled, CueEvent, CueKind, FailurePolicy, PluginInfo, RequestContext, Runtime,
     VariantAttribute,
 };
+
+/// Distinct variants (values of what it declared in `varies-on`) one plugin runs for at
+/// once. A request with a new one beyond this gets the plugin's failure policy, without a
+/// call (`variant_limit`): 100,000 different `?x=` values cost one run per playlist
+/// version, not 100,000. Countries alone are at most 677. (Outside the `runtime` feature,
+/// like the other limits the binary's config names, so that its config compiles without
+/// wasmtime.)
+pub const DEFAULT_MAX_VARIANTS: usize = 1024;
+/// Asset-list runs (cache misses) per second, per tenant.
+pub const DEFAULT_ASSET_LIST_RATE: u32 = 50;
 
 /// The most bytes one plugin answer (a playlist or an asset list) may have; a longer one is
 /// refused as `output_too_large`. Weir's playlists are a few kilobytes.

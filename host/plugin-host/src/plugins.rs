@@ -21,19 +21,15 @@ use crate::{
     replay, validate, CueEvent, CueKind, Failure, FailurePolicy, Limits, Metrics, VariantAttribute,
 };
 
-/// Distinct variants (values of what it declared in `varies-on`) one plugin runs for at
-/// once. A request with a new one beyond this gets the plugin's failure policy, without a
-/// call (`variant_limit`): 100,000 different `?x=` values cost one run per playlist
-/// version, not 100,000. Countries alone are at most 677.
-pub const DEFAULT_MAX_VARIANTS: usize = 1024;
+pub use crate::DEFAULT_MAX_VARIANTS;
 /// A variant unseen for this long gives its place to a new one once the set is full.
 pub const DEFAULT_VARIANT_IDLE: Duration = Duration::from_secs(60);
 /// Bytes of transform results kept (bodies and keys).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// Bytes of last good (input, output) pairs kept for `last-good`.
 pub const DEFAULT_LAST_GOOD_BYTES: u64 = 32 << 20;
-/// Asset-list runs (cache misses) per second, per tenant, and the burst above it.
-pub const DEFAULT_ASSET_LIST_RATE: u32 = 50;
+pub use crate::DEFAULT_ASSET_LIST_RATE;
+/// The burst above [`DEFAULT_ASSET_LIST_RATE`].
 pub const DEFAULT_ASSET_LIST_BURST: u32 = 100;
 /// Asset-list runs of one tenant on the plugin workers at once; the rest wait their turn
 /// (within the asset-list timeout), so one tenant's asset lists never hold every worker.

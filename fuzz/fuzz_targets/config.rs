@@ -1,0 +1,30 @@
+//! The config file: any bytes as `weir.toml`, through the same parse (`toml` + serde with
+//! `deny_unknown_fields`) and `Config::validate` the binary runs at startup and on SIGHUP.
+//! A bad file must be an error that names what is wrong, never a panic or a hang.
+//!
+//! The config tree lives in the binary crate (`host/weir/src/config.rs`), which has no
+//! library target; it is compiled into this target as a module. Its dependencies are the
+//! crates it names for defaults and checks (origin, ingest, plugin-host's validator,
+//! encoder).
+#![no_main]
+
+#[allow(dead_code, unused_imports, clippy::all)]
+#[path = "../../host/weir/src/config.rs"]
+mod config;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(config) = toml::from_str::<config::Config>(text) else {
+        return;
+    };
+    if config.validate().is_ok() {
+        // What the binary derives from a valid file must not panic either.
+        let _ = config.allow_any_key();
+        let _ = config.server.origin_limits();
+        let _ = config.encoder.settings(&config.encoder.ladder, config.segment_target());
+    }
+});
