@@ -75,6 +75,8 @@ pub const DEFAULT_APP: &str = "live";
 /// negotiated latency is the larger of this and the caller's.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(200);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Sessions one address may hold at once (0: no limit).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 16;
 /// From the caller's connection request until its SRT handshake is complete.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,6 +106,9 @@ pub struct SrtSettings {
     pub passphrase_for: Option<PassphraseFn>,
     /// Connection requests beyond this many sessions are refused (`Overload`).
     pub max_connections: usize,
+    /// Connection requests from an address that holds this many sessions are refused
+    /// (`Overload`; 0: no limit).
+    pub max_connections_per_ip: usize,
     /// From the connection request until the SRT handshake completes.
     pub handshake_timeout: Duration,
     /// No media from the caller for this long closes the session (the connection itself is
@@ -123,6 +128,7 @@ impl Default for SrtSettings {
             passphrase: None,
             passphrase_for: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             sink_timeout: DEFAULT_SINK_TIMEOUT,
@@ -142,6 +148,7 @@ impl fmt::Debug for SrtSettings {
                 &self.passphrase_for.as_ref().map(|_| "<fn>"),
             )
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("sink_timeout", &self.sink_timeout)
@@ -207,6 +214,7 @@ pub async fn serve_srt(
         keys,
     });
     let mut server = Server {
+        per_ip: crate::PerIpLimit::new(ctx.settings.max_connections_per_ip),
         ctx,
         sessions: JoinSet::new(),
         peers: HashMap::new(),
@@ -267,6 +275,7 @@ pub async fn serve_srt(
 
 struct Server {
     ctx: Arc<session::Ctx>,
+    per_ip: crate::PerIpLimit,
     sessions: JoinSet<()>,
     peers: HashMap<tokio::task::Id, (u64, SocketAddr)>,
     next_id: u64,
@@ -294,8 +303,19 @@ impl Server {
         self.next_id += 1;
         let id = self.next_id;
         let peer = request.remote();
-        let over_limit = self.sessions.len() >= self.ctx.settings.max_connections;
-        let task = session::run(request, id, Arc::clone(&self.ctx), over_limit, stop.clone());
+        let slot = self.per_ip.try_acquire(peer.ip());
+        let over_limit = if self.sessions.len() >= self.ctx.settings.max_connections {
+            Some("too many sessions (srt.max_connections)")
+        } else if slot.is_none() {
+            Some("too many sessions from this address (srt.max_connections_per_ip)")
+        } else {
+            None
+        };
+        let run = session::run(request, id, Arc::clone(&self.ctx), over_limit, stop.clone());
+        let task = async move {
+            run.await;
+            drop(slot);
+        };
         let handle = self.sessions.spawn(task);
         self.peers.insert(handle.id(), (id, peer));
     }
