@@ -48,8 +48,7 @@ pub use plugins::{
     AssetListError, Manipulated, PlaylistRequest, PluginSpec, PluginSummary, Plugins, PushError,
     Settings, StartError, TenantSettings, DEFAULT_ASSET_LIST_BURST, DEFAULT_ASSET_LIST_CACHE_BYTES,
     DEFAULT_ASSET_LIST_CACHE_TTL, DEFAULT_ASSET_LIST_CONCURRENCY, DEFAULT_CACHE_BYTES,
-    DEFAULT_LAST_GOOD_BYTES, DEFAULT_TENANT,
-    DEFAULT_VARIANT_IDLE,
+    DEFAULT_LAST_GOOD_BYTES, DEFAULT_TENANT, DEFAULT_VARIANT_IDLE,
 };
 #[cfg(feature = "runtime")]
 pub use runtime::{
