@@ -8,6 +8,7 @@ mod bad_input;
 mod continuity;
 mod encoder;
 mod hardening_auth;
+mod hardening_lifecycle;
 mod hardening_load;
 mod hardening_plugins;
 mod hardening_rtmp;

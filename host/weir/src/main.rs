@@ -456,6 +456,20 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         }
     }
 
+    // Chaos testing: WEIR_FAILPOINT_LISTENER_PANIC_MS=N panics a task beside the listeners
+    // after N ms, to show that a dead listener ends the process with a non-zero status (for
+    // its supervisor to restart) instead of leaving it half-serving.
+    if let Some(ms) = std::env::var("WEIR_FAILPOINT_LISTENER_PANIC_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        warn!(ms, "failpoint WEIR_FAILPOINT_LISTENER_PANIC_MS is set");
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            panic!("failpoint WEIR_FAILPOINT_LISTENER_PANIC_MS");
+        });
+    }
+
     print_banner(&config, http_addr, https_addr, rtmp_addr, srt_addr);
 
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
