@@ -76,6 +76,11 @@ struct Segment {
 /// the window may reference (one per publisher return with new codec parameters).
 const MAX_INIT_GENERATIONS: usize = 8;
 
+/// Segments a removed segment outlives the playlist by, beyond the longest playlist's
+/// complete segments: one for its own duration and one for the partial segment at the end
+/// of the playlist that listed it. See [`RenditionProducer::publish`].
+const RETAIN_EXTRA_SEGMENTS: u64 = 2;
+
 #[derive(Debug, Default)]
 struct Window {
     /// Init segments by generation, oldest first.
@@ -84,9 +89,11 @@ struct Window {
     parts: VecDeque<(u64, PartConsumer)>,
     /// Complete segments, oldest first.
     segments: VecDeque<Segment>,
-    /// Objects below these have left the window (410 rather than 404).
+    /// Objects below these have left the window and its grace period (410 rather than 404).
     first_msn: u64,
     first_part: u64,
+    /// The most complete segments any published playlist listed.
+    longest_playlist: u64,
 }
 
 impl Window {
@@ -178,16 +185,26 @@ impl RenditionProducer {
         w.segments.push_back(Segment { msn, parts });
     }
 
-    /// Publishes a new version, evicting segments older than `snapshot.first_msn` (and their
-    /// parts), and wakes every blocked reader whose condition it satisfies.
+    /// Publishes a new version and wakes every blocked reader whose condition it satisfies.
+    ///
+    /// A segment that left the playlist (below `snapshot.first_msn`) stays downloadable, parts
+    /// included, for a while (RFC 8216bis 6.2.2: its duration plus that of the longest
+    /// playlist that listed it, counted from when it first appeared; a part, three target
+    /// durations after its tag left): a player or CDN that holds an older playlist can still
+    /// fetch what it lists. The window has no clock, so the grace period is counted in
+    /// segments: it is evicted once as many more segments as the longest playlist listed,
+    /// plus [`RETAIN_EXTRA_SEGMENTS`], have left after it. Those later segments play for at
+    /// least as long as the playlist that listed it (the packager cuts on the stream's cadence,
+    /// gaps included), and it first appeared a whole playlist before it left, so this errs on
+    /// the long side. Only then is it 410.
     pub fn publish(&self, snapshot: RenditionSnapshot) {
         {
             let mut w = self.shared.window();
-            while w
-                .segments
-                .front()
-                .is_some_and(|s| s.msn < snapshot.first_msn)
-            {
+            let listed = snapshot.next_msn.saturating_sub(snapshot.first_msn);
+            w.longest_playlist = w.longest_playlist.max(listed);
+            let grace = w.longest_playlist.saturating_add(RETAIN_EXTRA_SEGMENTS);
+            let keep_from = snapshot.first_msn.saturating_sub(grace);
+            while w.segments.front().is_some_and(|s| s.msn < keep_from) {
                 if let Some(seg) = w.segments.pop_front() {
                     w.first_part = w.first_part.max(seg.parts.end);
                 }
@@ -196,7 +213,7 @@ impl RenditionProducer {
             while w.parts.front().is_some_and(|(s, _)| *s < first_part) {
                 w.parts.pop_front();
             }
-            w.first_msn = w.first_msn.max(snapshot.first_msn);
+            w.first_msn = w.first_msn.max(keep_from);
         }
         self.tx.send_replace(Some(Arc::new(snapshot)));
     }
@@ -361,6 +378,13 @@ mod tests {
         assert!(matches!(c.part(seq), Lookup::Found(ref part) if !part.is_complete()));
         assert!(matches!(c.segment(0), Lookup::Found(ref v) if v.len() == 2));
         p.publish(snap(1, 1, 3, 0));
+        // Segment 0 left the playlist but stays downloadable for a while (RFC 8216bis 6.2.2).
+        assert!(matches!(c.segment(0), Lookup::Found(ref v) if v.len() == 2));
+        assert!(matches!(c.part(10), Lookup::Found(_)));
+        // Gone once the longest playlist's worth of segments (two) plus two more have left.
+        p.publish(snap(2, 4, 6, 0));
+        assert!(matches!(c.segment(0), Lookup::Found(_)));
+        p.publish(snap(3, 5, 7, 0));
         assert!(matches!(c.part(10), Lookup::Gone));
         assert!(matches!(c.part(11), Lookup::Gone));
         assert!(matches!(c.segment(0), Lookup::Gone));

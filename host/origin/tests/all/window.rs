@@ -46,8 +46,9 @@ async fn not_yet_is_404_and_evicted_is_410() {
     assert_eq!(future.header("cache-control"), "no-cache");
     assert_eq!(get(&origin, "/live/a/720p/seg3.m4s").await.status, 404);
 
-    // The window slides past segment 0.
-    live.rendition.publish(snapshot(2, 1, 3, 0));
+    // The window slides past segment 0, and on past its grace period (RFC 8216bis 6.2.2;
+    // see `a_segment_that_left_the_playlist_stays_downloadable_for_a_while`).
+    live.rendition.publish(snapshot(2, 6, 9, 0));
     for gone in [
         "/live/a/720p/part10.m4s",
         "/live/a/720p/part11.m4s",
@@ -83,7 +84,7 @@ async fn an_evicted_segment_is_410_even_when_cached() {
     let origin = origin(registry);
     assert_eq!(get(&origin, "/live/a/720p/seg0.m4s").await.status, 200);
     assert!(origin.cache().get("a/720p/seg0.m4s").await.is_some());
-    live.rendition.publish(snapshot(2, 1, 3, 0));
+    live.rendition.publish(snapshot(2, 6, 9, 0));
     assert_eq!(get(&origin, "/live/a/720p/seg0.m4s").await.status, 410);
 }
 
@@ -210,4 +211,51 @@ async fn an_aborted_part_fails_the_segment_and_is_not_cached() {
     assert_eq!(got.status, 503);
     assert_eq!(got.text(), "part aborted before completion\n");
     assert!(origin.cache().get("a/720p/seg0.m4s").await.is_none());
+}
+
+/// RFC 8216bis 6.2.2: a segment removed from the playlist stays downloadable for its
+/// duration plus the longest playlist that listed it (counted here in segments: as many more
+/// as the longest playlist listed, plus two), parts included; only then 410.
+#[tokio::test]
+async fn a_segment_that_left_the_playlist_stays_downloadable_for_a_while() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    let mut seq = 10;
+    for msn in 0..10 {
+        let first = seq;
+        for _ in 0..2 {
+            live.part(seq, &format!("[{msn}.{seq}]"));
+            seq += 1;
+        }
+        live.rendition.complete_segment(msn, first..seq);
+    }
+    let origin = origin(registry);
+    // Playlists of three segments each; segment 0 left with the second one.
+    for (version, first) in (1..).zip(0..=5) {
+        live.rendition
+            .publish(snapshot(version, first, first + 3, 0));
+        let seg = get(&origin, "/live/a/720p/seg0.m4s").await;
+        assert_eq!(seg.status, 200, "first_msn {first}");
+        assert_eq!(seg.body, "[0.10][0.11]");
+        assert_eq!(
+            seg.header("cache-control"),
+            "public, max-age=300, immutable"
+        );
+        let part = get(&origin, "/live/a/720p/part11.m4s").await;
+        assert_eq!(part.status, 200, "first_msn {first}");
+        assert_eq!(part.body, "[0.11]");
+    }
+    // Five segments (the longest playlist's three plus two) after it left, it is gone.
+    live.rendition.publish(snapshot(10, 6, 9, 0));
+    for gone in [
+        "/live/a/720p/seg0.m4s",
+        "/live/a/720p/part10.m4s",
+        "/live/a/720p/part11.m4s",
+    ] {
+        assert_eq!(get(&origin, gone).await.status, 410, "{gone}");
+    }
+    assert_eq!(
+        get(&origin, "/live/a/720p/seg1.m4s").await.body,
+        "[1.12][1.13]"
+    );
 }
