@@ -103,6 +103,30 @@ impl Window {
         let i = self.parts.binary_search_by_key(&seq, |(s, _)| *s).ok()?;
         self.parts.get(i).map(|(_, p)| p)
     }
+
+    /// How many parts complete segment `msn` has, if it is still kept.
+    fn segment_parts(&self, msn: u64) -> Option<u64> {
+        let i = self.segments.binary_search_by_key(&msn, |s| s.msn).ok()?;
+        self.segments
+            .get(i)
+            .map(|s| s.parts.end.saturating_sub(s.parts.start))
+    }
+}
+
+/// Whether `snapshot` answers `_HLS_msn=msn[&_HLS_part=part]`: as
+/// [`RenditionSnapshot::satisfies`], except that a part index past the last part of a complete
+/// segment asks for part 0 of the next one (RFC 8216bis 6.2.5.2). A segment the window no
+/// longer holds (or a gap segment, which it never held) is answered as before, at once.
+fn ready(shared: &Shared, snapshot: &RenditionSnapshot, msn: u64, part: Option<u32>) -> bool {
+    if let Some(p) = part {
+        if !snapshot.ended && msn < snapshot.next_msn {
+            let parts = shared.window().segment_parts(msn);
+            if parts.is_some_and(|n| u64::from(p) >= n) {
+                return snapshot.satisfies(msn.saturating_add(1), Some(0));
+            }
+        }
+    }
+    snapshot.satisfies(msn, part)
 }
 
 #[derive(Debug)]
@@ -244,7 +268,8 @@ impl RenditionConsumer {
         self.rx.borrow().clone()
     }
 
-    /// Waits until a published version satisfies `_HLS_msn=msn[&_HLS_part=part]`.
+    /// Waits until a published version satisfies `_HLS_msn=msn[&_HLS_part=part]` (see
+    /// [`RenditionConsumer::is_ready`]).
     /// Returns `None` if the producer is gone without ever satisfying it.
     /// The caller bounds the wait (3× target duration) with a timer.
     pub async fn wait_for(
@@ -252,12 +277,20 @@ impl RenditionConsumer {
         msn: u64,
         part: Option<u32>,
     ) -> Option<Arc<RenditionSnapshot>> {
+        let shared = Arc::clone(&self.shared);
         let snap = self
             .rx
-            .wait_for(|s| s.as_ref().is_some_and(|s| s.satisfies(msn, part)))
+            .wait_for(|s| s.as_ref().is_some_and(|s| ready(&shared, s, msn, part)))
             .await
             .ok()?;
         snap.clone()
+    }
+
+    /// Whether `snapshot` answers `_HLS_msn=msn[&_HLS_part=part]` now. A part index past the
+    /// last part of a complete segment means part 0 of the next segment (RFC 8216bis
+    /// 6.2.5.2), which is what [`RenditionConsumer::wait_for`] waits for too.
+    pub fn is_ready(&self, snapshot: &RenditionSnapshot, msn: u64, part: Option<u32>) -> bool {
+        ready(&self.shared, snapshot, msn, part)
     }
 
     /// Waits for the first published version.

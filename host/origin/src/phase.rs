@@ -402,7 +402,7 @@ impl Origin {
                         current.next_msn
                     )));
                 }
-                if current.satisfies(msn, query.part) {
+                if rendition.is_ready(&current, msn, query.part) {
                     current
                 } else {
                     let limit = current

@@ -234,3 +234,56 @@ async fn skip_serves_the_delta_update_when_there_is_one() {
         "#EXTM3U\n#version 2\n"
     );
 }
+
+/// RFC 8216bis 6.2.5.2: a part index past the last part of segment M is part 0 of segment
+/// M+1, and the request waits for it.
+#[tokio::test(start_paused = true)]
+async fn a_part_past_the_end_of_its_segment_waits_for_part_0_of_the_next() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    // Segment 3 is complete with two parts (10, 11); segment 4 has none yet.
+    live.part(10, "a");
+    live.part(11, "b");
+    live.rendition.complete_segment(3, 10..12);
+    live.rendition.publish(snapshot(1, 0, 4, 0));
+    let origin = origin(registry);
+
+    let past_complete = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=3&_HLS_part=2").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !past_complete.is_finished(),
+        "part 2 of msn 3 (which has two parts) means part 0 of msn 4"
+    );
+    // Still within segment 3: answered at once.
+    assert_eq!(
+        get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=3&_HLS_part=1")
+            .await
+            .text(),
+        "#EXTM3U\n#version 1\n"
+    );
+    live.part(12, "c");
+    live.rendition.publish(snapshot(2, 0, 4, 1));
+    let got = past_complete.await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "#EXTM3U\n#version 2\n");
+
+    // Part 4 of the segment in progress; the segment ends after two parts.
+    let past_open = tokio::spawn({
+        let origin = origin.clone();
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=4&_HLS_part=4").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    live.part(13, "d");
+    live.rendition.complete_segment(4, 12..14);
+    live.rendition.publish(snapshot(3, 0, 5, 0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !past_open.is_finished(),
+        "msn 4 ended with two parts: part 4 of it is part 0 of msn 5"
+    );
+    live.rendition.publish(snapshot(4, 0, 5, 1));
+    assert_eq!(past_open.await.unwrap().text(), "#EXTM3U\n#version 4\n");
+}
