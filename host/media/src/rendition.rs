@@ -47,11 +47,47 @@ impl RenditionSnapshot {
         }
     }
 
-    /// Whether `_HLS_msn=msn` is so far ahead of the live edge that the server should answer
-    /// 400 at once instead of blocking (RFC 8216bis 6.2.5.2: more than two segments past the
-    /// last one in the playlist).
-    pub fn too_far_ahead(&self, msn: u64) -> bool {
-        msn > self.next_msn.saturating_add(2)
+    /// Whether `_HLS_msn=msn[&_HLS_part=part]` is so far ahead of the live edge that the
+    /// server should answer 400 at once instead of blocking (RFC 8216bis 6.2.5.2, a SHOULD):
+    /// `msn` more than two past the last complete segment (`next_msn - 1`), or `part` more than
+    /// the [Advance Part Limit](RenditionSnapshot::advance_part_limit) past the last part in
+    /// the playlist. A part in a later segment is counted as if the segment in progress ended
+    /// now, so no request a player can make from a recent playlist is refused. A playlist that
+    /// has ended ignores both directives.
+    pub fn too_far_ahead(&self, msn: u64, part: Option<u32>) -> bool {
+        if self.ended {
+            return false;
+        }
+        if msn > self.next_msn.saturating_add(1) {
+            return true;
+        }
+        let Some(part) = part.map(u64::from) else {
+            return false;
+        };
+        // Parts from the last one listed to the one asked for, at the fewest.
+        let ahead = if msn == self.next_msn {
+            (part + 1).saturating_sub(u64::from(self.parts_done))
+        } else if msn > self.next_msn {
+            part + 1
+        } else {
+            // Past the end of a complete segment is part 0 of the next: never far.
+            0
+        };
+        ahead > self.advance_part_limit()
+    }
+
+    /// RFC 8216bis 6.2.5.2: three divided by the part target (in seconds) if it is under a
+    /// second, else three.
+    pub fn advance_part_limit(&self) -> u64 {
+        let part_ns = self.part_target.as_nanos();
+        if part_ns == 0 {
+            return u64::MAX;
+        }
+        if self.part_target < Duration::from_secs(1) {
+            u64::try_from(3_000_000_000 / part_ns).unwrap_or(u64::MAX)
+        } else {
+            3
+        }
     }
 }
 
@@ -371,8 +407,14 @@ mod tests {
         assert!(s.satisfies(5, Some(1)));
         assert!(!s.satisfies(5, Some(2)));
         assert!(!s.satisfies(6, Some(0)));
-        assert!(!s.too_far_ahead(7));
-        assert!(s.too_far_ahead(8));
+        assert!(!s.too_far_ahead(6, None));
+        assert!(s.too_far_ahead(7, None));
+        assert_eq!(s.advance_part_limit(), 6);
+        assert!(!s.too_far_ahead(5, Some(7)));
+        assert!(s.too_far_ahead(5, Some(8)));
+        assert!(!s.too_far_ahead(6, Some(5)));
+        assert!(s.too_far_ahead(6, Some(6)));
+        assert!(!s.too_far_ahead(4, Some(99)));
     }
 
     #[tokio::test]

@@ -396,11 +396,17 @@ impl Origin {
         let snapshot = match query.msn {
             None => current,
             Some(msn) => {
-                if current.too_far_ahead(msn) {
-                    return Err(Error::BadRequest(format!(
-                        "_HLS_msn={msn} is more than two segments past the live edge (next is {})",
-                        current.next_msn
-                    )));
+                if current.too_far_ahead(msn, query.part) {
+                    let last = current.next_msn.saturating_sub(1);
+                    return Err(Error::BadRequest(match query.part {
+                        Some(part) if msn <= current.next_msn.saturating_add(1) => format!(
+                            "_HLS_msn={msn}&_HLS_part={part} is more than {} parts (the Advance Part Limit) past the last part in the playlist",
+                            current.advance_part_limit()
+                        ),
+                        _ => format!(
+                            "_HLS_msn={msn} is more than two segments past the last complete one ({last})"
+                        ),
+                    }));
                 }
                 if rendition.is_ready(&current, msn, query.part) {
                     current

@@ -91,7 +91,7 @@ async fn too_far_ahead_is_400_at_once() {
     live.rendition.publish(snapshot(1, 0, 4, 1));
     let origin = origin(registry);
     let start = Instant::now();
-    let got = get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=7").await;
+    let got = get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=6").await;
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(got.status, 400);
     assert!(
@@ -99,10 +99,10 @@ async fn too_far_ahead_is_400_at_once() {
         "{}",
         got.text()
     );
-    // Two past the edge is still allowed to block.
+    // Two past the last complete segment (3) is still allowed to block.
     let edge = tokio::spawn({
         let origin = origin.clone();
-        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=6").await }
+        async move { get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=5").await }
     });
     tokio::task::yield_now().await;
     assert!(!edge.is_finished());
@@ -286,4 +286,63 @@ async fn a_part_past_the_end_of_its_segment_waits_for_part_0_of_the_next() {
     );
     live.rendition.publish(snapshot(4, 0, 5, 1));
     assert_eq!(past_open.await.unwrap().text(), "#EXTM3U\n#version 4\n");
+}
+
+/// RFC 8216bis 6.2.5.2 (SHOULD): an `_HLS_msn` more than two past the last complete segment,
+/// or an `_HLS_part` more than the Advance Part Limit past the last part, is 400 at once; a
+/// playlist that has ended ignores both directives.
+#[tokio::test(start_paused = true)]
+async fn past_the_advance_limits_is_400_at_once() {
+    let registry = StreamRegistry::new();
+    let live = Live::publish(&registry, "a");
+    // The last complete segment is 3; segment 4 has one part (index 0).
+    live.rendition.publish(snapshot(1, 0, 4, 1));
+    let origin = origin(registry);
+    let start = Instant::now();
+    // PART-TARGET 0.5 s: the Advance Part Limit is 3 / 0.5 = 6 parts.
+    for query in [
+        "_HLS_msn=6",
+        "_HLS_msn=6&_HLS_part=0",
+        "_HLS_msn=4&_HLS_part=7",
+        "_HLS_msn=5&_HLS_part=6",
+    ] {
+        let got = get(&origin, &format!("/live/a/720p/index.m3u8?{query}")).await;
+        assert_eq!(got.status, 400, "{query}: {}", got.text());
+        assert_eq!(got.header("cache-control"), "no-store");
+        let reason = if query.contains("part") && !query.starts_with("_HLS_msn=6") {
+            "more than 6 parts (the Advance Part Limit) past the last part"
+        } else {
+            "more than two segments past the last complete one (3)"
+        };
+        assert!(got.text().contains(reason), "{query}: {}", got.text());
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    // At the limits, requests block.
+    let mut blocked = Vec::new();
+    for query in [
+        "_HLS_msn=5",
+        "_HLS_msn=5&_HLS_part=5",
+        "_HLS_msn=4&_HLS_part=6",
+    ] {
+        let origin = origin.clone();
+        blocked.push((
+            query,
+            tokio::spawn(
+                async move { get(&origin, &format!("/live/a/720p/index.m3u8?{query}")).await },
+            ),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (query, task) in &blocked {
+        assert!(!task.is_finished(), "{query} must block");
+    }
+    // Once the playlist has ended, directives are ignored.
+    let mut ended = snapshot(2, 0, 5, 0);
+    ended.ended = true;
+    live.rendition.publish(ended);
+    for (query, task) in blocked {
+        assert_eq!(task.await.unwrap().status, 200, "{query}");
+    }
+    let got = get(&origin, "/live/a/720p/index.m3u8?_HLS_msn=99&_HLS_part=99").await;
+    assert_eq!(got.status, 200);
 }
