@@ -44,13 +44,7 @@ fn chain(weir: &Weir) -> Vec<String> {
     let auth = format!("Authorization: Bearer {TOKEN}");
     let (code, body) = curl(&weir.url("/api/v1/tenants/default/plugins"), &["-H", &auth]).unwrap();
     assert_eq!(code, 200);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    v["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_owned())
-        .collect()
+    plugin_names(&body)
 }
 
 /// Whether a short RTMP publish with `key` is accepted: ffmpeg either gets refused at once

@@ -101,13 +101,7 @@ impl Origin {
         cmd.args(["list", "--tenant", "default"]);
         let (ok, out) = run(cmd);
         assert!(ok, "listing plugins failed: {out}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        v["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["name"].as_str().unwrap().to_owned())
-            .collect()
+        plugin_names(out.trim().as_bytes())
     }
 
     fn cli(&self) -> Command {

@@ -720,3 +720,15 @@ pub fn slate_share(dir: &std::path::Path, base: &str, uri: &str) -> Result<f64> 
     let near = luma.iter().filter(|&&y| y.abs_diff(40) <= 8).count();
     Ok(near as f64 / luma.len() as f64)
 }
+
+/// The plugin names, in chain order, from a plugin list (`weir plugin list`, or
+/// `GET /api/v1/tenants/{t}/plugins`).
+pub fn plugin_names(list: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(list).expect("a plugin list in JSON");
+    v["plugins"]
+        .as_array()
+        .expect("a plugins array")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
