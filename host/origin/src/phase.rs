@@ -142,7 +142,8 @@ pub(crate) enum Fetched {
     },
     Object {
         body: Body,
-        len: usize,
+        /// `None` while the body is still being written (a streamed part).
+        len: Option<usize>,
         content_type: &'static str,
         cache: CacheControl,
     },
@@ -153,7 +154,7 @@ pub(crate) enum Fetched {
 impl Fetched {
     fn bytes(body: Bytes, content_type: &'static str, cache: CacheControl) -> Self {
         Fetched::Object {
-            len: body.len(),
+            len: Some(body.len()),
             body: body::full(body),
             content_type,
             cache,
@@ -313,14 +314,16 @@ impl Origin {
                     Lookup::Gone => return Err(Error::Gone("part")),
                     Lookup::Missing => return Err(Error::NotYet("part")),
                 };
-                // Sent whole once complete (see `body::whole_part`). The body at this URL
-                // never changes: a CDN may keep it.
-                let (body, len) = body::whole_part(part).await?;
-                Ok(Fetched::Object {
-                    body,
-                    len,
-                    content_type: MEDIA_TYPE,
-                    cache: CacheControl::Immutable(self.settings.media_max_age),
+                // Complete or not, the body at this URL never changes: a CDN may keep it.
+                let cache = CacheControl::Immutable(self.settings.media_max_age);
+                Ok(match part.bytes() {
+                    Some(bytes) => Fetched::bytes(bytes, MEDIA_TYPE, cache),
+                    None => Fetched::Object {
+                        body: body::part_stream(part),
+                        len: None,
+                        content_type: MEDIA_TYPE,
+                        cache,
+                    },
                 })
             }
             Route::AssetList { stream, cue_id } => {
@@ -537,7 +540,7 @@ fn respond(fetched: Fetched) -> Response<Body> {
     let (body, len, content_type, cache) = match fetched {
         Fetched::Playlist { body, cache, .. } => {
             let len = body.len();
-            (body::full(body), len, PLAYLIST_TYPE, cache)
+            (body::full(body), Some(len), PLAYLIST_TYPE, cache)
         }
         Fetched::Object {
             body,
@@ -548,7 +551,7 @@ fn respond(fetched: Fetched) -> Response<Body> {
         // Turned into an object in phase 4; reaching here is a routing slip, not a crash.
         Fetched::AssetList { .. } => (
             body::full(Bytes::new()),
-            0,
+            Some(0),
             "application/json",
             CacheControl::NoStore,
         ),
@@ -558,7 +561,9 @@ fn respond(fetched: Fetched) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, cache.header());
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Some(len) = len {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     response
 }
 
