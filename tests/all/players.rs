@@ -155,6 +155,29 @@ fn zero_config_test_stream_plays() {
     assert_played(&r, "http/1.1");
 }
 
+/// The current releases (hls.js 1.7.x, Shaka 5.2.x; the other tests pin older ones), joining
+/// a passed-through RTMP stream mid-stream, each with its defaults plus low-latency mode.
+/// (`WEIR_PLAYERS=current` runs every e2e test with them.)
+#[test]
+fn current_hlsjs_and_shaka_releases_play_a_live_rtmp_stream() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let weir = Weir::start(&["--no-test-source"]).unwrap();
+    let _ff = ffmpeg_publish(&weir.rtmp_url("current"), 45, "640x360", 60).unwrap();
+    let master = weir.url("/live/current/master.m3u8");
+    wait_for_200(&master, Duration::from_secs(20)).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    for player in ["hls", "shaka"] {
+        let r = Player::start_with(player, &master, 12, &["--current"])
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_played(&r, "http/1.1");
+    }
+}
+
 /// Downloads init + the newest complete segments in the window (at most 8: the oldest ones
 /// may leave the window while a slow machine fetches the rest), checks each segment equals
 /// its listed parts, and decodes them with ffmpeg: no errors, continuous timestamps.

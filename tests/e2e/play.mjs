@@ -51,9 +51,16 @@ if (!url) {
   process.exit(2);
 }
 
+// --current (or WEIR_PLAYERS=current for a whole run) plays with the current releases
+// (package.json's hls.js-current and shaka-player-current) instead of the pinned older ones.
+const current = args.current === 'true' || process.env.WEIR_PLAYERS === 'current';
 const libs = {
-  hls: require.resolve('hls.js/dist/hls.min.js'),
-  shaka: require.resolve('shaka-player/dist/shaka-player.compiled.js'),
+  hls: require.resolve(current ? 'hls.js-current/dist/hls.min.js' : 'hls.js/dist/hls.min.js'),
+  shaka: require.resolve(
+    current
+      ? 'shaka-player-current/dist/shaka-player.compiled.js'
+      : 'shaka-player/dist/shaka-player.compiled.js',
+  ),
 };
 
 const browser = await chromium.launch({
