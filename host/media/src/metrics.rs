@@ -19,6 +19,22 @@ pub fn write_atomics(out: &mut String, rows: &[(&str, &str, &str, &AtomicU64)]) 
     }
 }
 
+/// Appends one family of samples that differ by one label (`name{label="value"} n`), with
+/// its `# HELP` and `# TYPE` lines.
+pub fn write_labelled<'a>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (value, n) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -28,6 +44,24 @@ mod tests {
         assert_eq!(
             out,
             "# HELP weir_x_total Xs seen.\n# TYPE weir_x_total counter\nweir_x_total 7\n"
+        );
+    }
+
+    #[test]
+    fn labelled_families() {
+        let mut out = String::new();
+        super::write_labelled(
+            &mut out,
+            "weir_y_total",
+            "counter",
+            "Ys by why.",
+            "reason",
+            [("a", 1), ("b", 0)],
+        );
+        assert_eq!(
+            out,
+            "# HELP weir_y_total Ys by why.\n# TYPE weir_y_total counter\n\
+             weir_y_total{reason=\"a\"} 1\nweir_y_total{reason=\"b\"} 0\n"
         );
     }
 

@@ -134,18 +134,19 @@ impl OriginStats {
             "gauge",
             connections_open as u64,
         );
-        out.push_str(
-            "# HELP weir_http_connections_refused_total Connections closed at accept, by limit.\n",
+        weir_media::metrics::write_labelled(
+            out,
+            "weir_http_connections_refused_total",
+            "counter",
+            "Connections closed at accept, by limit.",
+            "reason",
+            Refused::ALL.iter().map(|&why| {
+                (
+                    why.as_str(),
+                    self.refused[why as usize].load(Ordering::Relaxed),
+                )
+            }),
         );
-        out.push_str("# TYPE weir_http_connections_refused_total counter\n");
-        for why in Refused::ALL {
-            let _ = writeln!(
-                out,
-                "weir_http_connections_refused_total{{reason=\"{}\"}} {}",
-                why.as_str(),
-                self.refused[why as usize].load(Ordering::Relaxed)
-            );
-        }
         gauge(
             out,
             "weir_http_connections_idle_closed_total",
@@ -153,18 +154,19 @@ impl OriginStats {
             "counter",
             self.idle_closed.load(Ordering::Relaxed),
         );
-        out.push_str(
-            "# HELP weir_api_requests_refused_total API requests answered without their body.\n",
+        weir_media::metrics::write_labelled(
+            out,
+            "weir_api_requests_refused_total",
+            "counter",
+            "API requests answered without their body.",
+            "reason",
+            ApiRefused::ALL.iter().map(|&why| {
+                (
+                    why.as_str(),
+                    self.api_refused[why as usize].load(Ordering::Relaxed),
+                )
+            }),
         );
-        out.push_str("# TYPE weir_api_requests_refused_total counter\n");
-        for why in ApiRefused::ALL {
-            let _ = writeln!(
-                out,
-                "weir_api_requests_refused_total{{reason=\"{}\"}} {}",
-                why.as_str(),
-                self.api_refused[why as usize].load(Ordering::Relaxed)
-            );
-        }
         gauge(
             out,
             "weir_cache_fills_in_flight",
