@@ -232,36 +232,33 @@ impl Streams {
     /// A new publisher for stream `name`: returns where its media goes. Starts the stream's
     /// task if it has none; otherwise the task switches to this publisher.
     pub fn attach(&self, name: &str) -> mpsc::Sender<MediaEvent> {
-        self.attach_unchecked(name)
+        match self.attach_within(name, usize::MAX) {
+            Ok(tx) => tx,
+            Err(AtCapacity) => unreachable!("no stream limit"),
+        }
     }
 
     /// [`attach`](Self::attach), unless `name` has no task and `max_streams` streams are
     /// running (`ingest.max_streams`): a new stream is refused, a returning publisher of a
-    /// live (or lingering) stream never is.
+    /// live (or lingering) stream never is. Checked under the same lock as the attach, so
+    /// racing publishers cannot overshoot the limit.
     pub fn attach_within(
         &self,
         name: &str,
         max_streams: usize,
     ) -> Result<mpsc::Sender<MediaEvent>, AtCapacity> {
-        {
-            let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-            if !tasks.contains_key(name) && tasks.len() >= max_streams {
-                return Err(AtCapacity);
-            }
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        if !tasks.contains_key(name) && tasks.len() >= max_streams {
+            return Err(AtCapacity);
         }
-        Ok(self.attach_unchecked(name))
-    }
-
-    fn attach_unchecked(&self, name: &str) -> mpsc::Sender<MediaEvent> {
         self.metrics
             .sessions_started
             .fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         let mut control = Control::Attach(rx);
         if let Some(ctl) = tasks.get(name) {
             match ctl.try_send(control) {
-                Ok(()) => return tx,
+                Ok(()) => return Ok(tx),
                 // The task is ending (or wedged): start a fresh one below.
                 Err(mpsc::error::TrySendError::Closed(c) | mpsc::error::TrySendError::Full(c)) => {
                     control = c;
@@ -273,7 +270,7 @@ impl Streams {
         tasks.insert(name.to_owned(), ctl_tx.clone());
         drop(tasks);
         self.spawn(name, ctl_tx, ctl_rx);
-        tx
+        Ok(tx)
     }
 
     /// Ends every stream now (`EXT-X-ENDLIST`), for a shutdown that is not a restart.
