@@ -9,24 +9,16 @@ use ffmpeg_next::{codec, decoder, frame, Packet};
 use std::sync::Arc as Shared;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
+use weir_media::h264::to_annex_b;
 use weir_media::{Codec, CueEvent, H264Config, MediaEvent, Sample, Track};
 
 use crate::audio::{self, AudioDecoder, AudioEncoder};
+use crate::event::EncoderEvent;
 use crate::ladder::{plan, Rung};
 use crate::picture;
 use crate::rung::{Job, Picture, RungWorker};
 use crate::video::VideoCodec;
 use crate::{EncoderError, EncoderMetrics, EncoderSettings, VIDEO_TIMESCALE};
-use weir_ingest::h264::to_annex_b;
-
-/// What the encoder sends to the stream's packagers.
-#[derive(Debug)]
-pub enum EncoderEvent {
-    /// The stream's rungs, highest first; sent once, before any media.
-    Ladder(Vec<Rung>),
-    /// Media for one rung: its tracks (video, then audio) first, then samples and cues.
-    Media { rung: usize, event: MediaEvent },
-}
 
 /// Where the pictures come from.
 pub enum Source {

@@ -24,6 +24,7 @@ mod audio;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod engine;
+mod event;
 mod ladder;
 pub mod picture;
 mod rung;
@@ -35,7 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-pub use engine::{check_image, spawn, EncoderEvent, Source, Start};
+pub use engine::{check_image, spawn, Source, Start};
+pub use event::EncoderEvent;
 pub use ladder::{default_ladder, plan, Rung, RungSpec};
 pub use still::still_clip;
 pub use video::{nvenc_available, VideoCodec};

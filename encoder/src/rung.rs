@@ -13,7 +13,7 @@ use tracing::warn;
 use weir_media::{Codec, CueEvent, H264Config, MediaEvent, Sample, Track};
 
 use crate::audio;
-use crate::engine::EncoderEvent;
+use crate::event::EncoderEvent;
 use crate::ladder::Rung;
 use crate::picture;
 use crate::video::{RungEncoder, Scaler, VideoCodec};

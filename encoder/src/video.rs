@@ -178,11 +178,11 @@ impl RungEncoder {
         let Some(data) = pkt.data() else {
             return Ok(None);
         };
-        let au = weir_ingest::h264::access_unit(data);
+        let au = weir_media::h264::access_unit(data);
         if let (Some(sps), Some(pps)) = (&au.sps, &au.pps) {
             if self.config.is_none() {
                 self.config =
-                    Some(weir_ingest::h264::config(sps, pps).map_err(EncoderError::Bitstream)?);
+                    Some(weir_media::h264::config(sps, pps).map_err(EncoderError::Bitstream)?);
             }
         }
         let (Some(pts), dts) = (pkt.pts(), pkt.dts()) else {

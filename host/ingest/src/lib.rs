@@ -3,13 +3,15 @@
 //! - [`flv`] is the pure core: [`FlvDemuxer`] turns FLV audio/video tag bodies into
 //!   [`MediaEvent`](weir_media::MediaEvent)s (H.264 + AAC), [`FlvTagReader`] splits an FLV
 //!   byte stream into tags, and [`FlvFile`] reads a whole `.flv` file.
+//! - [`publish`] and [`keys`] are the publish contract every protocol shares: a
+//!   [`PublishHandler`] decides whether and where a [`SessionInfo`]'s stream goes (or gives a
+//!   [`Refusal`]), and [`ActiveKeys`] keeps one publisher per stream key, so one key is one
+//!   stream whatever the protocol. Each protocol's session is a peer of the others: it ends in
+//!   the same shapes and hands media to the pipeline the same way.
 //! - [`rtmp`] is the tokio driver: [`serve_rtmp`] accepts publishers on
-//!   `rtmp://HOST:PORT/APP/KEY`, asks a [`PublishHandler`] where each stream's media goes, and
-//!   keeps one publisher per stream key ([`ActiveKeys`]).
+//!   `rtmp://HOST:PORT/APP/KEY` and demuxes their FLV.
 //! - [`srt`] is the SRT listener: [`serve_srt`] accepts MPEG-TS callers (stream id names the
-//!   key, optional AES passphrase), refuses what it can at the SRT handshake, and shares the
-//!   [`PublishHandler`] and [`ActiveKeys`] with RTMP, so one key is one stream whatever the
-//!   protocol.
+//!   key, optional AES passphrase) and refuses what it can at the SRT handshake.
 //! - [`ts`] is the pure MPEG-TS core: [`TsDemuxer`] turns transport stream bytes, fed in any
 //!   pieces, into H.264/AAC samples and SCTE-35 cues on one unwrapped 90 kHz timeline,
 //!   counting damage in [`TsStats`] instead of failing.
@@ -37,17 +39,22 @@
 //! # Ok::<(), weir_ingest::Error>(())
 //! ```
 
+pub mod config;
 mod error;
 pub mod flv;
+pub mod keys;
 pub mod publish;
 pub mod rtmp;
 pub mod scte35;
+mod session;
 pub mod srt;
 pub mod ts;
 
+pub use config::{RtmpConfig, SrtConfig};
 pub use error::{Error, Result};
-/// Annex B → length-prefixed access units and `avcC` from SPS/PPS (also used by the encoder).
-pub use ts::h264;
+/// Annex B → length-prefixed access units and `avcC` from SPS/PPS: [`weir_media::h264`],
+/// re-exported at the path it had when it lived here.
+pub use weir_media::h264;
 
 /// The message of a session task's panic, for the one log line that reports it (RTMP and SRT
 /// sessions run as tasks so that a panic in a protocol crate closes only that session).
@@ -59,10 +66,11 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "non-string panic".to_owned())
 }
 pub use flv::{FlvDemuxer, FlvFile, FlvTagReader};
+pub use keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
 pub use publish::{
     PerIpLimit, Protocol, PublishHandler, Refusal, SessionInfo, OVERLOADED, REFUSED,
 };
-pub use rtmp::{serve_rtmp, serve_rtmp_with_keys, ActiveKeys, RtmpSettings};
+pub use rtmp::{serve_rtmp, serve_rtmp_with_keys, RtmpSettings};
 pub use scte35::parse_splice_info_section;
 pub use srt::{bind_srt, serve_srt, SrtSettings};
 pub use ts::{TsDemuxer, TsSettings, TsStats};

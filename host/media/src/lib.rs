@@ -10,6 +10,8 @@
 //!   segment, parts, segments) and its latest [`RenditionSnapshot`], which blocking playlist
 //!   reloads wait on.
 //! - [`StreamRegistry`]: the streams currently live, by name.
+//! - [`h264`]: Annex B ↔ length-prefixed NAL units and `avcC` records, shared by ingest and
+//!   the encoder (the origin and the cache never call it: to them media is opaque bytes).
 //!
 //! Consumers are cheap to clone, which is how one producer fans out to every viewer.
 //! The crate does no IO and reads no clock.
@@ -29,6 +31,7 @@
 //! ```
 
 mod cue;
+pub mod h264;
 mod key;
 pub mod metrics;
 mod part;

@@ -4,9 +4,6 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use h264_reader::avcc::AvcDecoderConfigurationRecord;
-use h264_reader::nal::sps::SeqParameterSet;
-use h264_reader::nal::{Nal, RefNal};
 use weir_media::{AacConfig, Codec, H264Config, MediaEvent, Sample, Track, TrackKind};
 
 use crate::{Error, Result};
@@ -536,31 +533,7 @@ impl FlvDemuxer {
 
 /// Width, height and NAL length size from an AVCDecoderConfigurationRecord.
 pub(crate) fn parse_avcc(avcc: &[u8]) -> Result<(u16, u16, u8)> {
-    let bad = |what: String| Error::BadAvcConfig(what);
-    let record = AvcDecoderConfigurationRecord::try_from(avcc)
-        .map_err(|e| bad(format!("avcC does not parse: {e:?}")))?;
-    let length_size = record.length_size_minus_one() + 1;
-    if length_size == 3 {
-        return Err(bad("NAL length size 3".to_owned()));
-    }
-    let sps = record
-        .sequence_parameter_sets()
-        .next()
-        .ok_or_else(|| bad("no SPS in avcC".to_owned()))?
-        .map_err(|e| bad(format!("SPS: {e:?}")))?;
-    // h264-reader's RefNal panics on an empty NAL (found by the flv_demux fuzz target).
-    if sps.is_empty() {
-        return Err(bad("empty SPS in avcC".to_owned()));
-    }
-    let nal = RefNal::new(sps, &[], true);
-    let sps =
-        SeqParameterSet::from_bits(nal.rbsp_bits()).map_err(|e| bad(format!("SPS: {e:?}")))?;
-    let (w, h) = sps
-        .pixel_dimensions()
-        .map_err(|e| bad(format!("SPS dimensions: {e:?}")))?;
-    let width = u16::try_from(w).map_err(|_| bad(format!("width {w}")))?;
-    let height = u16::try_from(h).map_err(|_| bad(format!("height {h}")))?;
-    Ok((width, height, length_size))
+    weir_media::h264::parse_avcc(avcc).map_err(Error::BadAvcConfig)
 }
 
 /// Checks that the NAL length fields tile the frame exactly, and rewrites 1- or 2-byte length

@@ -14,8 +14,6 @@ pub use demux::{
 };
 pub use file::{FlvFile, FlvHeader, FlvTag, FlvTagReader};
 
-pub(crate) use demux::parse_avcc;
-
 /// Every [`MediaEvent`](weir_media::MediaEvent) of a whole `.flv` file, or the first error:
 /// [`FlvFile::read_all`].
 pub fn read_file(data: &[u8]) -> crate::Result<Vec<weir_media::MediaEvent>> {

@@ -20,7 +20,6 @@
 
 mod cue;
 mod guard;
-mod keys;
 mod session;
 
 use std::collections::HashMap;
@@ -35,9 +34,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+// Protocol-neutral since SRT joined; re-exported at the paths they had when they lived here.
+pub use crate::keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
 pub use crate::publish::{PublishHandler, Refusal, SessionInfo};
-pub(crate) use keys::KeyClaim;
-pub use keys::{ActiveKeys, KeyBusy, DEFAULT_TAKEOVER_AFTER};
 
 pub const DEFAULT_APP: &str = "live";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;

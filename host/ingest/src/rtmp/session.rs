@@ -10,46 +10,28 @@ use rml_rtmp::sessions::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, field, info, info_span, warn, Instrument, Span};
 use weir_media::{CueEvent, MediaEvent, StreamKey};
 
 use super::cue;
 use super::guard::ChunkGuard;
-use super::keys::{ActiveKeys, KeyClaim};
-use super::{PublishHandler, RtmpSettings, SessionInfo};
+use super::{RtmpSettings, SessionInfo};
 use crate::flv::{DemuxSettings, FlvDemuxer, StreamHints};
+use crate::session::{evicted, End};
 use crate::{Error, Result};
 
 const READ_BUFFER: usize = 64 * 1024;
 /// Cue points held until the demuxer has sent its first `Tracks`.
 const MAX_HELD_CUES: usize = 64;
 
-pub(crate) struct Ctx {
-    pub(crate) settings: RtmpSettings,
-    pub(crate) handler: Arc<dyn PublishHandler>,
-    pub(crate) keys: ActiveKeys,
-}
+pub(crate) type Ctx = crate::session::Ctx<RtmpSettings>;
 
-/// How a session ended without an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The publisher unpublished.
-    Finished,
-    /// The peer closed the connection (before publishing, or without unpublishing).
-    PeerClosed,
-    /// Another publisher took the key over.
-    TakenOver,
-    /// The pipeline dropped its receiver.
-    PipelineClosed,
-    Shutdown,
-}
+type Publishing = crate::session::Publishing<Flv>;
 
-struct Publishing {
-    claim: KeyClaim,
-    tx: mpsc::Sender<MediaEvent>,
+/// What an RTMP session keeps while it publishes.
+struct Flv {
     demux: FlvDemuxer,
     /// A `Tracks` has gone out, so cue points may follow.
     started: bool,
@@ -105,7 +87,7 @@ pub(crate) async fn run(
             )
             .await;
         }
-        let stats = session.publishing.as_ref().map(|p| p.demux.stats());
+        let stats = session.publishing.as_ref().map(|p| p.state.demux.stats());
         let (video, audio, dropped) =
             stats.map_or((0, 0, 0), |s| (s.video_samples, s.audio_samples, s.dropped));
         match result {
@@ -227,6 +209,7 @@ impl Session {
         let Some(p) = self.publishing.as_mut() else {
             return;
         };
+        let p = &mut p.state;
         match cue::from_data_message(type_id, payload, p.last_media_ms) {
             Some(cue) if p.cues.len() < MAX_HELD_CUES => {
                 info!(id = cue.id, out = cue.out_of_network, pts = ?cue.pts, "RTMP cue point");
@@ -297,7 +280,7 @@ impl Session {
             } => self.on_publish(rtmp, request_id, stream_key).await?,
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
                 if let Some(p) = self.publishing.as_mut() {
-                    p.demux.set_hints(hints(&metadata));
+                    p.state.demux.set_hints(hints(&metadata));
                 }
             }
             ServerSessionEvent::VideoDataReceived {
@@ -362,40 +345,28 @@ impl Session {
             self.reject(rtmp, request_id, DENIED, refusal.public_text())?;
             return Err(Error::Refused(format!("publish not authorized: {refusal}")));
         }
-        let claim = match self.ctx.keys.claim(&key, self.id) {
-            Ok(claim) => claim,
-            Err(busy) => {
-                self.reject(rtmp, request_id, DENIED, crate::REFUSED)?;
-                return Err(Error::Refused(format!(
-                    "stream key already publishing (its publisher sent media {:?} ago)",
-                    busy.idle_for
-                )));
-            }
+        let demux = FlvDemuxer::new(DemuxSettings {
+            no_keyframe_timeout: self.ctx.settings.no_keyframe_timeout,
+            ..DemuxSettings::default()
+        });
+        let flv = Flv {
+            demux,
+            started: false,
+            cues: Vec::new(),
+            last_media_ms: None,
         };
-        let tx = match self.ctx.handler.publish(&info, &key) {
-            Ok(tx) => tx,
-            Err(refusal) => {
-                drop(claim);
-                self.reject(rtmp, request_id, DENIED, refusal.public_text())?;
-                return Err(Error::Refused(format!("publish refused: {refusal}")));
+        let publishing = match crate::session::start(&self.ctx, &info, &key, flv) {
+            Ok(publishing) => publishing,
+            Err(refused) => {
+                self.reject(rtmp, request_id, DENIED, refused.public_text)?;
+                return Err(refused.error);
             }
         };
         let results = rtmp
             .accept_request(request_id)
             .map_err(|e| Error::Protocol(e.to_string()))?;
         self.absorb(results);
-        let demux = FlvDemuxer::new(DemuxSettings {
-            no_keyframe_timeout: self.ctx.settings.no_keyframe_timeout,
-            ..DemuxSettings::default()
-        });
-        self.publishing = Some(Publishing {
-            claim,
-            tx,
-            demux,
-            started: false,
-            cues: Vec::new(),
-            last_media_ms: None,
-        });
+        self.publishing = Some(publishing);
         info!("publishing");
         Ok(())
     }
@@ -405,12 +376,13 @@ impl Session {
             debug!("media before publish; ignored");
             return Ok(());
         };
-        p.claim.touch();
-        p.last_media_ms = Some(i64::from(timestamp_ms));
+        p.touch();
+        let flv = &mut p.state;
+        flv.last_media_ms = Some(i64::from(timestamp_ms));
         if video {
-            p.demux.push_video(timestamp_ms, data)?;
+            flv.demux.push_video(timestamp_ms, data)?;
         } else {
-            p.demux.push_audio(timestamp_ms, data)?;
+            flv.demux.push_audio(timestamp_ms, data)?;
         }
         self.drain().await
     }
@@ -422,23 +394,14 @@ impl Session {
             return Ok(());
         };
         loop {
-            let event = match p.demux.poll_event() {
+            let flv = &mut p.state;
+            let event = match flv.demux.poll_event() {
                 Some(event) => event,
-                None if p.started && !p.cues.is_empty() => MediaEvent::Cue(p.cues.remove(0)),
+                None if flv.started && !flv.cues.is_empty() => MediaEvent::Cue(flv.cues.remove(0)),
                 None => break,
             };
-            p.started |= matches!(event, MediaEvent::Tracks(_));
-            let closed = match p.tx.try_send(event) {
-                Ok(()) => false,
-                Err(TrySendError::Closed(_)) => true,
-                Err(TrySendError::Full(event)) => {
-                    match timeout(sink_timeout, p.tx.send(event)).await {
-                        Ok(sent) => sent.is_err(),
-                        Err(_) => return Err(Error::SinkStalled(sink_timeout)),
-                    }
-                }
-            };
-            if closed {
+            flv.started |= matches!(event, MediaEvent::Tracks(_));
+            if !p.forward(event, sink_timeout).await? {
                 self.end = Some(End::PipelineClosed);
                 break;
             }
@@ -449,7 +412,7 @@ impl Session {
     /// The stream ended normally: release anything the demuxer was holding.
     async fn finish_media(&mut self) {
         if let Some(p) = self.publishing.as_mut() {
-            p.demux.finish();
+            p.state.demux.finish();
             let _ = self.drain().await;
         }
     }
@@ -466,13 +429,6 @@ impl Session {
             .map_err(|e| Error::Protocol(e.to_string()))?;
         self.absorb(results);
         Ok(())
-    }
-}
-
-async fn evicted(publishing: Option<&Publishing>) {
-    match publishing {
-        Some(p) => p.claim.evicted().await,
-        None => std::future::pending().await,
     }
 }
 

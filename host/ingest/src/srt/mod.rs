@@ -65,7 +65,8 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 use weir_media::StreamKey;
 
-use crate::rtmp::{ActiveKeys, PublishHandler, SessionInfo};
+use crate::keys::ActiveKeys;
+use crate::publish::{PublishHandler, SessionInfo};
 use crate::ts::TsSettings;
 use crate::{Error, Result};
 

@@ -9,23 +9,19 @@ use srt_protocol::options::{KeySize, Passphrase};
 use srt_protocol::packet::{CoreRejectReason, RejectReason, ServerRejectReason};
 use srt_protocol::settings::KeySettings;
 use srt_tokio::{ConnectionRequest, SrtSocket};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{debug, field, info, info_span, warn, Instrument, Span};
-use weir_media::{MediaEvent, StreamKey};
+use weir_media::StreamKey;
 
 use super::streamid::{self, StreamIdError};
 use super::SrtSettings;
-use crate::rtmp::{ActiveKeys, KeyClaim, PublishHandler, Refusal, SessionInfo};
+use crate::publish::{Refusal, SessionInfo};
+use crate::session::{evicted, End};
 use crate::ts::TsDemuxer;
 use crate::{Error, Result};
 
-pub(crate) struct Ctx {
-    pub(crate) settings: SrtSettings,
-    pub(crate) handler: Arc<dyn PublishHandler>,
-    pub(crate) keys: ActiveKeys,
-}
+pub(crate) type Ctx = crate::session::Ctx<SrtSettings>;
 
 /// A connection request refused before the connection exists.
 struct Refused {
@@ -56,21 +52,10 @@ struct Admitted {
     key_settings: Option<KeySettings>,
 }
 
-/// How a session ended without an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
-    /// The caller closed the connection (or SRT timed it out).
-    PeerClosed,
-    /// Another publisher took the key over.
-    TakenOver,
-    /// The pipeline dropped its receiver.
-    PipelineClosed,
-    Shutdown,
-}
+type Publishing = crate::session::Publishing<Ts>;
 
-struct Publishing {
-    claim: KeyClaim,
-    tx: mpsc::Sender<MediaEvent>,
+/// What an SRT session keeps while it publishes.
+struct Ts {
     demux: TsDemuxer,
     messages: u64,
     bytes: u64,
@@ -120,19 +105,22 @@ pub(crate) async fn run(
         };
         let mut session = Session {
             ctx: Arc::clone(&ctx),
-            id,
             publishing: None,
         };
         let result = session
             .drive(socket, admitted.info, admitted.key, shutdown)
             .await;
         let counts = session.publishing.as_ref().map(|p| {
-            let s = p.demux.stats();
-            (s.video_samples, s.audio_samples, p.messages, p.bytes)
+            let ts = &p.state;
+            let s = ts.demux.stats();
+            (s.video_samples, s.audio_samples, ts.messages, ts.bytes)
         });
         let (video, audio, messages, bytes) = counts.unwrap_or_default();
         match result {
-            Ok(End::PeerClosed) => info!(video, audio, messages, bytes, "caller closed"),
+            // MPEG-TS has no "done" message: a caller that is done closes.
+            Ok(End::PeerClosed | End::Finished) => {
+                info!(video, audio, messages, bytes, "caller closed")
+            }
             Ok(End::Shutdown) => info!(video, audio, messages, bytes, "closed for shutdown"),
             Ok(End::PipelineClosed) => {
                 info!(video, audio, messages, bytes, "pipeline closed the stream")
@@ -251,7 +239,6 @@ async fn admit(
 
 struct Session {
     ctx: Arc<Ctx>,
-    id: u64,
     publishing: Option<Publishing>,
 }
 
@@ -278,25 +265,16 @@ impl Session {
         key: &StreamKey,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<End> {
-        // A racing publisher may have claimed the key since the check.
-        let claim = self.ctx.keys.claim(key, self.id).map_err(|busy| {
-            Error::Refused(format!(
-                "stream key already publishing (its publisher sent media {:?} ago)",
-                busy.idle_for
-            ))
-        })?;
-        let tx = self
-            .ctx
-            .handler
-            .publish(info, key)
-            .map_err(|refusal| Error::Refused(format!("publish refused: {refusal}")))?;
-        self.publishing = Some(Publishing {
-            claim,
-            tx,
+        // Claimed only now, past the handshake: a racing publisher may have claimed the key
+        // since the check. The caller is already connected, so a refusal is only a close.
+        let ts = Ts {
             demux: TsDemuxer::new(self.ctx.settings.ts.clone()),
             messages: 0,
             bytes: 0,
-        });
+        };
+        let publishing =
+            crate::session::start(&self.ctx, info, key, ts).map_err(|refused| refused.error)?;
+        self.publishing = Some(publishing);
         info!(
             latency = ?socket.settings().recv_tsbpd_latency,
             encrypted = socket.settings().cipher.is_some(),
@@ -322,10 +300,10 @@ impl Session {
             let Some(p) = self.publishing.as_mut() else {
                 return Ok(End::PipelineClosed);
             };
-            p.claim.touch();
-            p.messages += 1;
-            p.bytes += bytes.len() as u64;
-            p.demux.push(&bytes);
+            p.touch();
+            p.state.messages += 1;
+            p.state.bytes += bytes.len() as u64;
+            p.state.demux.push(&bytes);
             if let Some(end) = self.drain().await? {
                 return Ok(end);
             }
@@ -338,18 +316,8 @@ impl Session {
         let Some(p) = self.publishing.as_mut() else {
             return Ok(None);
         };
-        while let Some(event) = p.demux.poll_event() {
-            let closed = match p.tx.try_send(event) {
-                Ok(()) => false,
-                Err(TrySendError::Closed(_)) => true,
-                Err(TrySendError::Full(event)) => {
-                    match timeout(sink_timeout, p.tx.send(event)).await {
-                        Ok(sent) => sent.is_err(),
-                        Err(_) => return Err(Error::SinkStalled(sink_timeout)),
-                    }
-                }
-            };
-            if closed {
+        while let Some(event) = p.state.demux.poll_event() {
+            if !p.forward(event, sink_timeout).await? {
                 return Ok(Some(End::PipelineClosed));
             }
         }
@@ -359,15 +327,8 @@ impl Session {
     /// The stream ended normally: release anything the demuxer was holding.
     async fn finish_media(&mut self) {
         if let Some(p) = self.publishing.as_mut() {
-            p.demux.finish();
+            p.state.demux.finish();
             let _ = self.drain().await;
         }
-    }
-}
-
-async fn evicted(publishing: Option<&Publishing>) {
-    match publishing {
-        Some(p) => p.claim.evicted().await,
-        None => std::future::pending().await,
     }
 }

@@ -7,7 +7,8 @@
 
 mod adts;
 mod demux;
-pub mod h264;
+/// Moved to [`weir_media::h264`] (the encoder uses it too); re-exported at its old path.
+pub use weir_media::h264;
 
 pub use demux::{
     Scte35Stats, TsDemuxer, TsSettings, TsStats, DEFAULT_MAX_PES_BYTES, DEFAULT_TRACK_WAIT,

@@ -1,10 +1,27 @@
-//! H.264 Annex B (MPEG-TS, and encoders' output) byte streams → length-prefixed NAL units, and the `avcC` built
-//! from in-band SPS/PPS.
+//! H.264 bitstream helpers shared by every stage that reads or writes H.264: Annex B byte
+//! streams (MPEG-TS, encoders' output) → the 4-byte length-prefixed NAL units of
+//! [`Sample::data`](crate::Sample::data) and back, the `avcC` built from in-band SPS/PPS, and
+//! the picture size an `avcC` declares.
+//!
+//! Ingest (FLV and MPEG-TS demux) and the encoder (its decoder's input, its encoders' output)
+//! both use them, so they live here rather than in either. Pure functions: no IO, no clock.
+//!
+//! ```
+//! use weir_media::h264;
+//!
+//! // One IDR slice behind an access unit delimiter, as an encoder writes it.
+//! let au = h264::access_unit(&[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65, 0xaa]);
+//! assert!(au.keyframe);
+//! assert_eq!(&au.data[..], &[0, 0, 0, 2, 0x65, 0xaa]);
+//! assert_eq!(&h264::to_annex_b(&[], &au.data, false)[..], &[0, 0, 0, 1, 0x65, 0xaa]);
+//! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
+use h264_reader::avcc::AvcDecoderConfigurationRecord;
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::nal::{Nal, RefNal};
-use weir_media::H264Config;
+
+use crate::H264Config;
 
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
@@ -115,12 +132,43 @@ pub fn config(sps: &[u8], pps: &[u8]) -> Result<H264Config, String> {
         avcc.put_u8(0); // no SPS extensions
     }
     let avcc = avcc.freeze();
-    let (width, height, _) = crate::flv::parse_avcc(&avcc).map_err(|e| e.to_string())?;
+    // Worded as ingest words a bad FLV sequence header, which this message used to be.
+    let (width, height, _) =
+        parse_avcc(&avcc).map_err(|e| format!("invalid AVC sequence header: {e}"))?;
     Ok(H264Config {
         avcc,
         width,
         height,
     })
+}
+
+/// The picture size and NAL length size (1, 2 or 4 bytes) an `avcC` record declares, from
+/// its first SPS. A record that does not parse, has no SPS, an empty one or 3-byte NAL lengths
+/// is refused with what was wrong.
+pub fn parse_avcc(avcc: &[u8]) -> Result<(u16, u16, u8), String> {
+    let record = AvcDecoderConfigurationRecord::try_from(avcc)
+        .map_err(|e| format!("avcC does not parse: {e:?}"))?;
+    let length_size = record.length_size_minus_one() + 1;
+    if length_size == 3 {
+        return Err("NAL length size 3".to_owned());
+    }
+    let sps = record
+        .sequence_parameter_sets()
+        .next()
+        .ok_or_else(|| "no SPS in avcC".to_owned())?
+        .map_err(|e| format!("SPS: {e:?}"))?;
+    // h264-reader's RefNal panics on an empty NAL (found by the flv_demux fuzz target).
+    if sps.is_empty() {
+        return Err("empty SPS in avcC".to_owned());
+    }
+    let nal = RefNal::new(sps, &[], true);
+    let sps = SeqParameterSet::from_bits(nal.rbsp_bits()).map_err(|e| format!("SPS: {e:?}"))?;
+    let (w, h) = sps
+        .pixel_dimensions()
+        .map_err(|e| format!("SPS dimensions: {e:?}"))?;
+    let width = u16::try_from(w).map_err(|_| format!("width {w}"))?;
+    let height = u16::try_from(h).map_err(|_| format!("height {h}"))?;
+    Ok((width, height, length_size))
 }
 
 /// Length-prefixed NAL units (4-byte lengths) → Annex B, with the `avcC`'s SPS and PPS in

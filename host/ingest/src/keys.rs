@@ -1,4 +1,5 @@
-//! One publisher per stream key.
+//! One publisher per stream key, whatever the protocol: RTMP and SRT sessions (and any
+//! later protocol's) claim their key in the same [`ActiveKeys`], so a key is one stream.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
