@@ -75,6 +75,9 @@ pub enum Error {
     Scte35(#[from] crate::scte35::Scte35Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A `[rtmp]` or `[srt]` config value out of range; the message names the key.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// `Result` with this crate's [`Error`].

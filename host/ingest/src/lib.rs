@@ -39,6 +39,7 @@
 //! # Ok::<(), weir_ingest::Error>(())
 //! ```
 
+pub mod config;
 mod error;
 pub mod flv;
 pub mod keys;
@@ -49,6 +50,7 @@ mod session;
 pub mod srt;
 pub mod ts;
 
+pub use config::{RtmpConfig, SrtConfig};
 pub use error::{Error, Result};
 /// Annex B → length-prefixed access units and `avcC` from SPS/PPS: [`weir_media::h264`],
 /// re-exported at the path it had when it lived here.

@@ -29,6 +29,11 @@ pub const DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 pub const DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 /// Request line plus headers: HLS requests send well under 4 KiB, cookies included.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// hyper asserts on smaller HTTP/1.1 read buffers.
+pub const MIN_HEADER_BYTES: usize = 8192;
+/// A head this large is an attack or a mistake; HTTP/2's `SETTINGS_MAX_HEADER_LIST_SIZE`
+/// (a u32) is far above it.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// A browser holds at most 6 HTTP/1.1 connections to one host (1 over HTTP/2); this leaves
@@ -73,8 +78,9 @@ pub struct OriginSettings {
     /// and so does a connection that never sends a whole request. (HTTP/1.1 keep-alive is
     /// bounded sooner, by `header_read_timeout`.)
     pub idle_timeout: Duration,
-    /// The largest request head accepted: request line and headers on HTTP/1.1 (at least
-    /// 8192), the header list on HTTP/2. Larger heads get 431 or a reset.
+    /// The largest request head accepted: request line and headers on HTTP/1.1, the header
+    /// list on HTTP/2 ([`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`]). Larger heads get 431
+    /// or a reset.
     pub max_header_bytes: usize,
     /// Bound on producing a response head, blocking reloads included: keep it above
     /// 3× the longest target duration.
@@ -137,7 +143,8 @@ impl Default for OriginSettings {
 }
 
 impl OriginSettings {
-    /// Checks the settings, naming the offending key.
+    /// Checks the settings, naming the offending key: the one check of each value (the
+    /// binary's `[server]` limits are checked here, with the key mapped to its config name).
     pub fn validate(&self) -> Result<()> {
         self.cors_header()?;
         let positive = [
@@ -162,11 +169,13 @@ impl OriginSettings {
                 message: "must be at least 1".to_owned(),
             });
         }
-        // hyper asserts on smaller HTTP/1.1 buffers; u32 is HTTP/2's field.
-        if self.max_header_bytes < 8192 || u32::try_from(self.max_header_bytes).is_err() {
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
             return Err(Error::Settings {
                 key: "max_header_bytes",
-                message: "must be between 8192 and 4294967295".to_owned(),
+                message: format!(
+                    "{} must be {MIN_HEADER_BYTES} to {MAX_HEADER_BYTES}",
+                    self.max_header_bytes
+                ),
             });
         }
         if self.http2_max_concurrent_streams == 0 {
@@ -222,5 +231,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("request_timeout"));
+        for (bytes, ok) in [
+            (MIN_HEADER_BYTES - 1, false),
+            (MIN_HEADER_BYTES, true),
+            (MAX_HEADER_BYTES, true),
+            (MAX_HEADER_BYTES + 1, false),
+        ] {
+            let s = OriginSettings {
+                max_header_bytes: bytes,
+                ..OriginSettings::default()
+            };
+            match s.validate() {
+                Ok(()) => assert!(ok, "{bytes} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{bytes} refused: {e}");
+                    assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "invalid setting max_header_bytes: {bytes} must be 8192 to 1048576"
+                        )
+                    );
+                }
+            }
+        }
     }
 }

@@ -12,10 +12,13 @@
 //! - [`validate`] and [`replay`]: what makes an output acceptable, and how `last-good`
 //!   re-applies an earlier output's edits.
 //!
+//! - [`config`]: the `[plugins]` section of `weir.toml` ([`PluginsConfig`]) and its check.
+//!
 //! Parts and segments never come here.
 //!
 //! The default feature `runtime` is everything above. Without it the crate is only
-//! [`validate`] and [`replay`] (no wasmtime), which is what the fuzz targets build.
+//! [`validate`], [`replay`] and [`config`] (no wasmtime), which is what the fuzz targets
+//! build.
 //!
 //! ```
 //! use weir_plugin_host::validate::{media_playlist, Scope};
@@ -28,6 +31,7 @@
 //! assert!(media_playlist(input, &escape, &scope, "720p").is_err());
 //! ```
 
+pub mod config;
 #[cfg(feature = "runtime")]
 mod metrics;
 #[cfg(feature = "runtime")]
@@ -41,6 +45,7 @@ mod workers;
 
 use std::time::Duration;
 
+pub use config::{InvalidConfig, PluginsConfig};
 #[cfg(feature = "runtime")]
 pub use metrics::Metrics;
 #[cfg(feature = "runtime")]

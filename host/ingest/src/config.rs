@@ -1,0 +1,206 @@
+//! The `[rtmp]` and `[srt]` sections of `weir.toml`, as read from the file: the listeners'
+//! addresses and what a publisher must match. Each has the one check of its values and
+//! becomes the listener's settings ([`RtmpSettings`], [`SrtSettings`]) with the values the
+//! binary takes from other sections (`ingest.max_connections_per_ip`, the SRT app).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{Error, Result, RtmpSettings, SrtSettings};
+
+/// `[rtmp]`. Every key is optional; an unknown key is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Set to `false` to disable RTMP ingest.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The RTMP application publishers use: `rtmp://host/<app>/<key>`.
+    pub app: String,
+    /// Open RTMP connections; one more is closed at accept.
+    pub max_connections: usize,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            app: crate::rtmp::DEFAULT_APP.to_owned(),
+            // An origin's listener, not a library default (`RtmpSettings` has 256).
+            max_connections: 1000,
+        }
+    }
+}
+
+impl RtmpConfig {
+    /// `app` appears in publish URLs (and SRT stream ids): a conservative alphabet.
+    pub fn validate(&self) -> Result<()> {
+        if self.app.is_empty() || !self.app.chars().all(valid_app_char) {
+            return Err(Error::Config(format!(
+                "rtmp.app = {:?} must be non-empty [A-Za-z0-9_-]",
+                self.app
+            )));
+        }
+        Ok(())
+    }
+
+    /// The listener's settings: these values, a per-address cap, the rest at defaults.
+    pub fn settings(&self, max_connections_per_ip: usize) -> RtmpSettings {
+        RtmpSettings {
+            app: self.app.clone(),
+            max_connections: self.max_connections,
+            max_connections_per_ip,
+            ..RtmpSettings::default()
+        }
+    }
+}
+
+fn valid_app_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Above this, SRT's receive buffer holds more delay than a live origin should add.
+pub const MAX_SRT_LATENCY: Duration = Duration::from_secs(10);
+
+/// `[srt]`. Every key is optional; an unknown key is an error.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtConfig {
+    pub enabled: bool,
+    /// UDP listener. Callers publish MPEG-TS with `streamid=KEY`, `#!::r=live/KEY,m=publish`
+    /// or `publish:live/KEY`.
+    pub listen: SocketAddr,
+    /// SRT receive latency in milliseconds.
+    pub latency_ms: u64,
+    /// AES passphrase (10–79 characters) every caller must use; none when unset.
+    pub passphrase: Option<String>,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            latency_ms: u64::try_from(crate::srt::DEFAULT_LATENCY.as_millis()).unwrap_or(200),
+            passphrase: None,
+        }
+    }
+}
+
+/// The passphrase is a secret: never printed.
+impl fmt::Debug for SrtConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SrtConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("latency_ms", &self.latency_ms)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl SrtConfig {
+    /// The latency's ceiling here; the passphrase by SRT's own rule (the listener's check,
+    /// [`SrtSettings::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        if Duration::from_millis(self.latency_ms) > MAX_SRT_LATENCY {
+            return Err(Error::Config(format!(
+                "srt.latency_ms = {} is above the {} s maximum",
+                self.latency_ms,
+                MAX_SRT_LATENCY.as_secs()
+            )));
+        }
+        SrtSettings {
+            passphrase: self.passphrase.clone(),
+            ..SrtSettings::default()
+        }
+        .validate()
+        .map_err(Error::Config)
+    }
+
+    /// The listener's settings: these values, the application stream ids must name (RTMP's,
+    /// so one URL path works for both), a per-address cap, the rest at defaults.
+    pub fn settings(&self, app: &str, max_connections_per_ip: usize) -> SrtSettings {
+        SrtSettings {
+            app: Some(app.to_owned()),
+            latency: Duration::from_millis(self.latency_ms),
+            passphrase: self.passphrase.clone(),
+            max_connections_per_ip,
+            ..SrtSettings::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        RtmpConfig::default().validate().unwrap();
+        SrtConfig::default().validate().unwrap();
+        assert_eq!(SrtConfig::default().latency_ms, 200);
+        let s = SrtConfig::default().settings("live", 3);
+        assert_eq!(s.latency, crate::srt::DEFAULT_LATENCY);
+        assert_eq!(
+            (s.app.as_deref(), s.max_connections_per_ip),
+            (Some("live"), 3)
+        );
+        let r = RtmpConfig::default().settings(5);
+        assert_eq!(
+            (r.app.as_str(), r.max_connections, r.max_connections_per_ip),
+            ("live", 1000, 5)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let rtmp = |app: &str| {
+            RtmpConfig {
+                app: app.to_owned(),
+                ..RtmpConfig::default()
+            }
+            .validate()
+        };
+        for app in ["", "a/b", "live app"] {
+            let e = rtmp(app).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("rtmp.app = {app:?} must be non-empty [A-Za-z0-9_-]")
+            );
+        }
+        rtmp("Live_2-b").unwrap();
+
+        let srt = |latency_ms: u64, passphrase: Option<&str>| {
+            SrtConfig {
+                latency_ms,
+                passphrase: passphrase.map(str::to_owned),
+                ..SrtConfig::default()
+            }
+            .validate()
+        };
+        assert_eq!(
+            srt(10_001, None).unwrap_err().to_string(),
+            "srt.latency_ms = 10001 is above the 10 s maximum"
+        );
+        srt(10_000, Some("0123456789")).unwrap();
+        for p in ["short", &"x".repeat(80)] {
+            let e = srt(200, Some(p)).unwrap_err().to_string();
+            assert!(e.starts_with("srt.passphrase: must be 10 to 79"), "{e}");
+            assert!(!e.contains(p), "the passphrase is not in the message: {e}");
+        }
+    }
+
+    #[test]
+    fn the_passphrase_is_not_printed() {
+        let c = SrtConfig {
+            passphrase: Some("correct horse battery".to_owned()),
+            ..SrtConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("horse"));
+    }
+}
