@@ -1,5 +1,8 @@
-//! [`Packager`], the façade: it owns one rendition's state and its public methods; each
-//! concern lives in a child module that adds to `impl Packager`:
+//! [`Packager`], the façade: it owns one rendition's state (the tracks, the open segment and
+//! part, the timeline's anchor, the [`Window`], the cues and the queue of [`Output`]s), its
+//! constructor and accessors. Each concern lives in a child module that adds its part of
+//! `impl Packager`, public methods included (`push` is the cutter's, `gap` and `restart` the
+//! session's, `media_playlist` the assembly's):
 //!
 //! - `cutter`: decides where parts and segments begin (keyframes, the part and segment
 //!   targets) and writes their chunks as soon as sample durations are known.

@@ -1,4 +1,4 @@
-//! Sessions, gaps and discontinuities: one timeline across publisher sessions.
+//! Sessions, gaps and discontinuities, and the dates of the timeline they share.
 //!
 //! # One timeline across publisher sessions
 //!

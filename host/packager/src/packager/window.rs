@@ -3,6 +3,11 @@
 //! the window). A segment leaves once the newest one ends more than [`Settings::window`]
 //! after it.
 //!
+//! `Packager::close_segment` is where a segment the cutter or a gap ends enters the window:
+//! it is announced (`SegmentCompleted`), counted towards the longest segment and the peak
+//! bitrate, filed, and the cues that fell out of the window are dropped with its oldest
+//! segments (`WindowAdvanced`).
+//!
 //! [`Settings::window`]: crate::Settings::window
 
 use std::collections::VecDeque;
