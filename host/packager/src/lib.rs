@@ -76,7 +76,10 @@ pub use playlist::{
     format_program_date_time, DateRange, MediaPlaylist, MultivariantPlaylist, PartEntry,
     PartialSegment, RenditionReport, SegmentEntry, Variant,
 };
-pub use settings::{Settings, DEFAULT_PART_TARGET, DEFAULT_SEGMENT_TARGET, DEFAULT_WINDOW};
+pub use settings::{
+    Settings, DEFAULT_PART_TARGET, DEFAULT_SEGMENT_TARGET, DEFAULT_WINDOW, MAX_SEGMENT_TARGET,
+    MIN_PART_TARGET,
+};
 pub use weir_media::PlacedCue;
 
 /// URI of init segment generation `generation` (see [`Packager::init_generation`]),
@@ -101,8 +104,8 @@ pub fn part_uri(seq: u64) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A [`Settings`] value is out of range; the message names the key.
-    #[error("invalid packager settings: {0}")]
+    /// A [`Settings`] value is out of range; the message names its `weir.toml` key.
+    #[error("{0}")]
     InvalidSettings(String),
     #[error("a rendition needs at least one track")]
     NoTracks,

@@ -1,4 +1,8 @@
 //! Packager configuration, kept apart from the packager's state.
+//!
+//! [`Settings::validate`] is the one check of these values: the binary's config calls it
+//! for `[packager]` (whose keys its messages name) and [`Packager::new`](crate::Packager::new)
+//! calls it again on whatever it is given.
 
 use std::time::Duration;
 
@@ -12,7 +16,10 @@ pub const DEFAULT_PART_TARGET: Duration = Duration::from_millis(500);
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
 
 /// Below this, parts cost more in request overhead than they save in latency.
-const MIN_PART_TARGET: Duration = Duration::from_millis(50);
+pub const MIN_PART_TARGET: Duration = Duration::from_millis(100);
+/// Above this, a segment is too long for a live playlist to be low-latency at all (and
+/// `EXT-X-TARGETDURATION` too long for players' hold-back).
+pub const MAX_SEGMENT_TARGET: Duration = Duration::from_secs(10);
 /// RFC 8216bis 6.2.2: a live playlist holds at least three target durations.
 const MIN_WINDOW_SEGMENTS: u32 = 3;
 
@@ -39,25 +46,37 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Checks the values against each other; the error names the offending key.
+    /// Checks the values and their relations. The message names the `[packager]` key of
+    /// `weir.toml` each value comes from (`segment_ms`, `part_ms`, `window_s`), in its units.
     pub fn validate(&self) -> Result<()> {
         let invalid = |msg: String| Err(Error::InvalidSettings(msg));
+        let (segment_ms, part_ms) = (
+            self.segment_target.as_millis(),
+            self.part_target.as_millis(),
+        );
         if self.part_target < MIN_PART_TARGET {
             return invalid(format!(
-                "part_target is {:?}, below the minimum of {MIN_PART_TARGET:?}",
-                self.part_target
+                "packager.part_ms = {part_ms} is below the {} ms minimum",
+                MIN_PART_TARGET.as_millis()
             ));
         }
         if self.part_target >= self.segment_target {
             return invalid(format!(
-                "part_target ({:?}) must be shorter than segment_target ({:?})",
-                self.part_target, self.segment_target
+                "packager.part_ms ({part_ms}) must be smaller than packager.segment_ms ({segment_ms})"
             ));
         }
-        if self.window < self.segment_target * MIN_WINDOW_SEGMENTS {
+        if self.segment_target > MAX_SEGMENT_TARGET {
             return invalid(format!(
-                "window ({:?}) must hold at least {MIN_WINDOW_SEGMENTS} segments of segment_target ({:?})",
-                self.window, self.segment_target
+                "packager.segment_ms = {segment_ms} is above the {} s maximum",
+                MAX_SEGMENT_TARGET.as_secs()
+            ));
+        }
+        let min_window = self.segment_target * MIN_WINDOW_SEGMENTS;
+        if self.window < min_window {
+            return invalid(format!(
+                "packager.window_s = {} must hold at least {MIN_WINDOW_SEGMENTS} segments ({} ms)",
+                self.window.as_secs(),
+                min_window.as_millis()
             ));
         }
         Ok(())
@@ -88,36 +107,56 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_by_name() {
+        let ms = Duration::from_millis;
+        // (segment, part, window): the key and the limit in each message.
         let cases = [
             (
-                Duration::from_secs(2),
-                Duration::from_millis(20),
-                "part_target",
+                ms(2000),
+                ms(20),
+                ms(30_000),
+                "packager.part_ms = 20 is below the 100 ms minimum",
             ),
             (
-                Duration::from_secs(2),
-                Duration::from_secs(2),
-                "shorter than segment_target",
+                ms(2000),
+                ms(99),
+                ms(30_000),
+                "packager.part_ms = 99 is below the 100 ms minimum",
             ),
             (
-                Duration::from_millis(100),
-                Duration::from_millis(50),
-                "window",
+                ms(2000),
+                ms(2000),
+                ms(30_000),
+                "packager.part_ms (2000) must be smaller than packager.segment_ms (2000)",
+            ),
+            (
+                ms(10_001),
+                ms(500),
+                ms(60_000),
+                "packager.segment_ms = 10001 is above the 10 s maximum",
+            ),
+            (
+                ms(2000),
+                ms(500),
+                ms(5_000),
+                "packager.window_s = 5 must hold at least 3 segments (6000 ms)",
             ),
         ];
-        for (segment_target, part_target, needle) in cases {
+        for (segment_target, part_target, window, message) in cases {
             let s = Settings {
                 segment_target,
                 part_target,
-                window: if needle == "window" {
-                    Duration::from_millis(250)
-                } else {
-                    DEFAULT_WINDOW
-                },
+                window,
             };
-            let err = s.validate().unwrap_err().to_string();
-            assert!(err.contains(needle), "{err}");
+            assert_eq!(s.validate().unwrap_err().to_string(), message);
         }
+        // The limits themselves are valid.
+        Settings {
+            segment_target: MAX_SEGMENT_TARGET,
+            part_target: MIN_PART_TARGET,
+            window: MAX_SEGMENT_TARGET * MIN_WINDOW_SEGMENTS,
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]
