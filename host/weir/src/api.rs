@@ -26,7 +26,7 @@ use weir_origin::{json_response, text_response, Admission, ApiHandler, Body, Cue
 
 use weir_plugin_host::{PluginSpec, Plugins, PushError};
 
-use crate::pipeline::Streams;
+use weir_stream::Streams;
 
 /// Maps a stream key to its stream name, as ingest does.
 pub type KeyResolver = Arc<dyn Fn(&StreamKey) -> Option<String> + Send + Sync>;

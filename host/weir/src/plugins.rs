@@ -1,40 +1,22 @@
 //! Wiring between the config, the plugin host and the origin's manifest filter.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use weir_cache::BoxFuture;
 use weir_origin::{Filtered, ManifestFilter, RequestCtx, Route};
 use weir_plugin_host::{
-    AssetListError, Limits, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings,
+    AssetListError, PlaylistRequest, PluginSpec, Plugins, Settings, TenantSettings,
 };
 
 use crate::config::Config;
 use std::sync::Arc;
 
-use crate::pipeline::{StreamOptions, StreamPolicy};
+use weir_stream::{StreamOptions, StreamPolicy};
 
 pub fn settings(config: &Config) -> Settings {
-    let p = &config.plugins;
-    Settings {
-        limits: Limits {
-            memory_bytes: p.memory_mb << 20,
-            table_elements: p.table_elements,
-            instances: p.instances,
-            call_timeout: Duration::from_millis(p.call_timeout_ms),
-            output_bytes: p.max_output_kib << 10,
-            ..Limits::default()
-        },
-        threads: p.threads,
-        deadline: Duration::from_millis(p.deadline_ms),
-        asset_list_timeout: Duration::from_millis(p.asset_list_timeout_ms),
-        max_variants: p.max_variants,
-        asset_list_rate: p.asset_list_rate,
-        asset_list_burst: p.asset_list_rate.saturating_mul(2),
-        ..Settings::default()
-    }
+    config.plugins.settings()
 }
 
 pub fn tenants(config: &Config) -> Vec<TenantSettings> {

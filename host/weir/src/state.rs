@@ -342,6 +342,33 @@ impl RenditionNumbering {
     }
 }
 
+/// The store, as the stream stage asks for reservations.
+#[derive(Debug)]
+pub struct StoreReservations(pub Arc<NumberingStore>);
+
+impl weir_stream::Reservations for StoreReservations {
+    fn rendition(
+        &self,
+        stream: &str,
+        rendition: &str,
+        settings: &weir_packager::Settings,
+    ) -> Option<Box<dyn weir_stream::Reservation>> {
+        self.0
+            .rendition(stream, rendition, settings)
+            .map(|r| Box::new(r) as Box<dyn weir_stream::Reservation>)
+    }
+}
+
+impl weir_stream::Reservation for RenditionNumbering {
+    fn start(&mut self, clock: (u64, u64)) -> (u64, u64) {
+        RenditionNumbering::start(self, clock)
+    }
+
+    fn cover(&mut self, used: (u64, u64)) {
+        RenditionNumbering::cover(self, used);
+    }
+}
+
 /// Runs `f` (file IO with fsync: about 10 ms on a VM's ext4) so that it does not hold up
 /// the other tasks of a tokio worker thread: the caller waits, they move to another worker.
 fn off_the_runtime<R>(f: impl FnOnce() -> R) -> R {

@@ -181,6 +181,28 @@ pub async fn run(clip: Clip, tx: mpsc::Sender<MediaEvent>) {
     }
 }
 
+/// The clips a stream plays in place of its publisher: the stand-by slate, and the slate
+/// rendition's clip.
+pub struct BuiltinClips;
+
+impl weir_stream::Clips for BuiltinClips {
+    fn standby(
+        &self,
+        kinds: &[TrackKind],
+        tx: mpsc::Sender<MediaEvent>,
+    ) -> Result<weir_stream::Playout, String> {
+        let clip = Clip::standby()
+            .and_then(|c| c.only(|k| kinds.contains(&k)))
+            .map_err(|e| e.to_string())?;
+        Ok(Box::pin(run(clip, tx)))
+    }
+
+    fn slate(&self, tx: mpsc::Sender<MediaEvent>) -> Result<weir_stream::Playout, String> {
+        let clip = Clip::slate().map_err(|e| e.to_string())?;
+        Ok(Box::pin(run(clip, tx)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,79 @@
+//! What a stream stage is configured with: timings shared by every stream, and per-stream
+//! options that come from the stream's tenant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_encoder::EncoderSettings;
+
+use crate::Reservations;
+
+/// The stream stage's settings, shared by every stream.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub packager: weir_packager::Settings,
+    /// No media for this long and the contribution counts as lost: gap parts follow.
+    pub loss_timeout: Duration,
+    /// Passed-through streams: once the contribution is lost, the gap so far is published
+    /// with the stand-by slate right behind it, and the slate plays until a publisher
+    /// returns. Off: gap parts for the whole loss (Shaka stops at a live edge that is all
+    /// gaps; docs/design/005-contribution-loss.md).
+    pub standby: bool,
+    /// No publisher for this long and the stream ends (`EXT-X-ENDLIST`).
+    pub idle_end: Duration,
+    /// How long an ended stream stays servable with `EXT-X-ENDLIST`.
+    pub linger: Duration,
+    /// Per-stream choices that come from the stream's tenant.
+    pub policy: StreamPolicy,
+    /// Keeps each rendition's numbers above what an earlier run served, whatever the clock
+    /// says (`server.state_dir`; `None`: the clock alone). docs/design/003.
+    pub numbering: Option<Arc<dyn Reservations>>,
+}
+
+impl StreamSettings {
+    /// How often the driver ticks the core: often enough that gap parts and the loss
+    /// timeout land within a quarter of a part of their time.
+    pub fn tick(&self) -> Duration {
+        (self.packager.part_target / 4).max(Duration::from_millis(20))
+    }
+}
+
+/// What a stream's tenant asks of its stream stage.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// The packager renders cues as `EXT-X-DATERANGE` (off when the tenant's scte35 plugin
+    /// does it instead).
+    pub cue_tags: bool,
+    /// The stream also has a `slate` rendition (the built-in slate, looped and packaged
+    /// with the stream's settings), for the blackout plugin to send viewers to.
+    pub slate: bool,
+    /// Transcode into this ladder; `None` passes the contribution through as `src`.
+    pub encoder: Option<Arc<EncoderSettings>>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            cue_tags: true,
+            slate: false,
+            encoder: None,
+        }
+    }
+}
+
+/// [`StreamOptions`] by stream name, with a default for the rest.
+#[derive(Debug, Clone, Default)]
+pub struct StreamPolicy {
+    pub streams: HashMap<String, StreamOptions>,
+    pub default: StreamOptions,
+}
+
+impl StreamPolicy {
+    pub fn for_stream(&self, stream: &str) -> StreamOptions {
+        self.streams
+            .get(stream)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
+    }
+}
