@@ -2,9 +2,9 @@
 //!
 //! [`spawn`] starts a stream's encoder on its own OS thread (libav* calls block and burn
 //! CPU; they never run on tokio's workers). It reads the contribution's
-//! [`MediaEvent`]s (or draws the built-in test pattern) and sends [`EncoderEvent`]s: the
-//! [`Ladder`](EncoderEvent::Ladder) once, then each rung's tracks and samples, ready for
-//! that rung's packager.
+//! [`MediaEvent`](weir_media::MediaEvent)s (or draws the built-in test pattern) and sends
+//! [`EncoderEvent`]s: the [`Ladder`](EncoderEvent::Ladder) once, then each rung's tracks and
+//! samples, ready for that rung's packager.
 //!
 //! - **One clock.** Output timestamps (90 kHz video, 48 kHz audio) are the encoder's own,
 //!   anchored to the wall clock. The contribution's timestamps are mapped onto it, and a
