@@ -4,8 +4,8 @@
 //!
 //! The config tree lives in the binary crate (`host/weir/src/config.rs`), which has no
 //! library target; it is compiled into this target as a module. Its dependencies are the
-//! crates it names for defaults and checks (origin, ingest, plugin-host's validator,
-//! encoder).
+//! crates whose config sections and checks it uses (packager, origin, ingest, plugin-host
+//! without its runtime) and the encoder, for the ladder's defaults.
 #![no_main]
 
 #[allow(dead_code, unused_imports, clippy::all)]
@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
         // What the binary derives from a valid file must not panic either.
         let _ = config.allow_any_key();
         let _ = config.server.origin_limits();
+        let _ = config.packager.settings();
+        let per_ip = config.ingest.max_connections_per_ip;
+        let _ = config.rtmp.settings(per_ip);
+        let _ = config.srt.settings(&config.rtmp.app, per_ip);
         let _ = config.encoder.settings(&config.encoder.ladder, config.segment_target());
     }
 });

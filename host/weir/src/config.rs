@@ -2,6 +2,18 @@
 //!
 //! Every table denies unknown keys, so a typo is an error that names the key rather than a
 //! setting that silently does nothing.
+//!
+//! A section that belongs to one crate is that crate's type, with its own check:
+//! `[rtmp]` and `[srt]` are [`weir_ingest::RtmpConfig`] and [`weir_ingest::SrtConfig`],
+//! `[plugins]` is [`weir_plugin_host::PluginsConfig`]. The sections whose keys several
+//! parts share (`[server]`, `[packager]`, `[ingest]`) are declared here, and their values
+//! that a crate owns are checked by that crate's settings (`[server]`'s limits by
+//! [`weir_origin::OriginSettings::validate`], `[packager]`'s targets and window by
+//! [`weir_packager::Settings::validate`]), with the key named. (serde's `flatten` would let
+//! a crate declare its share of a table, but it buffers the values, and a value of the
+//! wrong type would then be reported at the table's header instead of at its key.) What is
+//! left here is the binary's own: listeners and files, the stream stage's timing, publish
+//! keys, tenants, the encoder's ladder, and checks across sections.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,59 +26,15 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
-    pub rtmp: RtmpConfig,
+    pub rtmp: weir_ingest::RtmpConfig,
     pub packager: PackagerConfig,
     pub ingest: IngestConfig,
-    pub srt: SrtConfig,
+    pub srt: weir_ingest::SrtConfig,
     pub api: ApiConfig,
     pub test_source: TestSourceConfig,
     pub encoder: EncoderConfig,
-    pub plugins: PluginsConfig,
+    pub plugins: weir_plugin_host::PluginsConfig,
     pub tenants: Vec<TenantConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginsConfig {
-    /// Threads that run plugin calls (never tokio's, so media is never starved).
-    pub threads: usize,
-    /// One call is interrupted after this long.
-    pub call_timeout_ms: u64,
-    /// Linear memory cap per plugin instance, MiB.
-    pub memory_mb: usize,
-    /// Table elements per table, per instance.
-    pub table_elements: usize,
-    /// Core instances per call (a component holds several; JavaScript ones about 10).
-    pub instances: usize,
-    /// A playlist request waits this long for the plugins' output, then gets the failure
-    /// policy's answer (the run goes on, and later requests get its result).
-    pub deadline_ms: u64,
-    /// How long an interstitial asset-list request waits for the plugins.
-    pub asset_list_timeout_ms: u64,
-    /// The most a plugin's answer (a playlist or an asset list) may weigh, KiB.
-    pub max_output_kib: usize,
-    /// Distinct variants (values of what it declared) one plugin runs for; beyond, its
-    /// failure policy answers.
-    pub max_variants: usize,
-    /// Asset-list runs per second per tenant (cache misses; twice as many in a burst).
-    pub asset_list_rate: u32,
-}
-
-impl Default for PluginsConfig {
-    fn default() -> Self {
-        Self {
-            threads: 2,
-            call_timeout_ms: 10,
-            memory_mb: 64,
-            table_elements: 100_000,
-            instances: 64,
-            deadline_ms: 50,
-            asset_list_timeout_ms: 500,
-            max_output_kib: weir_plugin_host::DEFAULT_MAX_OUTPUT_BYTES >> 10,
-            max_variants: weir_plugin_host::DEFAULT_MAX_VARIANTS,
-            asset_list_rate: weir_plugin_host::DEFAULT_ASSET_LIST_RATE,
-        }
-    }
 }
 
 /// A tenant: the streams it owns and its manifest plugin chain.
@@ -204,50 +172,19 @@ impl ServerConfig {
         }
     }
 
-    /// Checks the limits, naming the `server.*` key.
+    /// Checks the limits by the origin's own rules, naming the `server.*` key.
     fn validate_limits(&self) -> anyhow::Result<()> {
-        for (key, value) in [
-            ("idle_timeout_s", self.idle_timeout_s),
-            ("header_read_timeout_s", self.header_read_timeout_s),
-            ("api_body_timeout_s", self.api_body_timeout_s),
-            ("max_connections", self.max_connections as u64),
-            (
-                "http2_max_concurrent_streams",
-                u64::from(self.http2_max_concurrent_streams),
-            ),
-        ] {
-            if value == 0 {
-                bail!("server.{key} must be at least 1");
+        match self.origin_limits().validate() {
+            Err(weir_origin::Error::Settings { key, message }) => {
+                let key = match key {
+                    "idle_timeout" => "idle_timeout_s",
+                    "header_read_timeout" => "header_read_timeout_s",
+                    "api_body_timeout" => "api_body_timeout_s",
+                    same => same,
+                };
+                bail!("server.{key}: {message}")
             }
-        }
-        if !(8192..=1 << 20).contains(&self.max_header_bytes) {
-            bail!(
-                "server.max_header_bytes = {} must be 8192 to 1048576",
-                self.max_header_bytes
-            );
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RtmpConfig {
-    /// Set to `false` to disable RTMP ingest.
-    pub enabled: bool,
-    pub listen: SocketAddr,
-    /// The RTMP application publishers use: `rtmp://host/<app>/<key>`.
-    pub app: String,
-    pub max_connections: usize,
-}
-
-impl Default for RtmpConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
-            app: "live".to_owned(),
-            max_connections: 1000,
+            other => Ok(other?),
         }
     }
 }
@@ -267,11 +204,28 @@ pub struct PackagerConfig {
 
 impl Default for PackagerConfig {
     fn default() -> Self {
+        let d = weir_packager::Settings::default();
         Self {
-            segment_ms: 2000,
-            part_ms: 500,
-            window_s: 30,
+            segment_ms: millis(d.segment_target),
+            part_ms: millis(d.part_target),
+            window_s: d.window.as_secs(),
             linger_s: 30,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl PackagerConfig {
+    /// Every rendition's packager settings; their check ([`weir_packager::Settings::validate`])
+    /// names these keys.
+    pub fn settings(&self) -> weir_packager::Settings {
+        weir_packager::Settings {
+            segment_target: Duration::from_millis(self.segment_ms),
+            part_target: Duration::from_millis(self.part_ms),
+            window: Duration::from_secs(self.window_s),
         }
     }
 }
@@ -317,30 +271,6 @@ impl Default for IngestConfig {
             loss_timeout_ms: 1500,
             standby_slate: true,
             idle_end_s: 60,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SrtConfig {
-    pub enabled: bool,
-    /// UDP listener. Callers publish MPEG-TS with `streamid=KEY`, `#!::r=live/KEY,m=publish`
-    /// or `publish:live/KEY`.
-    pub listen: SocketAddr,
-    /// SRT receive latency in milliseconds.
-    pub latency_ms: u64,
-    /// AES passphrase (10–79 characters) every caller must use; none when unset.
-    pub passphrase: Option<String>,
-}
-
-impl Default for SrtConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
-            latency_ms: 200,
-            passphrase: None,
         }
     }
 }
@@ -627,33 +557,7 @@ impl Config {
                 ts.height
             );
         }
-        let p = &self.packager;
-        if p.part_ms < 100 {
-            bail!(
-                "packager.part_ms = {} is below the 100 ms minimum",
-                p.part_ms
-            );
-        }
-        if p.part_ms >= p.segment_ms {
-            bail!(
-                "packager.part_ms ({}) must be smaller than packager.segment_ms ({})",
-                p.part_ms,
-                p.segment_ms
-            );
-        }
-        if p.segment_ms > 10_000 {
-            bail!(
-                "packager.segment_ms = {} is above the 10 s maximum",
-                p.segment_ms
-            );
-        }
-        if p.window_s * 1000 < 3 * p.segment_ms {
-            bail!(
-                "packager.window_s = {} must hold at least 3 segments ({} ms)",
-                p.window_s,
-                3 * p.segment_ms
-            );
-        }
+        self.packager.settings().validate()?;
         let s = &self.server;
         s.validate_limits()?;
         match (&s.https, &s.tls_cert, &s.tls_key) {
@@ -673,27 +577,9 @@ impl Config {
         {
             bail!("server.state_dir is empty (leave it out for none)");
         }
-        if self.rtmp.app.is_empty() || !self.rtmp.app.chars().all(valid_name_char) {
-            bail!(
-                "rtmp.app = {:?} must be non-empty [A-Za-z0-9_-]",
-                self.rtmp.app
-            );
-        }
+        self.rtmp.validate()?;
         self.validate_ingest()?;
-        if let Some(p) = &self.srt.passphrase {
-            if !(10..=79).contains(&p.len()) {
-                bail!(
-                    "srt.passphrase must be 10 to 79 characters (SRT's rule), not {}",
-                    p.len()
-                );
-            }
-        }
-        if self.srt.latency_ms > 10_000 {
-            bail!(
-                "srt.latency_ms = {} is above the 10 s maximum",
-                self.srt.latency_ms
-            );
-        }
+        self.srt.validate()?;
         if self.ingest.loss_timeout_ms < 200 {
             bail!(
                 "ingest.loss_timeout_ms = {} is below the 200 ms minimum",
@@ -792,46 +678,7 @@ impl Config {
     }
 
     fn validate_tenants(&self) -> anyhow::Result<()> {
-        let p = &self.plugins;
-        if p.threads == 0 || p.threads > 64 {
-            bail!("plugins.threads = {} must be 1 to 64", p.threads);
-        }
-        if !(1..=1000).contains(&p.call_timeout_ms) {
-            bail!(
-                "plugins.call_timeout_ms = {} must be 1 to 1000",
-                p.call_timeout_ms
-            );
-        }
-        if !(1..=4096).contains(&p.memory_mb) {
-            bail!("plugins.memory_mb = {} must be 1 to 4096", p.memory_mb);
-        }
-        if !(1..=10_000_000).contains(&p.table_elements) {
-            bail!(
-                "plugins.table_elements = {} must be 1 to 10000000",
-                p.table_elements
-            );
-        }
-        if !(1..=1000).contains(&p.instances) {
-            bail!("plugins.instances = {} must be 1 to 1000", p.instances);
-        }
-        if !(1..=65_536).contains(&p.max_output_kib) {
-            bail!(
-                "plugins.max_output_kib = {} must be 1 to 65536",
-                p.max_output_kib
-            );
-        }
-        if !(1..=1_000_000).contains(&p.max_variants) {
-            bail!(
-                "plugins.max_variants = {} must be 1 to 1000000",
-                p.max_variants
-            );
-        }
-        if !(1..=100_000).contains(&p.asset_list_rate) {
-            bail!(
-                "plugins.asset_list_rate = {} must be 1 to 100000",
-                p.asset_list_rate
-            );
-        }
+        self.plugins.validate()?;
         let mut owners = std::collections::HashMap::new();
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.tenants.iter().enumerate() {
@@ -875,10 +722,6 @@ impl Config {
 
     pub fn segment_target(&self) -> Duration {
         Duration::from_millis(self.packager.segment_ms)
-    }
-
-    pub fn part_target(&self) -> Duration {
-        Duration::from_millis(self.packager.part_ms)
     }
 
     /// `server.state_dir`, else the first of systemd's `$STATE_DIRECTORY` (a `:`-separated
@@ -1039,6 +882,91 @@ mod tests {
     fn unknown_keys_are_errors_that_name_the_key() {
         let err = toml::from_str::<Config>("[packager]\nsegment_msec = 1000\n").unwrap_err();
         assert!(err.to_string().contains("segment_msec"), "{err}");
+    }
+
+    /// Each section a crate checks reaches `Config::validate` with its key named, once:
+    /// where a crate and this file both had a limit, the stricter one (the one users met
+    /// first) is the crate's now.
+    #[test]
+    fn crate_checks_name_the_key() {
+        for (toml, message) in [
+            // The packager allowed 50 ms, the config 100 ms.
+            (
+                "[packager]\npart_ms = 50\n",
+                "packager.part_ms = 50 is below the 100 ms minimum",
+            ),
+            (
+                "[packager]\nsegment_ms = 12000\nwindow_s = 60\n",
+                "packager.segment_ms = 12000 is above the 10 s maximum",
+            ),
+            (
+                "[packager]\nwindow_s = 5\n",
+                "packager.window_s = 5 must hold at least 3 segments (6000 ms)",
+            ),
+            // The origin allowed up to 4 GiB, the config 1 MiB.
+            (
+                "[server]\nmax_header_bytes = 1048577\n",
+                "server.max_header_bytes: 1048577 must be 8192 to 1048576",
+            ),
+            (
+                "[server]\nheader_read_timeout_s = 0\n",
+                "server.header_read_timeout_s: must be greater than zero",
+            ),
+            (
+                "[server]\nhttp2_max_concurrent_streams = 0\n",
+                "server.http2_max_concurrent_streams: must be at least 1",
+            ),
+            (
+                "[rtmp]\napp = \"a/b\"\n",
+                "rtmp.app = \"a/b\" must be non-empty [A-Za-z0-9_-]",
+            ),
+            (
+                "[srt]\nlatency_ms = 10001\n",
+                "srt.latency_ms = 10001 is above the 10 s maximum",
+            ),
+            (
+                "[srt]\npassphrase = \"short\"\n",
+                "srt.passphrase: must be 10 to 79 bytes, not 5",
+            ),
+            (
+                "[plugins]\nthreads = 0\n",
+                "plugins.threads = 0 must be 1 to 64",
+            ),
+        ] {
+            let c: Config = toml::from_str(toml).unwrap();
+            assert_eq!(c.validate().unwrap_err().to_string(), message, "{toml}");
+        }
+        // The limits themselves pass.
+        let c: Config = toml::from_str(
+            "[packager]\nsegment_ms = 10000\npart_ms = 100\nwindow_s = 30\n\
+             [server]\nmax_header_bytes = 1048576\n[srt]\nlatency_ms = 10000\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+    }
+
+    /// A value of the wrong type is reported at its line, in a crate's section as in this
+    /// file's (which is why the shared sections are not assembled with serde's `flatten`).
+    #[test]
+    fn type_errors_point_at_the_key() {
+        for (toml, key) in [
+            ("[packager]\npart_ms = \"x\"\n", "part_ms = \"x\""),
+            ("[server]\nidle_timeout_s = -1\n", "idle_timeout_s = -1"),
+            ("[srt]\nlatency_ms = \"x\"\n", "latency_ms = \"x\""),
+            ("[rtmp]\nlisten = \"nowhere\"\n", "listen = \"nowhere\""),
+            ("[plugins]\nthreads = true\n", "threads = true"),
+        ] {
+            let e = toml::from_str::<Config>(toml).unwrap_err().to_string();
+            assert!(e.contains("line 2") && e.contains(key), "{key} not in {e}");
+        }
+        for (toml, key) in [
+            ("[srt]\nlatency = 1\n", "latency"),
+            ("[rtmp]\napplication = \"x\"\n", "application"),
+            ("[plugins]\nthread = 1\n", "thread"),
+        ] {
+            let e = toml::from_str::<Config>(toml).unwrap_err().to_string();
+            assert!(e.contains(&format!("unknown field `{key}`")), "{e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@
 mod api;
 mod auth;
 mod config;
-mod pipeline;
 mod plugin_cli;
 mod plugins;
 mod state;
@@ -25,7 +24,7 @@ use tracing::{error, info, warn};
 use weir_media::{MediaEvent, StreamKey, StreamRegistry};
 
 use crate::config::{Config, TestSourceKind};
-use crate::pipeline::{PipelineMetrics, PipelineSettings, Streams};
+use weir_stream::{StreamMetrics, StreamSettings, Streams};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -223,14 +222,15 @@ impl weir_ingest::PublishHandler for Publisher {
 
 /// `/metrics`: the pipeline's counters, then the plugins'.
 struct AllMetrics {
-    pipeline: Arc<PipelineMetrics>,
+    pipeline: Arc<StreamMetrics>,
     encoder: Arc<weir_encoder::EncoderMetrics>,
     plugins: weir_plugin_host::Plugins,
 }
 
 impl weir_origin::MetricsSource for AllMetrics {
     fn render(&self) -> String {
-        let mut out = weir_origin::MetricsSource::render(&*self.pipeline);
+        let mut out = String::with_capacity(4096);
+        self.pipeline.render(&mut out);
         out.push_str(&self.encoder.render());
         self.plugins.metrics().render(&mut out);
         out
@@ -241,13 +241,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     raise_nofile_limit();
     warn_if_ingest_is_open(&config);
     let registry = StreamRegistry::new();
-    let metrics = Arc::new(PipelineMetrics::default());
-    let settings = PipelineSettings {
-        packager: weir_packager::Settings {
-            segment_target: config.segment_target(),
-            part_target: config.part_target(),
-            window: Duration::from_secs(config.packager.window_s),
-        },
+    let metrics = Arc::new(StreamMetrics::default());
+    let settings = StreamSettings {
+        packager: config.packager.settings(),
         loss_timeout: Duration::from_millis(config.ingest.loss_timeout_ms),
         standby: config.ingest.standby_slate,
         idle_end: Duration::from_secs(config.ingest.idle_end_s),
@@ -258,12 +254,12 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 let store = state::NumberingStore::open(&dir)
                     .with_context(|| format!("server.state_dir {}", dir.display()))?;
                 info!(dir = %dir.display(), "numbering state");
-                Some(Arc::new(store))
+                Some(Arc::new(state::StoreReservations(Arc::new(store)))
+                    as Arc<dyn weir_stream::Reservations>)
             }
             None => None,
         },
     };
-    settings.packager.validate().context("packager settings")?;
     let encodes = config.encoder.enabled
         || config.tenants.iter().any(|t| t.transcode == Some(true))
         || (config.test_source.enabled && config.test_source.kind == TestSourceKind::Pattern);
@@ -296,6 +292,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         settings,
         Arc::clone(&metrics),
         Arc::clone(&encoder_metrics),
+        Arc::new(testsrc::BuiltinClips),
     );
 
     // Manifest plugins: the configured chains are loaded before anything is served.
@@ -405,12 +402,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             .await
             .with_context(|| format!("binding rtmp.listen {}", config.rtmp.listen))?;
         rtmp_addr = Some(l.local_addr()?);
-        let rtmp_settings = weir_ingest::RtmpSettings {
-            app: config.rtmp.app.clone(),
-            max_connections: config.rtmp.max_connections,
-            max_connections_per_ip: config.ingest.max_connections_per_ip,
-            ..weir_ingest::RtmpSettings::default()
-        };
+        let rtmp_settings = config.rtmp.settings(config.ingest.max_connections_per_ip);
         let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
         tasks.spawn(async move {
             weir_ingest::serve_rtmp_with_keys(l, rtmp_settings, handler, keys, stop).await;
@@ -423,13 +415,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             .await
             .with_context(|| format!("binding srt.listen {}", config.srt.listen))?;
         srt_addr = Some(socket.local_addr()?);
-        let srt_settings = weir_ingest::SrtSettings {
-            app: Some(config.rtmp.app.clone()),
-            latency: Duration::from_millis(config.srt.latency_ms),
-            passphrase: config.srt.passphrase.clone(),
-            max_connections_per_ip: config.ingest.max_connections_per_ip,
-            ..weir_ingest::SrtSettings::default()
-        };
+        let srt_settings = config
+            .srt
+            .settings(&config.rtmp.app, config.ingest.max_connections_per_ip);
         let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
         tasks.spawn(async move {
             weir_ingest::serve_srt(socket, srt_settings, handler, keys, stop)
