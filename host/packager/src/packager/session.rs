@@ -126,98 +126,28 @@ impl Packager {
         Ok(())
     }
 
-    /// The contribution is lost: keep the timeline's cadence with gap parts.
-    ///
-    /// Call it periodically (every part target or so) from when the publisher stalls until it
-    /// comes back. The first call closes the part and segment in progress at the end of the
-    /// last sample (a short segment). Every call then completes as many gap parts of
-    /// `part_target` as the wall clock allows — a gap part is complete once its end, on the
-    /// program-date-time timeline, is at or before `now_unix_ms` — and groups them into gap
-    /// segments of the whole number of parts that fits in `segment_target`. Gap parts are
-    /// announced with `gap: true` (see [`Output`]) and listed as `GAP=YES` parts and
-    /// `EXT-X-GAP` segments. While the gap lasts the playlist has no preload hint: the next
-    /// part number may well be another gap part, which has no body to wait for.
-    ///
-    /// The gap ends when a session starts: a keyframe from the same publisher (`push`) or
-    /// from a new one (after [`Packager::restart`]). Before the first session, and after
-    /// [`Packager::finish`], this does nothing.
-    pub fn gap(&mut self, now_unix_ms: u64) {
-        if self.finished || self.anchor.is_none() {
+    /// Moves the anchor earlier if the primary sample at timeline tick `time`, taken at
+    /// `now_unix_ms`, arrived earlier than the anchor dates it.
+    pub(super) fn settle_anchor(&mut self, now_unix_ms: u64, time: u64) {
+        let ts = i128::from(self.primary_timescale().max(1));
+        let (Some(anchor), Some(session)) = (self.anchor.as_mut(), self.session.as_mut()) else {
             return;
-        }
-        self.close_media(false);
-        self.gapping = true;
-        let per_segment = (self.segment_target + self.tolerance) / self.part_target.max(1);
-        let per_segment = usize::try_from(per_segment.max(1)).unwrap_or(usize::MAX);
-        loop {
-            let start = self.parts_end;
-            let end = start.saturating_add(self.part_target.max(1));
-            if self.pdt_at(end) > now_unix_ms {
-                break;
-            }
-            if self.segment.is_none() {
-                self.open_segment(start, true);
-            }
-            self.gap_part(start, end);
-            if self
-                .segment
-                .as_ref()
-                .is_some_and(|s| s.parts.len() >= per_segment)
-            {
-                self.close_segment(end, false);
+        };
+        let media_ms = (i128::from(time) - i128::from(anchor.time)) * 1000 / ts;
+        let Ok(candidate) = u64::try_from(i128::from(now_unix_ms) - media_ms) else {
+            return;
+        };
+        if candidate < anchor.wall_ms {
+            anchor.wall_ms = candidate;
+            session.wall_ms = candidate;
+            // The open segment was dated with the old anchor.
+            let anchor_time = anchor.time;
+            if let Some(seg) = self.segment.as_mut() {
+                if seg.start == anchor_time {
+                    seg.pdt_ms = candidate;
+                }
             }
         }
-    }
-
-    /// A new publisher session with `tracks` (possibly different codec parameters,
-    /// resolution, or tracks) takes over the stream, with or without a gap before it.
-    ///
-    /// Numbering continues. The session in progress, if any, is closed as by
-    /// [`Packager::gap`], and a gap segment in progress ends at its last part. A new init segment is made (generation
-    /// [`Packager::init_generation`] + 1, announced with [`Output::InitChanged`]); the first
-    /// segment of the new session carries `EXT-X-DISCONTINUITY` and the new `EXT-X-MAP`.
-    /// When its first keyframe arrives, the new session's timestamps are offset so that it
-    /// starts on the timeline where the previous media and gap end (every track's `tfdt` keeps
-    /// increasing), and its date is anchored to the wall clock then, but never before the end
-    /// of the gap. The new session's cues (`push_cue`) use its own DTS.
-    ///
-    /// Fails, leaving the packager as it was, when `tracks` cannot be packaged or after
-    /// [`Packager::finish`].
-    pub fn restart(&mut self, tracks: Vec<Track>) -> Result<()> {
-        if self.finished {
-            return Err(Error::Finished);
-        }
-        let (init, states, primary) = prepare_tracks(tracks)?;
-        let generation = self.init_generation.saturating_add(1);
-
-        self.close_media(false);
-        // A gap segment in progress ends at its last gap part: the next part (the one the
-        // preload hint names from now on) opens the new session's segment. Left open, the
-        // hint would name a part of the gap segment that never comes.
-        if self.segment.as_ref().is_some_and(|s| s.gap) {
-            self.close_segment(self.parts_end, false);
-        }
-        let old_ts = self.primary_timescale();
-        let new_ts = states[primary].track.timescale;
-        self.tracks = states;
-        self.primary = primary;
-        if old_ts != new_ts {
-            self.rescale(old_ts, new_ts);
-        }
-        self.init = init;
-        self.init_generation = generation;
-        self.outputs.push_back(Output::InitChanged {
-            generation,
-            bytes: self.init.clone(),
-        });
-        self.held.clear();
-        self.session = None;
-        self.last_primary = None;
-        self.gapping = false;
-        self.discontinuity_pending = self.anchor.is_some();
-        // Cues timed on the old session's clock that never found a date are meaningless now.
-        self.cues.take_pending();
-        Ok(())
     }
 
     /// The program date time of timeline tick `t`.
@@ -289,47 +219,45 @@ impl Packager {
         self.discontinuity_pending = true;
     }
 
-    /// Converts every stored timeline value when a restart changes the primary timescale.
-    fn rescale(&mut self, from: u32, to: u32) {
-        let r = |t: u64| {
-            let t = u128::from(t) * u128::from(to) / u128::from(from.max(1));
-            u64::try_from(t).unwrap_or(u64::MAX)
-        };
-        self.window.rescale(r, to_ticks(self.settings.window, to));
-        if let Some(s) = &mut self.segment {
-            s.start = r(s.start);
-        }
-        if let Some(a) = &mut self.anchor {
-            a.time = r(a.time);
-        }
-        self.primary_end = r(self.primary_end);
-        self.parts_end = r(self.parts_end);
-        self.media_end = r(self.media_end);
-        self.segment_target = to_ticks(self.settings.segment_target, to);
-        self.part_target = to_ticks(self.settings.part_target, to);
-        self.tolerance = to_ticks(CUT_TOLERANCE, to);
-    }
-
-    /// Moves the anchor earlier if the primary sample at timeline tick `time`, taken at
-    /// `now_unix_ms`, arrived earlier than the anchor dates it.
-    pub(super) fn settle_anchor(&mut self, now_unix_ms: u64, time: u64) {
-        let ts = i128::from(self.primary_timescale().max(1));
-        let (Some(anchor), Some(session)) = (self.anchor.as_mut(), self.session.as_mut()) else {
+    /// The contribution is lost: keep the timeline's cadence with gap parts.
+    ///
+    /// Call it periodically (every part target or so) from when the publisher stalls until it
+    /// comes back. The first call closes the part and segment in progress at the end of the
+    /// last sample (a short segment). Every call then completes as many gap parts of
+    /// `part_target` as the wall clock allows — a gap part is complete once its end, on the
+    /// program-date-time timeline, is at or before `now_unix_ms` — and groups them into gap
+    /// segments of the whole number of parts that fits in `segment_target`. Gap parts are
+    /// announced with `gap: true` (see [`Output`]) and listed as `GAP=YES` parts and
+    /// `EXT-X-GAP` segments. While the gap lasts the playlist has no preload hint: the next
+    /// part number may well be another gap part, which has no body to wait for.
+    ///
+    /// The gap ends when a session starts: a keyframe from the same publisher (`push`) or
+    /// from a new one (after [`Packager::restart`]). Before the first session, and after
+    /// [`Packager::finish`], this does nothing.
+    pub fn gap(&mut self, now_unix_ms: u64) {
+        if self.finished || self.anchor.is_none() {
             return;
-        };
-        let media_ms = (i128::from(time) - i128::from(anchor.time)) * 1000 / ts;
-        let Ok(candidate) = u64::try_from(i128::from(now_unix_ms) - media_ms) else {
-            return;
-        };
-        if candidate < anchor.wall_ms {
-            anchor.wall_ms = candidate;
-            session.wall_ms = candidate;
-            // The open segment was dated with the old anchor.
-            let anchor_time = anchor.time;
-            if let Some(seg) = self.segment.as_mut() {
-                if seg.start == anchor_time {
-                    seg.pdt_ms = candidate;
-                }
+        }
+        self.close_media(false);
+        self.gapping = true;
+        let per_segment = (self.segment_target + self.tolerance) / self.part_target.max(1);
+        let per_segment = usize::try_from(per_segment.max(1)).unwrap_or(usize::MAX);
+        loop {
+            let start = self.parts_end;
+            let end = start.saturating_add(self.part_target.max(1));
+            if self.pdt_at(end) > now_unix_ms {
+                break;
+            }
+            if self.segment.is_none() {
+                self.open_segment(start, true);
+            }
+            self.gap_part(start, end);
+            if self
+                .segment
+                .as_ref()
+                .is_some_and(|s| s.parts.len() >= per_segment)
+            {
+                self.close_segment(end, false);
             }
         }
     }
@@ -366,6 +294,78 @@ impl Packager {
             independent: false,
             gap: true,
         });
+    }
+
+    /// A new publisher session with `tracks` (possibly different codec parameters,
+    /// resolution, or tracks) takes over the stream, with or without a gap before it.
+    ///
+    /// Numbering continues. The session in progress, if any, is closed as by
+    /// [`Packager::gap`], and a gap segment in progress ends at its last part. A new init segment is made (generation
+    /// [`Packager::init_generation`] + 1, announced with [`Output::InitChanged`]); the first
+    /// segment of the new session carries `EXT-X-DISCONTINUITY` and the new `EXT-X-MAP`.
+    /// When its first keyframe arrives, the new session's timestamps are offset so that it
+    /// starts on the timeline where the previous media and gap end (every track's `tfdt` keeps
+    /// increasing), and its date is anchored to the wall clock then, but never before the end
+    /// of the gap. The new session's cues (`push_cue`) use its own DTS.
+    ///
+    /// Fails, leaving the packager as it was, when `tracks` cannot be packaged or after
+    /// [`Packager::finish`].
+    pub fn restart(&mut self, tracks: Vec<Track>) -> Result<()> {
+        if self.finished {
+            return Err(Error::Finished);
+        }
+        let (init, states, primary) = prepare_tracks(tracks)?;
+        let generation = self.init_generation.saturating_add(1);
+
+        self.close_media(false);
+        // A gap segment in progress ends at its last gap part: the next part (the one the
+        // preload hint names from now on) opens the new session's segment. Left open, the
+        // hint would name a part of the gap segment that never comes.
+        if self.segment.as_ref().is_some_and(|s| s.gap) {
+            self.close_segment(self.parts_end, false);
+        }
+        let old_ts = self.primary_timescale();
+        let new_ts = states[primary].track.timescale;
+        self.tracks = states;
+        self.primary = primary;
+        if old_ts != new_ts {
+            self.rescale(old_ts, new_ts);
+        }
+        self.init = init;
+        self.init_generation = generation;
+        self.outputs.push_back(Output::InitChanged {
+            generation,
+            bytes: self.init.clone(),
+        });
+        self.held.clear();
+        self.session = None;
+        self.last_primary = None;
+        self.gapping = false;
+        self.discontinuity_pending = self.anchor.is_some();
+        // Cues timed on the old session's clock that never found a date are meaningless now.
+        self.cues.take_pending();
+        Ok(())
+    }
+
+    /// Converts every stored timeline value when a restart changes the primary timescale.
+    fn rescale(&mut self, from: u32, to: u32) {
+        let r = |t: u64| {
+            let t = u128::from(t) * u128::from(to) / u128::from(from.max(1));
+            u64::try_from(t).unwrap_or(u64::MAX)
+        };
+        self.window.rescale(r, to_ticks(self.settings.window, to));
+        if let Some(s) = &mut self.segment {
+            s.start = r(s.start);
+        }
+        if let Some(a) = &mut self.anchor {
+            a.time = r(a.time);
+        }
+        self.primary_end = r(self.primary_end);
+        self.parts_end = r(self.parts_end);
+        self.media_end = r(self.media_end);
+        self.segment_target = to_ticks(self.settings.segment_target, to);
+        self.part_target = to_ticks(self.settings.part_target, to);
+        self.tolerance = to_ticks(CUT_TOLERANCE, to);
     }
 }
 
