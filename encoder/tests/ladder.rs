@@ -2,6 +2,7 @@
 //! decoders, encoded by libx264 and FFmpeg's AAC encoder. Clock-driven, so each test runs a
 //! few seconds of real time.
 #![allow(clippy::unwrap_used)]
+#![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

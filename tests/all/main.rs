@@ -1,6 +1,9 @@
 //! End-to-end tests: real ffmpeg publishers → the weir binary → hls.js and Shaka in
 //! Chromium, curl, ffprobe. See tests/src/lib.rs for the harness.
 
+#![allow(clippy::disallowed_methods)]
+// tests and benches drive real peers on the real clock
+
 // A panic in a test helper is a test failure with a line number.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -6,6 +6,8 @@
 //! packages it prints why and skips, unless `WEIR_E2E_REQUIRED=1` (set by `.ci/run`), in
 //! which case a missing tool fails the test.
 
+#![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,8 @@
 //! It prints one JSON object on stdout and progress on stderr, and stops by itself: every
 //! publisher ends one second after the window. 127.0.0.1 is the only sensible target.
 
+#![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
+
 mod clip;
 mod probe;
 mod rtmp;

@@ -177,6 +177,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    #[allow(clippy::disallowed_methods)] // tokio's paused clock, read to show the stall waits sink_timeout
     async fn forward_waits_for_room_then_stalls_and_reports_a_closed_pipeline() {
         let (tx, mut rx) = mpsc::channel(1);
         let ctx = ctx(tx);

@@ -83,6 +83,7 @@ impl Origin {
     /// latency covers every layer. Latency ends at the response head; a streamed part's body
     /// continues after it. The query is not logged (it may carry CDN tokens), nor is any
     /// `/api/…` path (it may carry a stream key); the path is escaped (`{:?}`).
+    #[allow(clippy::disallowed_methods)] // the access log's request duration
     async fn access_log(&self, head: http::request::Parts) -> Response<Body> {
         let span = tracing::info_span!(
             "request",

@@ -165,6 +165,7 @@ impl Origin {
 /// Drives one connection until it ends, the server stops, or it sits idle (no request in
 /// flight) for `idle_timeout`. Idle or stopping, it is asked to close gracefully, and dropped
 /// if it is still idle [`CLOSE_GRACE`] later.
+#[allow(clippy::disallowed_methods)] // a connection's task is its driver: idle timeout
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     origin: Arc<Origin>,

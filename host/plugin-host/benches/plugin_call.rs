@@ -7,6 +7,8 @@
 //!
 //! Prints one JSON line. Iterations: `PLUGIN_CALL_ITERS` (default 20000).
 
+#![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

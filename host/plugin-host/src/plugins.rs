@@ -866,6 +866,7 @@ impl Plugins {
 
     /// The chain's variant key, which plugins may not run as a variant of their own (see
     /// [`DEFAULT_MAX_VARIANTS`]), and the request headers the answer varies on.
+    #[allow(clippy::disallowed_methods)] // expires the variant cap's entries by age
     fn variants(
         &self,
         chain: &Chain,
@@ -918,6 +919,7 @@ impl Plugins {
     /// run per key at a time; runs (cache misses) are rate-limited per tenant and run at
     /// most [`Settings::asset_list_concurrency`] at once per tenant, so one tenant's
     /// viewers cannot fill the workers that every tenant's playlists need.
+    #[allow(clippy::disallowed_methods)] // the asset-list call's deadline: this is the request's driver
     pub async fn asset_list(
         &self,
         stream: &str,
@@ -1055,6 +1057,7 @@ impl Plugins {
     }
 
     /// Takes one of the tenant's asset-list run tokens, if there is one.
+    #[allow(clippy::disallowed_methods)] // the asset-list rate limit's token bucket refills by time
     fn take_asset_token(&self, tenant: &str) -> bool {
         let settings = &self.0.settings;
         let (rate, burst) = (
@@ -1453,6 +1456,7 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+#[allow(clippy::disallowed_methods)] // the wall clock a plugin call is given as its input's now (the host is the plugins' driver)
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

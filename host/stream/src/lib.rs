@@ -47,7 +47,9 @@ pub use crate::core::{
 pub use crate::driver::{AtCapacity, Clips, NoSuchStream, Playout, Streams, CHANNEL_DEPTH};
 pub use crate::metrics::StreamMetrics;
 pub use crate::rendition::{RenditionId, RenditionOutput};
-pub use crate::settings::{StreamOptions, StreamPolicy, StreamSettings};
+pub use crate::settings::{
+    validate_timings, StreamOptions, StreamPolicy, StreamSettings, MIN_LOSS_TIMEOUT,
+};
 
 /// Where renditions keep the numbering reservations that outlive a restart
 /// (`server.state_dir`, docs/design/003).

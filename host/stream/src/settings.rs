@@ -31,7 +31,34 @@ pub struct StreamSettings {
     pub numbering: Option<Arc<dyn Reservations>>,
 }
 
+/// The shortest `loss_timeout`: below it, ordinary jitter in a contribution would read as
+/// a loss.
+pub const MIN_LOSS_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Checks the stream stage's timings, naming each value's `weir.toml` key:
+/// `ingest.loss_timeout_ms` at least [`MIN_LOSS_TIMEOUT`], and `ingest.idle_end_s` no
+/// shorter than it (a stream must be able to lose its publisher before it ends).
+pub fn validate_timings(loss_timeout: Duration, idle_end: Duration) -> Result<(), String> {
+    if loss_timeout < MIN_LOSS_TIMEOUT {
+        return Err(format!(
+            "ingest.loss_timeout_ms = {} is below the {} ms minimum",
+            loss_timeout.as_millis(),
+            MIN_LOSS_TIMEOUT.as_millis()
+        ));
+    }
+    if idle_end < loss_timeout {
+        return Err("ingest.idle_end_s must be at least ingest.loss_timeout_ms".to_owned());
+    }
+    Ok(())
+}
+
 impl StreamSettings {
+    /// [`validate_timings`] of these settings (the packager's are its own:
+    /// [`weir_packager::Settings::validate`]).
+    pub fn validate(&self) -> Result<(), String> {
+        validate_timings(self.loss_timeout, self.idle_end)
+    }
+
     /// How often the driver ticks the core: often enough that gap parts and the loss
     /// timeout land within a quarter of a part of their time.
     pub fn tick(&self) -> Duration {
@@ -75,5 +102,24 @@ impl StreamPolicy {
             .get(stream)
             .cloned()
             .unwrap_or_else(|| self.default.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_are_checked_at_their_limits_and_name_the_key() {
+        let ms = Duration::from_millis;
+        assert!(validate_timings(ms(200), ms(200)).is_ok());
+        assert_eq!(
+            validate_timings(ms(199), ms(60_000)).unwrap_err(),
+            "ingest.loss_timeout_ms = 199 is below the 200 ms minimum"
+        );
+        assert_eq!(
+            validate_timings(ms(1500), ms(1000)).unwrap_err(),
+            "ingest.idle_end_s must be at least ingest.loss_timeout_ms"
+        );
     }
 }

@@ -580,15 +580,11 @@ impl Config {
         self.rtmp.validate()?;
         self.validate_ingest()?;
         self.srt.validate()?;
-        if self.ingest.loss_timeout_ms < 200 {
-            bail!(
-                "ingest.loss_timeout_ms = {} is below the 200 ms minimum",
-                self.ingest.loss_timeout_ms
-            );
-        }
-        if self.ingest.idle_end_s * 1000 < self.ingest.loss_timeout_ms {
-            bail!("ingest.idle_end_s must be at least ingest.loss_timeout_ms");
-        }
+        weir_stream::validate_timings(
+            Duration::from_millis(self.ingest.loss_timeout_ms),
+            Duration::from_secs(self.ingest.idle_end_s),
+        )
+        .map_err(anyhow::Error::msg)?;
         if let Some(t) = &self.api.token {
             if t.len() < 16 {
                 bail!("api.token must be at least 16 characters");

@@ -109,6 +109,7 @@ pub async fn serve_rtmp(
 /// [`serve_rtmp`] with a caller-owned key registry, to share one-publisher-per-key between
 /// listeners (or to observe it). `settings.takeover_after` is ignored: the registry's own
 /// applies.
+#[allow(clippy::disallowed_methods)] // the accept loop is a driver: it rate-limits refusal logs
 pub async fn serve_rtmp_with_keys(
     listener: TcpListener,
     settings: RtmpSettings,

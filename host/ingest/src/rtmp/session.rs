@@ -113,6 +113,7 @@ pub(crate) async fn run(
 }
 
 impl Session {
+    #[allow(clippy::disallowed_methods)] // a session's task is its driver: handshake and idle deadlines
     async fn drive(
         &mut self,
         sock: &mut TcpStream,

@@ -1,5 +1,6 @@
 //! weir-origin integration tests, one module per area.
 #![allow(clippy::unwrap_used)] // tests assert by unwrapping
+#![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
 
 mod api;
 mod blocking;

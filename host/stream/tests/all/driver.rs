@@ -24,6 +24,7 @@ impl Clips for NoClips {
     }
 }
 
+#[allow(clippy::disallowed_methods)] // tokio's paused clock paces the synthetic publisher
 async fn publish(tx: &mpsc::Sender<MediaEvent>, source: &mut Source, until: Duration) {
     let start = tokio::time::Instant::now();
     while source.due() < until {
