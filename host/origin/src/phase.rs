@@ -34,6 +34,12 @@ pub struct RequestCtx {
     pub playlist_version: Option<u64>,
     /// Set by phase 3 for media playlists: the stream's cues near the window.
     pub cues: Arc<[PlacedCue]>,
+    /// Set by phase 3 when the body handed to the filter is a delta update
+    /// (`_HLS_skip=YES`): the full playlist of the same version. A filter that rewrites
+    /// playlists works on this one and makes the delta update of its output, so that the
+    /// two never disagree (a delta update must carry every date range the full playlist
+    /// has; weir does not advertise `CAN-SKIP-DATERANGES`).
+    pub full_playlist: Option<Bytes>,
 }
 
 /// A filtered playlist.
@@ -136,6 +142,8 @@ pub(crate) enum Fetched {
     Playlist {
         kind: PlaylistKind,
         body: Bytes,
+        /// The full playlist, when `body` is its delta update.
+        full: Option<Bytes>,
         version: Option<u64>,
         cues: Arc<[PlacedCue]>,
         cache: CacheControl,
@@ -179,6 +187,7 @@ impl Origin {
             cache_key,
             playlist_version: None,
             cues: Arc::from(Vec::new()),
+            full_playlist: None,
         };
         // Phase 3: fetch from the registry's window (or the cache).
         let fetched = self.fetch(&ctx).await?;
@@ -188,12 +197,14 @@ impl Origin {
             Fetched::Playlist {
                 kind,
                 body,
+                full,
                 version,
                 cues,
                 cache,
             } => {
                 ctx.playlist_version = version;
                 ctx.cues = cues.clone();
+                ctx.full_playlist = full;
                 let filtered = match kind {
                     PlaylistKind::Media => self.filter.media_playlist(&ctx, body).await,
                     PlaylistKind::Multivariant => {
@@ -204,6 +215,7 @@ impl Origin {
                 Fetched::Playlist {
                     kind,
                     body: filtered.body,
+                    full: None,
                     version,
                     cues,
                     cache,
@@ -272,6 +284,7 @@ impl Origin {
                 Ok(Fetched::Playlist {
                     kind: PlaylistKind::Multivariant,
                     body,
+                    full: None,
                     version: None,
                     cues: Arc::from(Vec::new()),
                     // Changes only when renditions do; short so a new ladder shows up quickly.
@@ -425,12 +438,11 @@ impl Origin {
                 }
             }
         };
-        let body = match query.skip {
-            Some(Skip::Yes | Skip::V2) => snapshot
-                .playlist_skip
-                .clone()
-                .unwrap_or_else(|| snapshot.playlist.clone()),
-            None => snapshot.playlist.clone(),
+        let (body, full) = match (query.skip, &snapshot.playlist_skip) {
+            (Some(Skip::Yes | Skip::V2), Some(delta)) => {
+                (delta.clone(), Some(snapshot.playlist.clone()))
+            }
+            _ => (snapshot.playlist.clone(), None),
         };
         let cache = if query.is_blocking() {
             // A blocking URL names one future version: its answer never changes.
@@ -442,6 +454,7 @@ impl Origin {
         Ok(Fetched::Playlist {
             kind: PlaylistKind::Media,
             body,
+            full,
             version: Some(snapshot.version),
             cues: snapshot.cues.clone(),
             cache,

@@ -12,6 +12,8 @@
 //! - [`validate`] and [`replay`]: what makes an output acceptable, and how `last-good`
 //!   re-applies an earlier output's edits.
 //!
+//! - [`delta`]: the delta update (`_HLS_skip=YES`) of a chain's output, made from the full
+//!   playlist the chain ran on.
 //! - [`config`]: the `[plugins]` section of `weir.toml` ([`PluginsConfig`]) and its check.
 //!
 //! Parts and segments never come here.
@@ -32,6 +34,7 @@
 //! ```
 
 pub mod config;
+pub mod delta;
 #[cfg(feature = "runtime")]
 mod metrics;
 #[cfg(feature = "runtime")]

@@ -722,6 +722,39 @@ impl Plugins {
         self.manipulate(Kind::Media, req, playlist).await
     }
 
+    /// The chain's answer to a delta update request (`_HLS_skip=YES`): the chain runs on
+    /// the `full` playlist of the same version (one run serves both kinds of request, and
+    /// no plugin ever sees `EXT-X-SKIP`), and the answer is the delta update of its output
+    /// that skips what the packager's `delta` skips ([`crate::delta`]). Without a chain, or
+    /// when `delta` skips nothing, the packager's own answer.
+    pub async fn media_playlist_delta(
+        &self,
+        req: &PlaylistRequest<'_>,
+        full: Bytes,
+        delta: Bytes,
+    ) -> Manipulated {
+        let skipped = std::str::from_utf8(&delta)
+            .ok()
+            .and_then(crate::delta::skipped_segments);
+        let has_chain = self
+            .tenant(req.stream)
+            .is_some_and(|(_, chain)| !chain.plugins.is_empty());
+        let Some(skipped) = skipped.filter(|_| has_chain) else {
+            return self.media_playlist(req, delta).await;
+        };
+        let m = self.manipulate(Kind::Media, req, full).await;
+        match std::str::from_utf8(&m.body)
+            .ok()
+            .and_then(|text| crate::delta::delta_update(text, skipped))
+        {
+            Some(text) => Manipulated {
+                body: Bytes::from(text),
+                vary: m.vary,
+            },
+            None => m,
+        }
+    }
+
     /// Runs the stream's tenant chain over the multivariant playlist.
     pub async fn multivariant_playlist(
         &self,

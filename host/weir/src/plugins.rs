@@ -143,10 +143,15 @@ impl ManifestFilter for Filter {
             else {
                 return playlist.into();
             };
-            let m = self
-                .0
-                .media_playlist(&Self::request(ctx, stream, rendition), playlist)
-                .await;
+            let req = Self::request(ctx, stream, rendition);
+            let m = match &ctx.full_playlist {
+                Some(full) => {
+                    self.0
+                        .media_playlist_delta(&req, full.clone(), playlist)
+                        .await
+                }
+                None => self.0.media_playlist(&req, playlist).await,
+            };
             Filtered {
                 body: m.body,
                 vary: m.vary,
