@@ -80,8 +80,8 @@ impl Origin {
 
     /// Layer 1, outermost: a span per request and the access log. Outermost so the status it
     /// records is the one sent (after CORS, HEAD and the deadline have had their say) and the
-    /// latency covers every layer. Latency ends at the response head; a streamed part's body
-    /// continues after it. The query is not logged (it may carry CDN tokens), nor is any
+    /// latency covers every layer. Latency ends at the response head (for a part in
+    /// progress, once it is complete). The query is not logged (it may carry CDN tokens), nor is any
     /// `/api/…` path (it may carry a stream key); the path is escaped (`{:?}`).
     #[allow(clippy::disallowed_methods)] // the access log's request duration
     async fn access_log(&self, head: http::request::Parts) -> Response<Body> {
@@ -145,8 +145,8 @@ impl Origin {
 
     /// Layer 4, innermost: a deadline on producing the response head. Inside CORS so a
     /// timeout still reaches a browser; outside the phases so it bounds all of them. Blocking
-    /// reloads carry their own tighter limit (3× target duration → 503). Bodies are not
-    /// bounded: a streamed part legitimately lasts as long as the part.
+    /// reloads carry their own tighter limit (3× target duration → 503); a part in progress
+    /// completes within a part target, or is aborted (→ 503). Bodies are whole objects.
     async fn deadline(&self, head: http::request::Parts) -> Response<Body> {
         match tokio::time::timeout(self.settings.request_timeout, self.run_phases(head)).await {
             Ok(Ok(response)) => response,

@@ -29,10 +29,13 @@
 //!  2 cache key     Route → "stream/rendition/seg7.m4s", "…/index.m3u8?_HLS_msn=…"
 //!  3 fetch         registry → stream → rendition window:
 //!                    playlist  latest snapshot, or block on wait_for(msn, part)
-//!                              ≤ 3× target (→ 503), too far ahead → 400
-//!                    part      complete bytes, or streamed as the packager writes it
+//!                              ≤ 3× target (→ 503), too far ahead → 400; a part past
+//!                              its segment's last is part 0 of the next
+//!                    part      its bytes, once complete: a part in progress (the preload
+//!                              hint) is waited for, then sent whole (aborted → 503)
 //!                    segment   its parts concatenated once, through the cache fill lock
-//!                    init      bytes          Gone → 410, Missing → 404
+//!                    init      bytes          Gone → 410, Missing → 404 (a segment that
+//!                              left the playlist is kept a while first: RFC 8216bis 6.2.2)
 //!  4 filter        ManifestFilter, playlists only (PassThrough today)
 //!  5 response      Content-Type, Content-Length, Cache-Control
 //! ```

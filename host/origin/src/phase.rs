@@ -150,8 +150,7 @@ pub(crate) enum Fetched {
     },
     Object {
         body: Body,
-        /// `None` while the body is still being written (a streamed part).
-        len: Option<usize>,
+        len: usize,
         content_type: &'static str,
         cache: CacheControl,
     },
@@ -162,7 +161,7 @@ pub(crate) enum Fetched {
 impl Fetched {
     fn bytes(body: Bytes, content_type: &'static str, cache: CacheControl) -> Self {
         Fetched::Object {
-            len: Some(body.len()),
+            len: body.len(),
             body: body::full(body),
             content_type,
             cache,
@@ -327,16 +326,14 @@ impl Origin {
                     Lookup::Gone => return Err(Error::Gone("part")),
                     Lookup::Missing => return Err(Error::NotYet("part")),
                 };
-                // Complete or not, the body at this URL never changes: a CDN may keep it.
-                let cache = CacheControl::Immutable(self.settings.media_max_age);
-                Ok(match part.bytes() {
-                    Some(bytes) => Fetched::bytes(bytes, MEDIA_TYPE, cache),
-                    None => Fetched::Object {
-                        body: body::part_stream(part),
-                        len: None,
-                        content_type: MEDIA_TYPE,
-                        cache,
-                    },
+                // Sent whole once complete (see `body::whole_part`). The body at this URL
+                // never changes: a CDN may keep it.
+                let (body, len) = body::whole_part(part).await?;
+                Ok(Fetched::Object {
+                    body,
+                    len,
+                    content_type: MEDIA_TYPE,
+                    cache: CacheControl::Immutable(self.settings.media_max_age),
                 })
             }
             Route::AssetList { stream, cue_id } => {
@@ -553,7 +550,7 @@ fn respond(fetched: Fetched) -> Response<Body> {
     let (body, len, content_type, cache) = match fetched {
         Fetched::Playlist { body, cache, .. } => {
             let len = body.len();
-            (body::full(body), Some(len), PLAYLIST_TYPE, cache)
+            (body::full(body), len, PLAYLIST_TYPE, cache)
         }
         Fetched::Object {
             body,
@@ -564,7 +561,7 @@ fn respond(fetched: Fetched) -> Response<Body> {
         // Turned into an object in phase 4; reaching here is a routing slip, not a crash.
         Fetched::AssetList { .. } => (
             body::full(Bytes::new()),
-            Some(0),
+            0,
             "application/json",
             CacheControl::NoStore,
         ),
@@ -574,9 +571,7 @@ fn respond(fetched: Fetched) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, cache.header());
-    if let Some(len) = len {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     response
 }
 

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod check_cli;
 mod config;
 mod plugin_cli;
 mod plugins;
@@ -44,6 +45,8 @@ enum Command {
     Serve(ServeArgs),
     /// Manage a running server's manifest plugins (push, list, remove).
     Plugin(plugin_cli::PluginArgs),
+    /// Follow an LL-HLS stream (weir's or any other) and report the rules it breaks.
+    Check(check_cli::CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -159,7 +162,7 @@ impl ServeArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
@@ -177,14 +180,22 @@ fn main() -> anyhow::Result<()> {
                 .thread_name("weir")
                 .build()
                 .context("starting the tokio runtime")?
-                .block_on(serve(config, args.config.clone()))
+                .block_on(serve(config, args.config.clone()))?;
         }
         Command::Plugin(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the tokio runtime")?
-            .block_on(plugin_cli::run(args)),
+            .block_on(plugin_cli::run(args))?,
+        Command::Check(args) => {
+            return tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(check_cli::run(args))
+        }
     }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// Routes a publish (RTMP or SRT) to a stream name and a packaging pipeline.

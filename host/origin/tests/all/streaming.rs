@@ -1,4 +1,6 @@
-//! A part still being written streams to HTTP clients as its chunks arrive.
+//! A request for a part still being written (the preload hint) is held open, and the part goes
+//! out whole once it is complete (RFC 8216bis 6.2.6: no byte of a part before all of it can
+//! go at the link's full speed, so players measure the link, not the encoder).
 
 use std::future::Future;
 use std::time::Duration;
@@ -6,26 +8,23 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Version;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use weir_media::StreamRegistry;
 
-use crate::support::{get_request, h1, h2c, origin, snapshot, Live, Server};
+use crate::support::{get_request, h2c, origin, snapshot, Live, Server};
 
-/// A safety net so a server that buffers a growing part fails the test instead of hanging it.
+/// A safety net so a server that never answers fails the test instead of hanging it.
 async fn soon<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await
-        .expect("timed out: the server did not stream the part")
+        .expect("timed out: the server did not send the part")
 }
 
-async fn next_data(body: &mut Incoming) -> Option<Bytes> {
-    loop {
-        let frame = soon(body.frame()).await?.expect("body error");
-        if let Ok(data) = frame.into_data() {
-            return Some(data);
-        }
-    }
-}
+/// How long a test watches for bytes that must not come. A server that sent the part's
+/// first chunk at once would be seen within it; a correct one is never early, so this
+/// cannot fail a correct server however slow the machine.
+const QUIET: Duration = Duration::from_millis(300);
 
 async fn setup() -> (Live, Server) {
     let registry = StreamRegistry::new();
@@ -35,80 +34,136 @@ async fn setup() -> (Live, Server) {
     (live, server)
 }
 
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from a raw socket.
+async fn read_response(tcp: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .unwrap_or_else(|| panic!("no content-length in {head}"));
+            if buf.len() >= end + 4 + len {
+                return (head, buf[end + 4..end + 4 + len].to_vec());
+            }
+        }
+        let n = soon(tcp.read(&mut chunk)).await.unwrap();
+        assert!(n > 0, "connection closed mid-response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 #[tokio::test]
-async fn http1_reads_the_first_chunk_before_the_part_completes() {
+async fn http1_sends_nothing_of_a_part_in_progress_then_all_of_it() {
     let (live, server) = setup().await;
     let part = live.rendition.begin_part(7).unwrap();
     part.push(Bytes::from_static(b"moof-1"));
 
-    let mut client = h1(server.addr).await;
-    let response = soon(client.send_request(get_request(&server.url("/live/a/720p/part7.m4s"))))
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /live/a/720p/part7.m4s HTTP/1.1\r\nHost: weir\r\n\r\n")
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.version(), Version::HTTP_11);
-    assert_eq!(response.headers()["transfer-encoding"], "chunked");
-    assert!(response.headers().get("content-length").is_none());
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await.unwrap(), "moof-1");
+    let mut early = [0u8; 64];
+    let read = tokio::time::timeout(QUIET, tcp.read(&mut early)).await;
+    assert!(
+        read.is_err(),
+        "bytes went out before the part was complete: {read:?}"
+    );
 
     part.push(Bytes::from_static(b"mdat-2"));
-    assert_eq!(next_data(&mut body).await.unwrap(), "mdat-2");
+    let read = tokio::time::timeout(QUIET, tcp.read(&mut early)).await;
+    assert!(read.is_err(), "bytes went out before the part was complete");
     part.finish();
-    assert_eq!(next_data(&mut body).await, None);
+    let (head, body) = read_response(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 12"),
+        "{head}"
+    );
+    assert_eq!(body, b"moof-1mdat-2");
+
+    // The connection is reused: a complete part answers at once, whole.
+    tcp.write_all(b"GET /live/a/720p/part7.m4s HTTP/1.1\r\nHost: weir\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, again) = read_response(&mut tcp).await;
+    assert_eq!(again, b"moof-1mdat-2");
 }
 
 #[tokio::test]
-async fn h2c_reads_the_first_chunk_before_the_part_completes() {
+async fn h2c_answers_a_part_in_progress_only_once_it_is_complete() {
     let (live, server) = setup().await;
     let part = live.rendition.begin_part(7).unwrap();
     part.push(Bytes::from_static(b"moof-1"));
 
     let mut client = h2c(server.addr).await;
-    let response = soon(client.send_request(get_request(&server.url("/live/a/720p/part7.m4s"))))
-        .await
-        .unwrap();
+    let mut response =
+        Box::pin(client.send_request(get_request(&server.url("/live/a/720p/part7.m4s"))));
+    assert!(
+        tokio::time::timeout(QUIET, &mut response).await.is_err(),
+        "the response began before the part was complete"
+    );
+    part.push(Bytes::from_static(b"mdat-2"));
+    part.finish();
+    let response = soon(response).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.version(), Version::HTTP_2);
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await.unwrap(), "moof-1");
-
-    part.push(Bytes::from_static(b"mdat-2"));
-    part.finish();
-    let rest = soon(body.collect()).await.unwrap().to_bytes();
-    assert_eq!(rest, "mdat-2");
+    assert_eq!(response.headers()["content-length"], "12");
+    let body = soon(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body, "moof-1mdat-2");
 }
 
 #[tokio::test]
-async fn an_aborted_part_ends_the_http1_response_with_an_error() {
+async fn an_aborted_part_is_503_over_http1() {
     let (live, server) = setup().await;
     let part = live.rendition.begin_part(7).unwrap();
     part.push(Bytes::from_static(b"moof-1"));
-    let mut client = h1(server.addr).await;
-    let response = soon(client.send_request(get_request(&server.url("/live/a/720p/part7.m4s"))))
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /live/a/720p/part7.m4s HTTP/1.1\r\nHost: weir\r\n\r\n")
         .await
         .unwrap();
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await.unwrap(), "moof-1");
+    tokio::task::yield_now().await;
     drop(part);
-    let end = soon(body.collect()).await;
-    assert!(end.is_err(), "a truncated part must not look complete");
+    let (head, body) = read_response(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    assert_eq!(body, b"part aborted before completion\n");
 }
 
 #[tokio::test]
-async fn an_aborted_part_resets_the_h2_stream_but_not_the_connection() {
+async fn an_aborted_part_is_503_over_h2_and_the_connection_lives_on() {
     let (live, server) = setup().await;
     let part = live.rendition.begin_part(7).unwrap();
     part.push(Bytes::from_static(b"moof-1"));
     let mut client = h2c(server.addr).await;
-    let response = soon(client.send_request(get_request(&server.url("/live/a/720p/part7.m4s"))))
-        .await
-        .unwrap();
-    let mut body = response.into_body();
-    assert_eq!(next_data(&mut body).await.unwrap(), "moof-1");
+    let response = client.send_request(get_request(&server.url("/live/a/720p/part7.m4s")));
+    let response = tokio::spawn(response);
+    tokio::time::sleep(Duration::from_millis(50)).await;
     drop(part);
-    let end = soon(body.collect()).await;
-    assert!(end.is_err(), "a truncated part must not look complete");
+    let response = soon(response).await.unwrap().unwrap();
+    assert_eq!(response.status(), 503);
+    let body = soon(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body, "part aborted before completion\n");
 
     // The connection is still good for the next request.
     let health = soon(client.send_request(get_request(&server.url("/healthz"))))
