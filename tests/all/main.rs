@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod check;
 mod continuity;
 mod encoder;
 mod hardening_auth;

@@ -1127,8 +1127,8 @@ impl Rendition {
                 abort.abort();
             }
         }
-        let obs = std::mem::take(&mut *lock(&self.obs));
-        self.judge(&obs);
+        let mut obs = std::mem::take(&mut *lock(&self.obs));
+        obs.summary.independence_checked = self.judge(&obs);
         Outcome {
             url: self.url.clone(),
             part_target: self.pt,
@@ -1137,13 +1137,16 @@ impl Rendition {
         }
     }
 
-    fn judge(&self, o: &Obs) {
+    /// Returns how many parts had their video samples compared with `INDEPENDENT`.
+    fn judge(&self, o: &Obs) -> u32 {
         let pt = self.pt;
+        let mut compared = 0;
         // INDEPENDENT against the part's video samples.
         for ((msn, i), l) in &o.listed {
             let Some(ind) = o.media.get(&l.uri).and_then(|m| m.independence) else {
                 continue;
             };
+            compared += 1;
             if l.independent && !ind.has_sync {
                 self.add(
                     E,
@@ -1211,6 +1214,7 @@ impl Rendition {
                 }
             }
         }
+        compared
     }
 }
 

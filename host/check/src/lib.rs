@@ -225,6 +225,8 @@ pub struct RenditionSummary {
     pub hinted_parts: u32,
     pub segments_fetched: u32,
     pub removed_segments_fetched: u32,
+    /// Parts whose video samples were read and compared with their `INDEPENDENT`.
+    pub independence_checked: u32,
     /// The longest first-to-last-byte time of a hinted part, ms.
     pub hinted_spread_max_ms: f64,
     /// The longest first-to-last-byte time of a part already listed, ms.
@@ -278,7 +280,7 @@ impl Report {
         for r in &self.renditions {
             let _ = writeln!(
                 s,
-                "  {}: {} reloads ({} delta, {} past a segment's end), {} parts listed, {} fetched ({} hinted), {} segments, {} removed segments; part first-to-last byte max: hinted {:.0} ms, listed {:.0} ms",
+                "  {}: {} reloads ({} delta, {} past a segment's end), {} parts listed, {} fetched ({} hinted, {} read for INDEPENDENT), {} segments, {} removed segments; part first-to-last byte max: hinted {:.0} ms, listed {:.0} ms",
                 r.playlist,
                 r.reloads,
                 r.delta_updates,
@@ -286,6 +288,7 @@ impl Report {
                 r.parts_listed,
                 r.parts_fetched,
                 r.hinted_parts,
+                r.independence_checked,
                 r.segments_fetched,
                 r.removed_segments_fetched,
                 r.hinted_spread_max_ms,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use weir_check::{rule, Report, Settings, Severity};
 
-use crate::live::{start, Fault};
+use crate::live::{start, start_tls, Fault};
 
 async fn check(fault: Fault, secs: u64) -> Report {
     let addr = start(fault).await;
@@ -89,4 +89,50 @@ async fn a_part_trickled_as_it_is_produced() {
         "{}",
         r.to_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_past_the_segment_end_answered_at_once() {
+    fails_on(&check(Fault::PastEndAtOnce, 4).await, rule::PART_PAST_END);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_on_a_part_without_a_sync_sample() {
+    let r = check(Fault::WrongIndependent, 3).await;
+    fails_on(&r, rule::INDEPENDENT);
+    assert!(r.rule(rule::INDEPENDENT)[0]
+        .message
+        .contains("holds no sync video sample"));
+}
+
+async fn check_tls(alpn: &[&[u8]]) -> Report {
+    let addr = start_tls(Fault::None, alpn).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let mut s = Settings::new(format!("https://{addr}/live/index.m3u8"));
+    s.duration = Duration::from_secs(2);
+    s.insecure = true;
+    let report = weir_check::check(&s).await.unwrap();
+    eprintln!("{alpn:?}:\n{}", report.to_text());
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_h2_passes() {
+    let r = check_tls(&[b"h2", b"http/1.1"]).await;
+    assert!(r.passed(), "{}", r.to_text());
+    assert!(r.renditions[0].hinted_parts >= 4, "{}", r.to_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_h2_fails() {
+    fails_on(&check_tls(&[b"http/1.1"]).await, rule::HTTP2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_refused_without_insecure() {
+    let addr = start_tls(Fault::None, &[b"h2"]).await;
+    let mut s = Settings::new(format!("https://{addr}/live/index.m3u8"));
+    s.duration = Duration::from_secs(1);
+    let err = weir_check::check(&s).await.unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
 }

@@ -37,6 +37,10 @@ pub enum Fault {
     SegmentGone,
     /// The part in progress is sent chunk by chunk as it is produced.
     Trickle,
+    /// A part index past the segment's last part is answered at once.
+    PastEndAtOnce,
+    /// Part 1 of each segment (no sync sample) is marked INDEPENDENT=YES.
+    WrongIndependent,
 }
 
 #[derive(Clone, Copy)]
@@ -142,7 +146,12 @@ impl Live {
             for i in 0..upto {
                 if self.listed(i) {
                     let n = seg * PARTS_PER_SEGMENT + i;
-                    let ind = if i == 0 { ",INDEPENDENT=YES" } else { "" };
+                    let wrong = self.fault == Fault::WrongIndependent && i == 1;
+                    let ind = if i == 0 || wrong {
+                        ",INDEPENDENT=YES"
+                    } else {
+                        ""
+                    };
                     s.push_str(&format!(
                         "#EXT-X-PART:DURATION={pt:.3},URI=\"p{n}.m4s\"{ind}\n"
                     ));
@@ -175,7 +184,9 @@ impl Live {
         };
         match part {
             None => seg < segs,
-            Some(p) if p >= PARTS_PER_SEGMENT => done > (seg + 1) * PARTS_PER_SEGMENT,
+            Some(p) if p >= PARTS_PER_SEGMENT => {
+                self.fault == Fault::PastEndAtOnce || done > (seg + 1) * PARTS_PER_SEGMENT
+            }
             Some(p) => done > seg * PARTS_PER_SEGMENT + p,
         }
     }
@@ -338,6 +349,31 @@ fn trickle(live: Live, n: u64) -> Response<BoxBody<Bytes, Infallible>> {
 
 /// Starts a server with `fault`; its media playlist is `http://ADDR/live/index.m3u8`.
 pub async fn start(fault: Fault) -> SocketAddr {
+    start_with(fault, None).await
+}
+
+/// [`start`] over TLS (a self-signed certificate for 127.0.0.1) offering the ALPN
+/// protocols `alpn`: `https://ADDR/live/index.m3u8`.
+pub async fn start_tls(fault: Fault, alpn: &[&[u8]]) -> SocketAddr {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    start_with(
+        fault,
+        Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))),
+    )
+    .await
+}
+
+async fn start_with(fault: Fault, tls: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let live = Live {
@@ -350,13 +386,23 @@ pub async fn start(fault: Fault) -> SocketAddr {
                 return;
             };
             let _ = tcp.set_nodelay(true);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| async move {
                     Ok::<_, Infallible>(live.serve(req).await)
                 });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
             });
         }
     });
