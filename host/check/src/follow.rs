@@ -306,7 +306,7 @@ fn range_header(byterange: &str) -> Option<String> {
     let (n, o) = byterange.split_once('@')?;
     let n: u64 = n.parse().ok()?;
     let o: u64 = o.parse().ok()?;
-    Some(format!("bytes={o}-{}", (o + n).checked_sub(1)?))
+    Some(format!("bytes={o}-{}", o.checked_add(n)?.checked_sub(1)?))
 }
 
 impl Rendition {
@@ -445,8 +445,16 @@ impl Rendition {
             );
             return self.finish().await;
         };
+        if !(pt.is_finite() && pt > 0.0 && pt <= 60.0) {
+            self.add(
+                E,
+                rule::LOW_LATENCY,
+                format!("PART-TARGET {pt} is not a duration the checker can follow"),
+            );
+            return self.finish().await;
+        }
         self.pt = pt;
-        self.td = pl.target_duration.unwrap_or(1).max(1);
+        self.td = pl.target_duration.unwrap_or(1).clamp(1, 600);
         if pl.target_duration.is_none() {
             self.add(E, rule::TARGET_DURATION, "no EXT-X-TARGETDURATION");
         }
@@ -460,7 +468,11 @@ impl Rendition {
             if let Some(h) = pl.hints.iter().find(|h| h.kind == "PART") {
                 let range = h.byterange_start.map(|s| format!("bytes={s}-"));
                 let k = key(&h.uri, h.byterange_start.map(|s| s.to_string()).as_deref());
-                let expected = if past_end { (m + 1, 0) } else { (m, p) };
+                let expected = if past_end {
+                    (m.saturating_add(1), 0)
+                } else {
+                    (m, p)
+                };
                 if self.started.insert(k.clone()) {
                     lock(&self.obs)
                         .hints
@@ -506,7 +518,7 @@ impl Rendition {
                 let (r, why) = if past_end {
                     (
                         rule::PART_PAST_END,
-                        format!("segment {m} has {p} parts, so this asks for part 0 of segment {} and MUST wait for it", m + 1),
+                        format!("segment {m} has {p} parts, so this asks for part 0 of segment {} and MUST wait for it", m.saturating_add(1)),
                     )
                 } else {
                     (
@@ -599,7 +611,7 @@ impl Rendition {
         };
         let probes = [
             (
-                format!("_HLS_msn={}", open + 10),
+                format!("_HLS_msn={}", open.saturating_add(10)),
                 W,
                 rule::ADVANCE_LIMIT,
                 "more than two segments past the last one",
@@ -607,7 +619,7 @@ impl Rendition {
             (
                 format!(
                     "_HLS_msn={open}&_HLS_part={}",
-                    pl.open_parts.len() as u64 + apl + 2
+                    (pl.open_parts.len() as u64).saturating_add(apl + 2)
                 ),
                 W,
                 rule::ADVANCE_LIMIT,
@@ -667,7 +679,7 @@ impl Rendition {
         };
         let first = delta.media_sequence;
         let mut segments = Vec::new();
-        for msn in first..first + skipped {
+        for msn in first..first.saturating_add(skipped) {
             match self.known.get(&msn) {
                 Some(s) => segments.push(s.clone()),
                 None => {
@@ -699,7 +711,7 @@ impl Rendition {
                 && full.open_parts.len() == delta.open_parts.len()
             {
                 let listed = delta.segments.len() as u64;
-                if full.segments.len() as u64 != skipped + listed {
+                if full.segments.len() as u64 != skipped.saturating_add(listed) {
                     self.add(
                         E,
                         rule::SKIP,
@@ -1180,7 +1192,7 @@ impl Rendition {
                 o.seg_parts
                     .get(m)
                     .filter(|&&n| n == *p)
-                    .and_then(|_| o.listed.get(&(m + 1, 0)))
+                    .and_then(|_| o.listed.get(&(m.saturating_add(1), 0)))
             });
             let Some(l) = listed else { continue };
             if &l.uri != k {

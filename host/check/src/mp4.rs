@@ -1,7 +1,7 @@
 //! Just enough ISO BMFF to tell whether a CMAF part starts with (or holds) a sync sample
 //! of its video track: `moov/trak/{tkhd,mdia/hdlr}` and `moov/mvex/trex` in the init
 //! segment, `moof/traf/{tfhd,trun}` in the part. Malformed input gives `None`, never a
-//! panic (fuzzed: `fuzz/fuzz_targets/check_mp4.rs`).
+//! panic (fuzzed: `fuzz/fuzz_targets/check_parsers.rs`).
 
 /// The init segment's video track and its `trex` default sample flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

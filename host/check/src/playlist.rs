@@ -75,7 +75,9 @@ pub struct MediaPlaylist {
 impl MediaPlaylist {
     /// The Media Sequence Number of the segment in progress (after the last complete one).
     pub fn open_msn(&self) -> u64 {
-        self.media_sequence + self.skipped.unwrap_or(0) + self.segments.len() as u64
+        self.media_sequence
+            .saturating_add(self.skipped.unwrap_or(0))
+            .saturating_add(self.segments.len() as u64)
     }
 
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
@@ -101,7 +103,9 @@ impl MediaPlaylist {
     /// (RFC 8216bis 6.2.5.2: a part index past the segment's last part means part 0 of the
     /// next segment).
     pub fn has_part(&self, msn: u64, part: u64) -> bool {
-        let first = self.media_sequence + self.skipped.unwrap_or(0);
+        let first = self
+            .media_sequence
+            .saturating_add(self.skipped.unwrap_or(0));
         if msn < first {
             return true;
         }
@@ -109,7 +113,7 @@ impl MediaPlaylist {
             if seg.parts.is_empty() || part < seg.parts.len() as u64 {
                 return true;
             }
-            return self.has_part(msn + 1, 0);
+            return msn != u64::MAX && self.has_part(msn + 1, 0);
         }
         msn == self.open_msn() && part < self.open_parts.len() as u64
     }
@@ -190,7 +194,7 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
             let Some(d) = duration.take() else {
                 return Err(format!("segment URI {line:?} without #EXTINF"));
             };
-            let m = *msn.get_or_insert(p.media_sequence + p.skipped.unwrap_or(0));
+            let m = *msn.get_or_insert(p.media_sequence.saturating_add(p.skipped.unwrap_or(0)));
             p.segments.push(Segment {
                 msn: m,
                 uri: line.to_string(),
@@ -200,7 +204,7 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, String> {
                 gap: std::mem::take(&mut gap),
                 parts: std::mem::take(&mut parts),
             });
-            msn = Some(m + 1);
+            msn = Some(m.saturating_add(1));
             continue;
         }
         let (tag, value) = line.split_once(':').unwrap_or((line, ""));
@@ -339,7 +343,13 @@ pub fn parse_date_ms(s: &str) -> Option<f64> {
     let h: i64 = c.next()?.parse().ok()?;
     let mi: i64 = c.next()?.parse().ok()?;
     let sec: f64 = c.next()?.parse().ok()?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec >= 61.0 {
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || mi > 59
+        || sec >= 61.0
+    {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
