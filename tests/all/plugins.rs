@@ -757,6 +757,84 @@ fn scte35_and_dai_plugins_pushed_at_runtime() {
     );
 }
 
+/// A delta update (`_HLS_skip=YES`) carries every date range its full playlist carries
+/// (weir does not advertise `CAN-SKIP-DATERANGES`). The dai plugin writes an interstitial
+/// only while its date is inside the playlist it is given; given the delta text, it left
+/// the interstitial out once its date fell among the skipped segments, and hls.js, which
+/// keeps no date range across a delta update without `CAN-SKIP-DATERANGES`, took that as
+/// the break being removed: a playing ad stopped, and restarted from the middle when the
+/// next full playlist listed it again (#14 item 7). Now the chain runs on the full
+/// playlist and the delta update is made from its output.
+#[test]
+fn a_delta_update_keeps_the_interstitials_of_its_full_playlist() {
+    let _serial = serial();
+    if !require_tools() || !require_components(&["scte35", "dai"]) {
+        return;
+    }
+    let origin = Origin::start(&[]);
+    let weir = &origin.weir;
+    let media = weir.url("/live/test/src/index.m3u8");
+    wait_for_segments(&media, 2);
+    origin.push_ok("scte35", "scte35", Some(r#"{"dialect":"daterange"}"#));
+    origin.push_ok(
+        "dai",
+        "dai",
+        Some(r#"{"ads":{"default":[{"uri":"/assets/ad/index.m3u8","duration":6.0}]}}"#),
+    );
+    origin.cue_out("test", 9, 6.0);
+
+    // Until the break's date is among the segments a delta update skips (CAN-SKIP-UNTIL is
+    // 12 s: about 14 s after the cue), every version's delta update must list what its
+    // full playlist lists.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut compared = 0;
+    let mut skipped_break = false;
+    while !skipped_break {
+        assert!(
+            Instant::now() < deadline,
+            "the break never reached the skipped segments"
+        );
+        let (code, body) = curl(&media, &[]).unwrap();
+        assert_eq!(code, 200);
+        let full = String::from_utf8(body).unwrap();
+        // The same version, twice: the next part, as a blocking request, full and delta.
+        let (msn, part) = next_part(&full);
+        let at = |skip: &str| {
+            let url = format!("{media}?_HLS_msn={msn}&_HLS_part={part}{skip}");
+            let (code, body) = curl(&url, &[]).unwrap();
+            assert_eq!(code, 200, "{url}");
+            String::from_utf8(body).unwrap()
+        };
+        let (full, delta) = (at(""), at("&_HLS_skip=YES"));
+        let ids = |text: &str| -> Vec<String> {
+            let mut ids: Vec<String> = dateranges(text)
+                .into_iter()
+                .filter_map(|r| r.get("ID").cloned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        if !delta.contains("#EXT-X-SKIP") || !full.contains("ad-9") {
+            continue;
+        }
+        assert_eq!(ids(&delta), ids(&full), "full:\n{full}\ndelta:\n{delta}");
+        compared += 1;
+        // Is the break's date before the first segment the delta update lists?
+        let start = dateranges(&full)
+            .into_iter()
+            .find(|r| r.get("ID").map(String::as_str) == Some("ad-9"))
+            .and_then(|r| r.get("START-DATE").cloned())
+            .unwrap();
+        let first_listed = delta
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+            .unwrap()
+            .to_owned();
+        skipped_break = start < first_listed;
+    }
+    assert!(compared >= 3, "only {compared} versions compared");
+}
+
 /// Parses a multivariant playlist's variant URIs.
 fn variant_uris(text: &str) -> Vec<String> {
     let mut out = Vec::new();
