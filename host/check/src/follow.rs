@@ -234,6 +234,7 @@ enum Kind {
 
 struct MediaObs {
     ok: bool,
+    status: u16,
     last_byte: Option<Instant>,
     independence: Option<Independence>,
 }
@@ -600,8 +601,8 @@ impl Rendition {
         }
     }
 
-    /// Probes each rendition once: far past the edge (SHOULD be 400 at once) and
-    /// `_HLS_part` alone (MUST be 400).
+    /// Probes each rendition once: far past the edge (SHOULD be 400 at once), `_HLS_part`
+    /// alone (MUST be 400), and a part already listed (answered at once, 200).
     fn probes(&mut self, pl: &MediaPlaylist) {
         let open = pl.open_msn();
         let apl = if self.pt < 1.0 {
@@ -609,9 +610,12 @@ impl Rendition {
         } else {
             3
         };
-        let probes = [
+        // (query, the status expected, whether at once, severity, rule, what it asks).
+        let mut probes = vec![
             (
                 format!("_HLS_msn={}", open.saturating_add(10)),
+                400,
+                true,
                 W,
                 rule::ADVANCE_LIMIT,
                 "more than two segments past the last one",
@@ -621,24 +625,41 @@ impl Rendition {
                     "_HLS_msn={open}&_HLS_part={}",
                     (pl.open_parts.len() as u64).saturating_add(apl + 2)
                 ),
+                400,
+                true,
                 W,
                 rule::ADVANCE_LIMIT,
                 "past the Advance Part Limit",
             ),
             (
                 "_HLS_part=0".to_string(),
+                400,
+                false,
                 E,
                 rule::PART_WITHOUT_MSN,
                 "_HLS_part without _HLS_msn",
             ),
         ];
-        for (q, sev, r, what) in probes {
+        if let Some((m, p)) = pl.last_part() {
+            probes.push((
+                format!("_HLS_msn={m}&_HLS_part={p}"),
+                200,
+                true,
+                E,
+                rule::BLOCKING,
+                "a part the playlist already lists",
+            ));
+        }
+        for (q, want, at_once, sev, r, what) in probes {
             let url = self.with_query(&q);
             let ctx = self.ctx.clone();
             let name = self.name.clone();
             self.tasks.push(tokio::spawn(async move {
                 let got = match ctx.client.get(&url, None, PROBE_TIMEOUT).await {
-                    Ok(f) if f.status == 400 && f.head_at.duration_since(f.sent) <= AT_ONCE => {
+                    Ok(f)
+                        if f.status == want
+                            && (!at_once || f.head_at.duration_since(f.sent) <= AT_ONCE) =>
+                    {
                         return
                     }
                     Ok(f) => format!(
@@ -651,11 +672,12 @@ impl Rendition {
                     }
                     Err(e) => e.to_string(),
                 };
+                let when = if at_once { " at once" } else { "" };
                 ctx.findings.add(
                     sev,
                     r,
                     &name,
-                    format!("{q} ({what}): {got}; expected 400 at once"),
+                    format!("{q} ({what}): {got}; expected {want}{when}"),
                 );
             }));
         }
@@ -787,13 +809,18 @@ impl Rendition {
                 }
             };
             let ok = f.status == 200 || f.status == 206;
+            // A hint the server withdrew (its segmentation changed) MAY be 404 (6.2.6):
+            // judged at the end, once it is known whether the part was listed.
+            let withdrawn_maybe = kind == (Kind::Part { hinted: true });
             if !ok {
-                ctx.findings.add(
-                    E,
-                    missing_rule,
-                    &name,
-                    format!("{what} {uri}: answered {}", f.status),
-                );
+                if !withdrawn_maybe {
+                    ctx.findings.add(
+                        E,
+                        missing_rule,
+                        &name,
+                        format!("{what} {uri}: answered {}", f.status),
+                    );
+                }
             } else {
                 let (max_age, forbids) = cache_control(&f);
                 if forbids || max_age.is_none_or(|a| a < 60) {
@@ -842,6 +869,7 @@ impl Rendition {
                     key,
                     MediaObs {
                         ok,
+                        status: f.status,
                         last_byte: f.last_byte,
                         independence: video.and_then(|t| mp4::independence(&f.body, t)),
                     },
@@ -1194,7 +1222,35 @@ impl Rendition {
                     .filter(|&&n| n == *p)
                     .and_then(|_| o.listed.get(&(m.saturating_add(1), 0)))
             });
-            let Some(l) = listed else { continue };
+            let fetched = o.media.get(k);
+            let Some(l) = listed else {
+                // Never listed: a withdrawn hint, which SHOULD be 404; or the check ended.
+                if let Some(m) = fetched.filter(|m| !m.ok && m.status != 404) {
+                    self.add(
+                        W,
+                        rule::HINT_AVAILABLE,
+                        format!(
+                            "hinted part {k} was withdrawn and answered {} (SHOULD be 404)",
+                            m.status
+                        ),
+                    );
+                }
+                continue;
+            };
+            if let Some(m) = fetched.filter(|m| !m.ok && o.listed.values().any(|x| &x.uri == k)) {
+                self.add(
+                    E,
+                    rule::HINT_AVAILABLE,
+                    format!(
+                        "hinted part {k} answered {} although the playlist then listed it",
+                        m.status
+                    ),
+                );
+            }
+            if &l.uri != k && fetched.is_some_and(|m| !m.ok) {
+                // Withdrawn (answered 404 or so) and replaced: allowed by 6.2.6.
+                continue;
+            }
             if &l.uri != k {
                 self.add(
                     E,

@@ -79,14 +79,16 @@ pub mod rule {
     /// The hint's URI MUST match the part later added to the playlist.
     pub const HINT_NEXT: &str = "RFC8216bis 4.4.5.3 EXT-X-PRELOAD-HINT names the next part";
     /// A hinted resource MUST be available (answered with 200) when hinted; the checker
-    /// waits 3 × the target duration.
+    /// waits 3 × the target duration. A hint the server withdraws (never listed) MAY be
+    /// answered 404 (anything else: a warning), and then another URI may be listed.
     pub const HINT_AVAILABLE: &str = "RFC8216bis 6.2.6 hinted resource available";
     /// No byte of a part until all of it can go at link speed: more than
     /// max(100 ms, PART-TARGET / 4) from a part's first body byte to its last is an error.
     pub const PART_WHOLE: &str = "RFC8216bis 6.2.6 part bytes sent whole";
     /// A blocking request MUST NOT be answered before the playlist holds what it asked for;
     /// one not answered within 3 × the target duration is an error (a part MUST come
-    /// within one PART-TARGET, 6.2.1).
+    /// within one PART-TARGET, 6.2.1), and so is one for a part already listed that is not
+    /// answered 200 within 500 ms.
     pub const BLOCKING: &str = "RFC8216bis 6.2.5.2 Blocking Playlist Reload";
     /// The playlist that lists a part answers the waiting blocking request at most
     /// max(PART-TARGET, 150 ms) after the hinted part's last byte arrived.

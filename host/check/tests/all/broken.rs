@@ -105,6 +105,22 @@ async fn independent_on_a_part_without_a_sync_sample() {
         .contains("holds no sync video sample"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_reloads_answered_late() {
+    let r = check(Fault::SlowBlocking, 3).await;
+    fails_on(&r, rule::BLOCKING);
+    fails_on(&r, rule::BLOCKING_PROMPT);
+}
+
+/// A server MAY withdraw a hint when its segmentation changes, answering 404: not a
+/// finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_hint_answered_404_passes() {
+    let r = check(Fault::WithdrawnHint, 4).await;
+    assert!(r.passed(), "{}", r.to_text());
+    assert!(r.findings.is_empty(), "{}", r.to_text());
+}
+
 async fn check_tls(alpn: &[&[u8]]) -> Report {
     let addr = start_tls(Fault::None, alpn).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;

@@ -41,6 +41,10 @@ pub enum Fault {
     PastEndAtOnce,
     /// Part 1 of each segment (no sync sample) is marked INDEPENDENT=YES.
     WrongIndependent,
+    /// Every blocking reload is answered 600 ms after it could be.
+    SlowBlocking,
+    /// Every fifth hint is withdrawn (404) and another URI listed: allowed (6.2.6).
+    WithdrawnHint,
 }
 
 #[derive(Clone, Copy)]
@@ -122,6 +126,8 @@ impl Live {
     fn hint_uri(&self, n: u64) -> String {
         if self.fault == Fault::HintNeverArrives {
             format!("h{n}.m4s")
+        } else if self.fault == Fault::WithdrawnHint && n % 5 == 3 {
+            format!("w{n}.m4s")
         } else {
             format!("p{n}.m4s")
         }
@@ -220,6 +226,9 @@ impl Live {
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+            }
+            if msn.is_some() && self.fault == Fault::SlowBlocking {
+                tokio::time::sleep(Duration::from_millis(600)).await;
             }
             let max_age = if msn.is_some() { 6 } else { 1 };
             return ok(self.playlist(), "application/vnd.apple.mpegurl", max_age);
