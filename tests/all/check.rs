@@ -2,7 +2,8 @@
 //! 1 s / 200 ms, and the transcoded test pattern's ladder. Each runs the real binary's
 //! `weir check --json` for 12 s and fails on any error finding (warnings are printed).
 //! The windows are short so segments leave the playlist during the check (the
-//! removed-segment rule is exercised, not skipped).
+//! removed-segment rule is exercised, not skipped); the 1 s / 200 ms one is just past
+//! CAN-SKIP-UNTIL, so delta updates are checked as well.
 
 use std::process::Command;
 use std::time::Duration;
@@ -12,6 +13,11 @@ use weir_e2e::*;
 /// Runs `weir check URL --duration 12 --json` and returns its error findings (rule:
 /// message) after printing the report.
 fn check_errors(url: &str) -> Vec<String> {
+    check_report(url).0
+}
+
+/// [`check_errors`], with the whole JSON report.
+fn check_report(url: &str) -> (Vec<String>, serde_json::Value) {
     let out = Command::new(weir_bin())
         .args(["check", url, "--duration", "12", "--json", "--insecure"])
         .output()
@@ -37,7 +43,7 @@ fn check_errors(url: &str) -> Vec<String> {
         assert!(r["hinted_parts"].as_u64().unwrap() >= 10, "{r}");
         assert!(r["removed_segments_fetched"].as_u64().unwrap() >= 1, "{r}");
     }
-    errors
+    (errors, report)
 }
 
 // TODO(#14 item 3): before the origin sent a part in progress whole once complete, these
@@ -89,14 +95,19 @@ fn weir_check_passes_on_a_passthrough_stream_1s_200ms() {
         "--part-ms",
         "200",
         "--window-s",
-        "3",
+        "8",
     ])
     .unwrap();
     let master = weir.url("/live/test/master.m3u8");
     wait_for_200(&master, Duration::from_secs(20)).unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let errors = check_errors(&master);
+    let (errors, report) = check_report(&master);
     assert!(errors.is_empty(), "{errors:#?}");
+    // An 8 s window is past CAN-SKIP-UNTIL (6 x 1 s): delta updates were checked too.
+    assert!(
+        report["renditions"][0]["delta_updates"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
 }
 
 #[test]
