@@ -21,4 +21,5 @@ mod numbering;
 mod players;
 mod plugins;
 mod scte35;
+mod shaka;
 mod srt_ingest;

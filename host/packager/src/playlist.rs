@@ -359,6 +359,13 @@ impl MultivariantPlaylist {
             if let Some(fps) = v.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
                 write!(w, ",FRAME-RATE={fps:.3}")?;
             }
+            // Weir offers no closed-caption renditions. Saying so spares Shaka 5.2's
+            // caption detection (Shaka 5.2.12, `needsClosedCaptionsDetection_`), which
+            // otherwise probes two more segments of the first media playlist it loads and,
+            // while fewer than three are complete, picks the segment still in parts: it has
+            // no URI, and the load fails ("Cannot read properties of undefined (reading
+            // 'match')") for every viewer who joins in a new stream's first seconds.
+            write!(w, ",CLOSED-CAPTIONS=NONE")?;
             writeln!(w)?;
             writeln!(w, "{}", v.uri)?;
         }

@@ -224,6 +224,9 @@ impl RenditionCore {
             }
         }
         if !self.standby {
+            // A publisher lost before its first part: nothing will end a hold, and gap
+            // parts name no hint.
+            self.hold_playlist = None;
             if let Some(p) = self.packager.as_mut() {
                 p.gap(cx.now.unix_ms);
             }
@@ -353,6 +356,14 @@ impl RenditionCore {
                 return false;
             }
             info!(tracks = %describe(&tracks), "publisher resumed; discontinuity");
+            // The playlist that ends the old session's segment waits for the new session's
+            // first part, as the gap before the stand-by slate does: published at once, its
+            // preload hint would name that part before its segment's EXT-X-DISCONTINUITY
+            // and EXT-X-MAP are written. Shaka 5.2.12 loads a hinted part as soon as it is
+            // hinted, with the init segment of the segment before it: the returning
+            // publisher's keyframe went into the slate's decoder configuration and Chromium
+            // failed it (PIPELINE_ERROR_DECODE, Shaka 3014, fatal).
+            self.hold_playlist = Some(p.next_part_seq());
             self.tracks = tracks;
             self.drain(cx);
             self.publish_multivariant(cx);

@@ -210,6 +210,11 @@ fn multivariant() {
                 Some("avc1.42c01e,mp4a.40.2")
             );
             assert_eq!(m.variants[0].resolution.unwrap().width, 1280);
+            // NONE on every variant (RFC 8216bis 4.4.6.2: one NONE makes it all).
+            assert!(m
+                .variants
+                .iter()
+                .all(|v| v.closed_captions == Some(m3u8_rs::ClosedCaptionGroupId::None)));
         }
         other => panic!("{other:?}"),
     }

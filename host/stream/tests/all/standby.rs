@@ -109,10 +109,65 @@ fn a_returning_publisher_takes_over_at_its_first_keyframe_with_other_parameters(
         .as_deref()
         .unwrap()
         .contains("RESOLUTION=1920x1080"));
+    // Every hinted part came under the init its playlist implied: the playlist that ends
+    // the slate's segment waits for the returning publisher's first part, so no hint names
+    // that part before its EXT-X-DISCONTINUITY and EXT-X-MAP are written (Shaka 5.2.12
+    // loads a hinted part at once, with the init in force where the hint stands).
+    let listed = maps_of_parts(&text);
+    let mut checked = 0;
+    for (t, s) in &src.published {
+        let text = String::from_utf8_lossy(&s.playlist);
+        let Some((hint, map)) = hint_and_map(&text) else {
+            continue;
+        };
+        if let Some(later) = listed.iter().find(|(uri, _)| *uri == hint) {
+            assert_eq!(
+                later.1, map,
+                "at {t:?} the hint {hint} stood under {map}, but the part came under {}:\n{text}",
+                later.1
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "only {checked} hints checked");
     // Slate media after the return goes nowhere.
     let parts = src.parts.len();
     h.input(Input::Standby(MediaEvent::Tracks(vec![video_track(
         640, 360,
     )])));
     assert_eq!(h.rendition("src").parts.len(), parts);
+}
+
+/// The `EXT-X-MAP` URI in force at each `EXT-X-PART` of a playlist.
+fn maps_of_parts(text: &str) -> Vec<(String, String)> {
+    let mut map = String::new();
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if let Some(uri) = attr_uri(l, "#EXT-X-MAP:") {
+            map = uri;
+        } else if let Some(uri) = attr_uri(l, "#EXT-X-PART:") {
+            out.push((uri, map.clone()));
+        }
+    }
+    out
+}
+
+/// The preload hint's URI and the `EXT-X-MAP` URI in force where it stands.
+fn hint_and_map(text: &str) -> Option<(String, String)> {
+    let mut map = String::new();
+    for l in text.lines() {
+        if let Some(uri) = attr_uri(l, "#EXT-X-MAP:") {
+            map = uri;
+        } else if let Some(uri) = attr_uri(l, "#EXT-X-PRELOAD-HINT:") {
+            return Some((uri, map));
+        }
+    }
+    None
+}
+
+fn attr_uri(line: &str, tag: &str) -> Option<String> {
+    let rest = line.strip_prefix(tag)?;
+    let at = rest.find("URI=\"")? + 5;
+    let end = rest[at..].find('"')?;
+    Some(rest[at..at + end].to_string())
 }
