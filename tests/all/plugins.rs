@@ -576,6 +576,18 @@ fn failed(r: &PlayReport) -> Vec<&String> {
 
 #[test]
 fn scte35_and_dai_plugins_pushed_at_runtime() {
+    scte35_and_dai_at_runtime(false);
+}
+
+/// The same with the current hls.js release (1.7.x), which appends an ad "in place" into
+/// the programme's buffer unless the break says `CUE="ONCE"` (dai's default), and got that
+/// wrong for a break cued at the live edge (#14 item 7).
+#[test]
+fn scte35_and_dai_plugins_pushed_at_runtime_with_the_current_hlsjs() {
+    scte35_and_dai_at_runtime(true);
+}
+
+fn scte35_and_dai_at_runtime(current: bool) {
     let _serial = serial();
     if !require_tools() || !require_components(&["scte35", "dai"]) {
         return;
@@ -589,13 +601,11 @@ fn scte35_and_dai_plugins_pushed_at_runtime() {
 
     // The player runs first, with no plugins; everything below happens while it plays.
     let started = origin.dir.path().join("started");
-    let player = Player::start_with(
-        "hls",
-        &master,
-        20,
-        &["--started-file", started.to_str().unwrap()],
-    )
-    .unwrap();
+    let mut args = vec!["--started-file", started.to_str().unwrap()];
+    if current {
+        args.push("--current");
+    }
+    let player = Player::start_with("hls", &master, 20, &args).unwrap();
     let deadline = Instant::now() + Duration::from_secs(40);
     while !started.exists() {
         assert!(

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! #EXT-X-DATERANGE:ID="ad-<id>",CLASS="com.apple.hls.interstitial",START-DATE="...",
-//!   DURATION=<break secs>,X-ASSET-LIST="../asset-list/<id>.json",X-RESUME-OFFSET=<secs>,
-//!   X-RESTRICT="SKIP,JUMP"
+//!   CUE="ONCE",DURATION=<break secs>,X-ASSET-LIST="../asset-list/<id>.json",
+//!   X-RESUME-OFFSET=<secs>,X-RESTRICT="SKIP,JUMP"
 //! ```
 //!
 //! (one line). The tag is the same for every viewer, so the playlist stays cacheable
@@ -52,10 +52,22 @@ pub struct Config {
     /// `X-RESTRICT`: `"SKIP,JUMP"`, `"SKIP"`, `"JUMP"` or `""`.
     #[serde(default = "default_restrict")]
     pub restrict: String,
+    /// `CUE`: `"ONCE"` (a viewer sees a break once, even seeking back over it) or `""` (no
+    /// attribute). `ONCE` also keeps hls.js from appending the ad "in place" into the
+    /// programme's buffer: for a break cued at the live edge, whose end is past the
+    /// playlist's end, hls.js 1.7.4 sometimes appended the ad at time 0 instead of the
+    /// break's start, stalled, and ended the ad after a fraction of a second (3 of 6 runs
+    /// of the plugins e2e test; none of 8 with `ONCE`; hls.js 1.6.19 played it either way).
+    #[serde(default = "default_cue")]
+    pub cue: String,
 }
 
 fn default_restrict() -> String {
     "SKIP,JUMP".to_string()
+}
+
+fn default_cue() -> String {
+    "ONCE".to_string()
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -174,6 +186,13 @@ impl Config {
         if let Some(bad) = tokens.iter().find(|t| !matches!(**t, "SKIP" | "JUMP")) {
             return Err(format!(
                 "config: restrict: {bad:?} is not SKIP or JUMP (give \"SKIP,JUMP\", \"SKIP\", \"JUMP\" or \"\")"
+            ));
+        }
+        // PRE and POST make no sense for a break at a cue's date.
+        if !matches!(c.cue.as_str(), "ONCE" | "") {
+            return Err(format!(
+                "config: cue: {:?} is not ONCE (give \"ONCE\" or \"\")",
+                c.cue
             ));
         }
         Ok(c)
@@ -305,6 +324,9 @@ pub fn transform(config: &Config, cues: &[CueEvent], text: String) -> Result<Str
         let length = b.planned_ms().or(b.length_ms());
         let mut tag = Interstitial::new(id, b.start_ms(), Asset::List(asset_list_uri(b.id())))
             .restrict(skip, jump);
+        if !config.cue.is_empty() {
+            tag = tag.cue(config.cue.clone());
+        }
         if let Some(d) = length {
             tag = tag.duration_ms(d);
         }

@@ -109,7 +109,7 @@ fn an_interstitial_per_break_inside_the_playlist() {
     let c = Config::parse(CONFIG).unwrap();
     let cues = [out_cue(7, T0 + 9000, Some(30_000), None)];
     let out = transform(&c, &cues, FULL.into()).unwrap();
-    let tag = "#EXT-X-DATERANGE:ID=\"ad-7\",CLASS=\"com.apple.hls.interstitial\",START-DATE=\"2026-11-25T16:00:09.000Z\",DURATION=30.000,X-ASSET-LIST=\"../asset-list/7.json\",X-RESUME-OFFSET=30,X-RESTRICT=\"SKIP,JUMP\"";
+    let tag = "#EXT-X-DATERANGE:ID=\"ad-7\",CLASS=\"com.apple.hls.interstitial\",START-DATE=\"2026-11-25T16:00:09.000Z\",CUE=\"ONCE\",DURATION=30.000,X-ASSET-LIST=\"../asset-list/7.json\",X-RESUME-OFFSET=30,X-RESTRICT=\"SKIP,JUMP\"";
     assert!(
         out.contains(&format!(
             "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T16:00:08.000Z\n{tag}\n#EXT-X-PART"
@@ -137,7 +137,21 @@ fn dates_outside_the_listed_media_wait_or_are_dropped() {
     // Dated inside the segment in progress: written there, and that segment loses its own
     // date (hls.js), which follows from seg46.
     let out = transform(&c, &[out_cue(2, T0 + 14_100, None, None)], FULL.into()).unwrap();
-    assert!(out.contains("seg46.m4s\n#EXT-X-DATERANGE:ID=\"ad-2\",CLASS=\"com.apple.hls.interstitial\",START-DATE=\"2026-11-25T16:00:14.100Z\",X-ASSET-LIST=\"../asset-list/2.json\",X-RESTRICT=\"SKIP,JUMP\"\n#EXT-X-PART"), "{out}");
+    assert!(out.contains("seg46.m4s\n#EXT-X-DATERANGE:ID=\"ad-2\",CLASS=\"com.apple.hls.interstitial\",START-DATE=\"2026-11-25T16:00:14.100Z\",CUE=\"ONCE\",X-ASSET-LIST=\"../asset-list/2.json\",X-RESTRICT=\"SKIP,JUMP\"\n#EXT-X-PART"), "{out}");
+}
+
+#[test]
+fn cue_once_by_default_none_on_request_nothing_else() {
+    let out = |config: &str| {
+        let c = Config::parse(config).unwrap();
+        transform(&c, &[out_cue(7, T0 + 9000, Some(30_000), None)], FULL.into()).unwrap()
+    };
+    assert!(out(CONFIG).contains(",CUE=\"ONCE\","));
+    let none = CONFIG.replacen('{', "{\"cue\":\"\",", 1);
+    assert!(out(&none).contains("ad-7") && !out(&none).contains("CUE="));
+    let pre = CONFIG.replacen('{', "{\"cue\":\"PRE\",", 1);
+    let err = Config::parse(&pre).unwrap_err();
+    assert!(err.contains("config: cue: \"PRE\""), "{err}");
 }
 
 #[test]
