@@ -88,7 +88,8 @@ pub(crate) struct RenditionCore {
     /// What a returning publisher sent while the stand-by slate still plays.
     returning: Returning,
     /// Playlists wait until this part is complete: the gap before the stand-by slate is
-    /// published together with the slate's first part, never as the live edge.
+    /// published together with the slate's first part, never as the live edge, and after a
+    /// restart the old session's last segment with the new session's first part.
     hold_playlist: Option<u64>,
     /// The rendition's numbering reservation (with `server.state_dir`).
     numbering: Option<Box<dyn Reservation>>,
