@@ -30,7 +30,7 @@ struct Probe {
 }
 
 fn probe_segment(dir: &Path, base: &str, name: &str) -> Probe {
-    let (code, init) = curl(&format!("{base}/init0.mp4"), &[]).unwrap();
+    let (code, init) = curl(&format!("{base}/init.mp4"), &[]).unwrap();
     assert_eq!(code, 200);
     let (code, seg) = curl(&format!("{base}/{name}"), &[]).unwrap();
     assert_eq!(code, 200, "{base}/{name}");

@@ -1490,7 +1490,7 @@ fn blackout_on_a_transcoded_stream_uses_each_rungs_slate() {
     }
     let now = unix_ms();
     let blackout = format!(
-        r#"{{"countries":["US"],"windows":[{{"start":{},"end":{}}}],"slate_rendition":"slate-{{rendition}}","slate_init":"init0.mp4"}}"#,
+        r#"{{"countries":["US"],"windows":[{{"start":{},"end":{}}}],"slate_rendition":"slate-{{rendition}}"}}"#,
         now - 60_000,
         now + 600_000
     );
@@ -1517,7 +1517,7 @@ fn blackout_on_a_transcoded_stream_uses_each_rungs_slate() {
             us_text.contains(&format!("../slate-{rung}/seg")),
             "{rung} for US:\n{us_text}"
         );
-        assert!(us_text.contains(&format!("#EXT-X-MAP:URI=\"../slate-{rung}/init0.mp4\"")));
+        assert!(us_text.contains(&format!("#EXT-X-MAP:URI=\"../slate-{rung}/init.mp4\"")));
         assert!(!de_text.contains("slate"), "{rung} for DE:\n{de_text}");
     }
 
@@ -1540,8 +1540,8 @@ fn blackout_on_a_transcoded_stream_uses_each_rungs_slate() {
         String::from_utf8(out.stdout).unwrap()
     };
     for rung in ["480p", "360p"] {
-        let programme = probe(&format!("/live/tbo/{rung}/init0.mp4"));
-        let slate = probe(&format!("/live/tbo/slate-{rung}/init0.mp4"));
+        let programme = probe(&format!("/live/tbo/{rung}/init.mp4"));
+        let slate = probe(&format!("/live/tbo/slate-{rung}/init.mp4"));
         assert!(!programme.trim().is_empty());
         assert_eq!(programme, slate, "{rung}: same codec parameters");
     }

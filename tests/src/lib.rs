@@ -658,6 +658,35 @@ pub fn curl_post(url: &str, headers: &[&str], body: &str) -> Result<(u16, Vec<u8
     curl(url, &extra)
 }
 
+/// The `EXT-X-MAP` URIs that follow an `EXT-X-DISCONTINUITY`, in order: each publisher
+/// session's (or the stand-by slate's) init segment after the first. Init URIs are named by
+/// the first part that uses them (`init<seq>.mp4`), so tests find them here.
+pub fn discontinuity_maps(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut maps: Vec<String> = Vec::new();
+    for pair in lines.windows(2) {
+        if pair[0] == "#EXT-X-DISCONTINUITY" {
+            if let Some(uri) = pair[1]
+                .strip_prefix("#EXT-X-MAP:URI=\"")
+                .and_then(|s| s.split('"').next())
+            {
+                if !maps.iter().any(|m| m == uri) {
+                    maps.push(uri.to_owned());
+                }
+            }
+        }
+    }
+    maps
+}
+
+/// The first `EXT-X-MAP` URI a media playlist lists: its oldest segment's init.
+pub fn first_map(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|s| s.split('"').next())
+        .map(str::to_owned)
+}
+
 /// Every `#EXT-X-DATERANGE` in a playlist, as its attribute list (quotes removed), in order.
 pub fn dateranges(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
     text.lines()
@@ -691,9 +720,10 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// The share of a decoded frame's luma samples within ±8 of the built-in slate's
 /// background (Y = 40): near 1 for the slate, near 0 for ffmpeg's testsrc2. `uri` is a
-/// segment of the rendition at `base` (its init is `init0.mp4`).
+/// segment of the rendition at `base` (one publisher session: its init is the current one,
+/// `init.mp4`).
 pub fn slate_share(dir: &std::path::Path, base: &str, uri: &str) -> Result<f64> {
-    let (_, init) = curl(&format!("{base}/init0.mp4"), &[])?;
+    let (_, init) = curl(&format!("{base}/init.mp4"), &[])?;
     let (code, seg) = curl(&format!("{base}/{uri}"), &[])?;
     if code != 200 {
         bail!("{base}/{uri}: HTTP {code}");

@@ -120,7 +120,7 @@ const RETAIN_EXTRA_SEGMENTS: u64 = 2;
 #[derive(Debug, Default)]
 struct Window {
     /// Init segments by generation, oldest first.
-    inits: VecDeque<(u32, Bytes)>,
+    inits: VecDeque<(u64, Bytes)>,
     /// Every part in the window by global sequence number, the open one last.
     parts: VecDeque<(u64, PartConsumer)>,
     /// Complete segments, oldest first.
@@ -210,7 +210,7 @@ impl RenditionProducer {
 
     /// Adds (or replaces) the init segment of `generation`. A new generation follows a
     /// change of codec parameters; older ones stay servable for the segments that use them.
-    pub fn set_init_generation(&self, generation: u32, init: Bytes) {
+    pub fn set_init_generation(&self, generation: u64, init: Bytes) {
         let mut w = self.shared.window();
         w.inits.retain(|(g, _)| *g != generation);
         w.inits.push_back((generation, init));
@@ -341,7 +341,7 @@ impl RenditionConsumer {
     }
 
     /// The init segment of `generation`, if it is still kept.
-    pub fn init_generation(&self, generation: u32) -> Option<Bytes> {
+    pub fn init_generation(&self, generation: u64) -> Option<Bytes> {
         let w = self.shared.window();
         w.inits
             .iter()

@@ -25,7 +25,7 @@ pub enum Route {
     Init {
         stream: String,
         rendition: String,
-        generation: Option<u32>,
+        generation: Option<u64>,
     },
     /// `GET /live/{stream}/{rendition}/part{seq}.m4s`, `seq` a global part sequence number.
     Part {
@@ -134,9 +134,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route> {
                     generation: None,
                 });
             }
-            if let Some(generation) =
-                numbered(file, "init", ".mp4").and_then(|g| u32::try_from(g).ok())
-            {
+            if let Some(generation) = numbered(file, "init", ".mp4") {
                 return Ok(Route::Init {
                     stream,
                     rendition,

@@ -83,9 +83,11 @@ pub use settings::{
 pub use weir_media::PlacedCue;
 
 /// URI of init segment generation `generation` (see [`Packager::init_generation`]),
-/// relative to the media playlist: `init0.mp4`, then `init1.mp4` after a restart, and so on.
-/// Each generation's bytes never change, so it can be cached like a segment.
-pub fn init_uri(generation: u32) -> String {
+/// relative to the media playlist: `init<seq>.mp4`, where `seq` is the sequence number of the
+/// first part that uses it. Part numbers are never reused, across restarts of weir either
+/// (docs/design/003), so neither is an init URI: its bytes never change and it can be cached
+/// like a segment, even when a restarted stream's publisher has other codec parameters.
+pub fn init_uri(generation: u64) -> String {
     format!("init{generation}.mp4")
 }
 

@@ -82,9 +82,10 @@ pub enum Output {
     WindowAdvanced { first_msn: u64 },
     /// [`Packager::restart`] made a new init segment; serve it as
     /// [`init_uri(generation)`](crate::init_uri). Segments of older generations still in the
-    /// window need theirs (see [`Packager::oldest_init_generation`]). Generation 0 is the one
-    /// [`Packager::new`] made: [`Packager::init_segment`] returns it, and no event announces it.
-    InitChanged { generation: u32, bytes: Bytes },
+    /// window need theirs (see [`Packager::oldest_init_generation`]). The first generation is
+    /// the one [`Packager::new`] made: [`Packager::init_segment`] returns it, and no event
+    /// announces it.
+    InitChanged { generation: u64, bytes: Bytes },
 }
 
 /// One rendition's CMAF packager and playlist model. See the [crate docs](crate).
@@ -95,7 +96,7 @@ pub struct Packager {
     /// Index of the track whose samples drive cutting: the first video track, else track 0.
     primary: usize,
     init: Bytes,
-    init_generation: u32,
+    init_generation: u64,
 
     // Targets in primary-track ticks.
     segment_target: u64,
@@ -129,7 +130,7 @@ pub struct Packager {
     /// The next real segment starts a new session after an earlier one.
     discontinuity_pending: bool,
     /// Init generation of the latest real segment; gap segments keep it (they use no init).
-    map_generation: u32,
+    map_generation: u64,
 
     next_msn: u64,
     next_seq: u64,
@@ -195,7 +196,7 @@ impl Packager {
             tracks: states,
             primary,
             init,
-            init_generation: 0,
+            init_generation: first_part_seq,
             anchor: None,
             anchor_settling: false,
             session: None,
@@ -207,7 +208,7 @@ impl Packager {
             media_end: 0,
             gapping: false,
             discontinuity_pending: false,
-            map_generation: 0,
+            map_generation: first_part_seq,
             next_msn: first_msn,
             next_seq: first_part_seq,
             max_segment: Duration::ZERO,
@@ -226,15 +227,16 @@ impl Packager {
         self.init.clone()
     }
 
-    /// The generation of the current init segment: 0 from [`Packager::new`], one more per
-    /// [`Packager::restart`]. Its URI is [`init_uri`](crate::init_uri)`(generation)`.
-    pub fn init_generation(&self) -> u32 {
+    /// The generation of the current init segment: the sequence number of the first part
+    /// that uses it (`first_part_seq` from [`Packager::new`], the next part's after a
+    /// [`Packager::restart`]). Its URI is [`init_uri`](crate::init_uri)`(generation)`.
+    pub fn init_generation(&self) -> u64 {
         self.init_generation
     }
 
     /// The oldest init generation that a segment in the window (or the one in progress)
     /// still uses: older init segments may be dropped.
-    pub fn oldest_init_generation(&self) -> u32 {
+    pub fn oldest_init_generation(&self) -> u64 {
         self.window
             .segments()
             .front()

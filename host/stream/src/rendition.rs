@@ -24,7 +24,7 @@ pub struct RenditionId(pub usize);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RenditionOutput {
     /// Init segment `generation` (0 when packaging starts; later ones after a discontinuity).
-    Init { generation: u32, bytes: Bytes },
+    Init { generation: u64, bytes: Bytes },
     /// Open part `seq`: the next playlist's preload hint names it, and readers may attach.
     OpenPart { seq: u64 },
     /// Append a CMAF chunk to the open part `seq`.

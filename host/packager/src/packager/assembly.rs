@@ -48,7 +48,7 @@ impl Packager {
         let first_generation = self.oldest_init_generation();
         let mut generation = first_generation;
         let mut map_change =
-            |g: u32| (std::mem::replace(&mut generation, g) != g).then(|| init_uri(g));
+            |g: u64| (std::mem::replace(&mut generation, g) != g).then(|| init_uri(g));
         let segments: Vec<SegmentEntry> = self
             .window
             .segments()

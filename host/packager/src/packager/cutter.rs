@@ -63,7 +63,7 @@ pub(super) struct OpenSegment {
     pub(super) needs_styp: bool,
     pub(super) gap: bool,
     pub(super) discontinuity: bool,
-    pub(super) init_generation: u32,
+    pub(super) init_generation: u64,
 }
 
 #[derive(Debug)]

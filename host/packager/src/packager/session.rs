@@ -300,8 +300,9 @@ impl Packager {
     /// resolution, or tracks) takes over the stream, with or without a gap before it.
     ///
     /// Numbering continues. The session in progress, if any, is closed as by
-    /// [`Packager::gap`], and a gap segment in progress ends at its last part. A new init segment is made (generation
-    /// [`Packager::init_generation`] + 1, announced with [`Output::InitChanged`]); the first
+    /// [`Packager::gap`], and a gap segment in progress ends at its last part. A new init segment is made (its generation is the
+    /// sequence number of the new session's first part, announced with
+    /// [`Output::InitChanged`]); the first
     /// segment of the new session carries `EXT-X-DISCONTINUITY` and the new `EXT-X-MAP`.
     /// When its first keyframe arrives, the new session's timestamps are offset so that it
     /// starts on the timeline where the previous media and gap end (every track's `tfdt` keeps
@@ -315,8 +316,6 @@ impl Packager {
             return Err(Error::Finished);
         }
         let (init, states, primary) = prepare_tracks(tracks)?;
-        let generation = self.init_generation.saturating_add(1);
-
         self.close_media(false);
         // A gap segment in progress ends at its last gap part: the next part (the one the
         // preload hint names from now on) opens the new session's segment. Left open, the
@@ -331,6 +330,11 @@ impl Packager {
         if old_ts != new_ts {
             self.rescale(old_ts, new_ts);
         }
+        // Named by its first part's sequence number, which no earlier run of the stream
+        // used either (docs/design/003): an init URI is never served with other bytes,
+        // even across a restart with another publisher. A restart with no part since the
+        // last one reuses that one's number; its init was never listed (no part used it).
+        let generation = self.next_part_seq();
         self.init = init;
         self.init_generation = generation;
         self.outputs.push_back(Output::InitChanged {

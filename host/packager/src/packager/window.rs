@@ -37,7 +37,7 @@ pub(super) struct SegmentRecord {
     pub(super) parts: Vec<PartRecord>,
     pub(super) gap: bool,
     pub(super) discontinuity: bool,
-    pub(super) init_generation: u32,
+    pub(super) init_generation: u64,
 }
 
 impl Packager {

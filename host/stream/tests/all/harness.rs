@@ -151,7 +151,7 @@ pub struct RenditionLog {
     pub parts: BTreeMap<u64, (Vec<u8>, bool)>,
     pub aborted: Vec<u64>,
     pub segments: Vec<(u64, std::ops::Range<u64>)>,
-    pub inits: Vec<u32>,
+    pub inits: Vec<u64>,
 }
 
 impl RenditionLog {
@@ -161,6 +161,20 @@ impl RenditionLog {
 
     pub fn last_text(&self) -> String {
         String::from_utf8(self.last().playlist.to_vec()).unwrap()
+    }
+
+    /// Asserts `n` init segments, each named by the first part that uses it (so never
+    /// reused, across restarts either): increasing, and each one a part that was written.
+    pub fn assert_inits(&self, n: usize) {
+        assert_eq!(self.inits.len(), n, "init generations {:?}", self.inits);
+        assert!(
+            self.inits.windows(2).all(|w| w[0] < w[1]),
+            "{:?}",
+            self.inits
+        );
+        for g in &self.inits {
+            assert!(self.parts.contains_key(g), "init{g}.mp4 names no part");
+        }
     }
 
     /// When the first playlist containing `needle` was published.

@@ -173,14 +173,15 @@ fn restart_with_new_tracks_continues_the_timeline() {
         c.height = 360;
     }
     p.restart(vec![video, audio_track()]).unwrap();
-    assert_eq!(p.init_generation(), 1);
+    // The new init is named by the first part that will use it: 110, after the gap's last.
+    assert_eq!(p.init_generation(), 110);
     // The gap segment in progress ends at its last gap part (4.5..5.0 s) …
     assert!(matches!(
         p.poll_output(),
         Some(Output::SegmentCompleted { msn: 13, gap: true, parts, .. }) if parts == (109..110)
     ));
     let Some(Output::InitChanged {
-        generation: 1,
+        generation: 110,
         bytes,
     }) = p.poll_output()
     else {
@@ -215,26 +216,29 @@ fn restart_with_new_tracks_continues_the_timeline() {
         .iter()
         .filter(|s| s.msn < 14)
         .all(|s| s.parts.is_empty()));
-    assert_eq!(first_real.map_uri.as_deref(), Some("init1.mp4"));
+    assert_eq!(first_real.map_uri.as_deref(), Some("init110.mp4"));
     // Anchored at the wall clock of its first frame, after the end of the gap (5.0 s).
     assert_eq!(first_real.program_date_time_ms, T0 + 5200);
     assert_eq!(pl.segments.iter().filter(|s| s.discontinuity).count(), 1);
     assert_eq!(pl.discontinuity_sequence, 0);
-    assert_eq!(pl.map_uri, "init0.mp4");
+    assert_eq!(
+        pl.map_uri, "init100.mp4",
+        "the first session's init: part 100's"
+    );
     let text = pl.render(false);
-    assert!(text.contains("#EXT-X-GAP\n#EXTINF:0.50000,\nseg13.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"), "{text}");
+    assert!(text.contains("#EXT-X-GAP\n#EXTINF:0.50000,\nseg13.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init110.mp4\"\n"), "{text}");
 
     feed_session_more(&mut p, 30 * 2 + 1, 30 * 12 + 1, 30, 1_000_000, T0 + 5200);
     let pl = p.media_playlist();
     // 12 s later the old session's segments and the discontinuity have left the window.
     assert_eq!(pl.media_sequence, 16);
     assert_eq!(pl.discontinuity_sequence, 1);
-    assert_eq!(pl.map_uri, "init1.mp4");
+    assert_eq!(pl.map_uri, "init110.mp4");
     assert!(pl
         .segments
         .iter()
         .all(|s| s.map_uri.is_none() && !s.discontinuity));
-    assert_eq!(p.oldest_init_generation(), 1);
+    assert_eq!(p.oldest_init_generation(), 110);
     let text = pl.render(false);
     assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
 }
@@ -305,13 +309,15 @@ fn the_same_publisher_resumes_at_a_keyframe() {
 fn restart_before_any_media_has_no_discontinuity() {
     let mut p = Packager::new(settings(2000, 500), vec![video_track()], 0, 0).unwrap();
     p.restart(vec![video_track(), audio_track()]).unwrap();
+    // No part used the first init: the new one takes its name (part 0's), and no playlist
+    // ever listed the old one.
     assert!(matches!(
         p.poll_output(),
-        Some(Output::InitChanged { generation: 1, .. })
+        Some(Output::InitChanged { generation: 0, .. })
     ));
     feed(&mut p, 31, 30, true);
     let pl = p.media_playlist();
-    assert_eq!(pl.map_uri, "init1.mp4");
+    assert_eq!(pl.map_uri, "init0.mp4");
     let partial = pl.partial.unwrap();
     assert!(!partial.discontinuity && partial.map_uri.is_none());
     assert!(p.restart(vec![]).is_err());
