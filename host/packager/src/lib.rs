@@ -73,7 +73,7 @@ mod settings;
 
 pub use packager::{wall_clock_start, Output, Packager, CUT_TOLERANCE};
 pub use playlist::{
-    format_program_date_time, DateRange, MediaPlaylist, MultivariantPlaylist, PartEntry,
+    format_program_date_time, ByteRange, DateRange, MediaPlaylist, MultivariantPlaylist, PartEntry,
     PartialSegment, RenditionReport, SegmentEntry, Variant,
 };
 pub use settings::{

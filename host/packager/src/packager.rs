@@ -115,6 +115,8 @@ pub struct Packager {
     /// `restart`, kept through a gap (the same publisher may resume).
     session: Option<Session>,
     segment: Option<OpenSegment>,
+    /// Parts are listed as byte ranges of their segment (see [`Packager::set_byterange_parts`]).
+    byterange_parts: bool,
     /// The part being written. `Some` exactly while a session's media is being cut.
     part: Option<OpenPart>,
     /// Decode time and end of the latest primary sample.
@@ -201,6 +203,7 @@ impl Packager {
             anchor_settling: false,
             session: None,
             segment: None,
+            byterange_parts: false,
             part: None,
             last_primary: None,
             primary_end: 0,
@@ -247,6 +250,15 @@ impl Packager {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Lists parts as byte ranges of their segment (`EXT-X-PART:URI="seg<msn>.m4s",
+    /// BYTERANGE=<len>@<offset>`) and hints the part being written as an open-ended range
+    /// (`EXT-X-PRELOAD-HINT:URI="seg<msn>.m4s",BYTERANGE-START=<offset>`), instead of one URI
+    /// per part: a CDN then caches one object per segment. The bytes are the same either way
+    /// (a segment is its parts back to back), so this only changes how they are addressed.
+    pub fn set_byterange_parts(&mut self, on: bool) {
+        self.byterange_parts = on;
     }
 
     /// The part the preload hint names: the one being written, or the next one to open.

@@ -37,6 +37,11 @@ pub struct MediaPlaylist {
     pub partial: Option<PartialSegment>,
     /// URI of the part being written (`EXT-X-PRELOAD-HINT:TYPE=PART`).
     pub preload_hint: Option<String>,
+    /// `BYTERANGE-START` of the hint, when parts are byte ranges of their segment: where
+    /// the part being written starts in the segment in progress (0 for a new segment). No
+    /// `BYTERANGE-LENGTH`: the hint is open-ended, and the origin answers its range part
+    /// by part until the segment ends.
+    pub preload_hint_start: Option<u64>,
     pub rendition_reports: Vec<RenditionReport>,
     /// `EXT-X-DATERANGE` tags (cues), each written before the first segment that ends after
     /// its `position_ms` (after `EXT-X-SKIP` for skipped segments, before the parts in
@@ -70,6 +75,16 @@ pub struct PartEntry {
     pub duration: Duration,
     pub independent: bool,
     pub gap: bool,
+    /// `BYTERANGE`, when the part is addressed as a range of its segment (`uri` is then
+    /// the segment's).
+    pub byterange: Option<ByteRange>,
+}
+
+/// A byte range of a segment: `BYTERANGE=<len>@<offset>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    pub len: u64,
+    pub offset: u64,
 }
 
 /// The segment in progress: its date and the parts completed so far.
@@ -216,7 +231,11 @@ impl MediaPlaylist {
         if self.ended {
             writeln!(w, "#EXT-X-ENDLIST")?;
         } else if let Some(hint) = &self.preload_hint {
-            writeln!(w, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"")?;
+            write!(w, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"")?;
+            if let Some(start) = self.preload_hint_start {
+                write!(w, ",BYTERANGE-START={start}")?;
+            }
+            writeln!(w)?;
         }
         for report in &self.rendition_reports {
             writeln!(
@@ -311,6 +330,9 @@ fn write_parts(w: &mut impl Write, parts: &[PartEntry]) -> io::Result<()> {
             secs(part.duration, 5),
             part.uri
         )?;
+        if let Some(range) = part.byterange {
+            write!(w, ",BYTERANGE={}@{}", range.len, range.offset)?;
+        }
         if part.independent {
             write!(w, ",INDEPENDENT=YES")?;
         }
@@ -465,6 +487,7 @@ mod tests {
                     duration: Duration::from_millis(500),
                     independent: i == 0,
                     gap: false,
+                    byterange: None,
                 })
                 .collect(),
             discontinuity: false,
@@ -485,6 +508,7 @@ mod tests {
             segments: (0..segments).map(|m| segment(m, 0)).collect(),
             partial: None,
             preload_hint: None,
+            preload_hint_start: None,
             rendition_reports: Vec::new(),
             dateranges: Vec::new(),
             ended: false,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::session::{to_duration, to_ticks};
 use super::window::PartRecord;
 use super::Packager;
-use crate::playlist::{MediaPlaylist, PartEntry, PartialSegment, SegmentEntry};
+use crate::playlist::{ByteRange, MediaPlaylist, PartEntry, PartialSegment, SegmentEntry};
 use crate::{init_uri, part_uri, segment_uri};
 
 #[cfg(test)]
@@ -24,14 +24,27 @@ impl Packager {
         let target = self.target_duration();
         let parts_horizon = to_ticks(target * 3, ts);
         let skip = target * 6;
-        let parts = |records: &[PartRecord]| -> Vec<PartEntry> {
+        let byterange = self.byterange_parts;
+        // A gap part has no bytes, so no range: it keeps its own (never opened) URI.
+        let parts = |msn: u64, records: &[PartRecord]| -> Vec<PartEntry> {
             records
                 .iter()
-                .map(|p| PartEntry {
-                    uri: part_uri(p.seq),
-                    duration: p.duration,
-                    independent: p.independent,
-                    gap: p.gap,
+                .map(|p| {
+                    let ranged = byterange && !p.gap;
+                    PartEntry {
+                        uri: if ranged {
+                            segment_uri(msn)
+                        } else {
+                            part_uri(p.seq)
+                        },
+                        duration: p.duration,
+                        independent: p.independent,
+                        gap: p.gap,
+                        byterange: ranged.then_some(ByteRange {
+                            len: p.len,
+                            offset: p.offset,
+                        }),
+                    }
                 })
                 .collect()
         };
@@ -64,7 +77,7 @@ impl Packager {
                 // gap fragment once, but retries a gap part at the playhead forever
                 // (docs/design/005-contribution-loss.md).
                 parts: if i >= after_gap && self.parts_end.saturating_sub(s.end) <= parts_horizon {
-                    parts(&s.parts)
+                    parts(s.msn, &s.parts)
                 } else {
                     Vec::new()
                 },
@@ -76,7 +89,7 @@ impl Packager {
         let partial = self.segment.as_ref().map(|s| PartialSegment {
             msn: s.msn,
             program_date_time_ms: s.pdt_ms,
-            parts: parts(&s.parts),
+            parts: parts(s.msn, &s.parts),
             discontinuity: s.discontinuity,
             map_uri: map_change(s.init_generation),
         });
@@ -91,6 +104,15 @@ impl Packager {
         // those few windows cost a few KB per reload.
         let discontinuity_listed = segments.iter().any(|s| s.discontinuity)
             || partial.as_ref().is_some_and(|p| p.discontinuity);
+        let hinting = !self.finished && !self.gapping;
+        // The part being written is the open segment's next: it starts where the segment's
+        // last completed part ends (0 in a new segment), and the cutter opens a new segment
+        // and its first part together, so this is never a segment that has ended.
+        let ranged_hint = self
+            .segment
+            .as_ref()
+            .filter(|_| byterange)
+            .map(|s| (s.msn, s.parts.last().map_or(0, |p| p.offset + p.len)));
         MediaPlaylist {
             target_duration: target.as_secs(),
             part_target: self.settings.part_target,
@@ -101,7 +123,11 @@ impl Packager {
             map_uri: init_uri(first_generation),
             segments,
             partial,
-            preload_hint: (!self.finished && !self.gapping).then(|| part_uri(self.next_part_seq())),
+            preload_hint: hinting.then(|| match ranged_hint {
+                Some((msn, _)) => segment_uri(msn),
+                None => part_uri(self.next_part_seq()),
+            }),
+            preload_hint_start: ranged_hint.filter(|_| hinting).map(|(_, start)| start),
             rendition_reports: Vec::new(),
             dateranges: first_date.map_or_else(Vec::new, |d| self.cues.dateranges(d)),
             ended: self.finished,

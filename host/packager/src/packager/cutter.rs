@@ -267,11 +267,16 @@ impl Packager {
             end.saturating_sub(part.start),
             self.tracks[self.primary].track.timescale,
         );
+        // A segment's bytes are its parts' chunks back to back, so this part is what the
+        // segment grew by since the previous one ended.
+        let offset = segment.parts.last().map_or(0, |p| p.offset + p.len);
         segment.parts.push(PartRecord {
             seq: part.seq,
             duration,
             independent: part.independent,
             gap: false,
+            offset,
+            len: segment.bytes.saturating_sub(offset),
         });
         self.parts_end = end;
         self.outputs.push_back(Output::PartCompleted {

@@ -272,11 +272,14 @@ impl Packager {
         self.next_seq += 1;
         let index = u32::try_from(segment.parts.len()).unwrap_or(u32::MAX);
         let duration = to_duration(end - start, ts);
+        let offset = segment.parts.last().map_or(0, |p| p.offset + p.len);
         segment.parts.push(PartRecord {
             seq,
             duration,
             independent: false,
             gap: true,
+            offset,
+            len: 0,
         });
         self.parts_end = end;
         self.outputs.push_back(Output::PartStarted {

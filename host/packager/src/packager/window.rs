@@ -25,6 +25,9 @@ pub(super) struct PartRecord {
     pub(super) duration: Duration,
     pub(super) independent: bool,
     pub(super) gap: bool,
+    /// Where its bytes lie in its segment (a gap part has none).
+    pub(super) offset: u64,
+    pub(super) len: u64,
 }
 
 #[derive(Debug)]

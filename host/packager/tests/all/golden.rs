@@ -123,6 +123,7 @@ fn media_discontinuity_and_gap_by_hand() {
         duration: Duration::from_millis(500),
         independent,
         gap,
+        byterange: None,
     };
     let playlist = MediaPlaylist {
         target_duration: 2,
@@ -162,6 +163,7 @@ fn media_discontinuity_and_gap_by_hand() {
             map_uri: None,
         }),
         preload_hint: Some("part409.m4s".into()),
+        preload_hint_start: None,
         rendition_reports: vec![],
         dateranges: vec![],
         ended: false,
@@ -391,4 +393,121 @@ fn dateranges_by_hand_render_every_attribute() {
     let text = playlist.render(false);
     assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-25T16:00:00.000Z\n#EXT-X-DATERANGE:ID=\"x\",START-DATE=\"2026-11-25T16:00:00.500Z\",DURATION=1.500,PLANNED-DURATION=2.000,SCTE35-CMD=0xAB\n"), "{text}");
     parse_media(&text);
+}
+
+/// `(uri, len, offset)` of every `EXT-X-PART` with a `BYTERANGE`, in order.
+fn ranged_parts(text: &str) -> Vec<(String, u64, u64)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|attrs| {
+            let uri = attrs.split("URI=\"").nth(1)?.split('"').next()?;
+            let range = attrs.split("BYTERANGE=").nth(1)?.split(',').next()?;
+            let (len, offset) = range.split_once('@')?;
+            Some((uri.to_owned(), len.parse().ok()?, offset.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Byte-range parts (a tenant's `byterange_parts`): every part is a range of its segment,
+/// each range is exactly that part's bytes, the ranges of a segment tile it from 0, and the
+/// hint is an open-ended range from the end of the last listed part of the segment in
+/// progress.
+#[test]
+fn media_byterange_parts() {
+    let mut p = Packager::new(settings(2000, 500, 30), synthetic_tracks(), 40, 1000).unwrap();
+    p.set_byterange_parts(true);
+    feed(&mut p, 0, 14 * 30 + 16, 60);
+    let outputs = drain(&mut p);
+    let mut part_bytes: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
+    let mut segment_parts: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for o in &outputs {
+        match o {
+            weir_packager::Output::Chunk { seq, bytes } => {
+                part_bytes.entry(*seq).or_default().extend_from_slice(bytes)
+            }
+            weir_packager::Output::PartCompleted { seq, msn, .. } => {
+                segment_parts.entry(*msn).or_default().push(*seq)
+            }
+            _ => {}
+        }
+    }
+    let text = p.media_playlist().render(false);
+    golden("media_byterange.m3u8", &text);
+    assert!(!text.contains("part1"), "no part URI is listed:\n{text}");
+    parse_media(&text);
+
+    let ranged = ranged_parts(&text);
+    assert!(ranged.len() >= 8, "{text}");
+    let mut by_segment: std::collections::BTreeMap<u64, Vec<(u64, u64)>> = Default::default();
+    for (uri, len, offset) in &ranged {
+        let msn: u64 = uri
+            .strip_prefix("seg")
+            .and_then(|s| s.strip_suffix(".m4s"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        by_segment.entry(msn).or_default().push((*len, *offset));
+    }
+    for (msn, ranges) in &by_segment {
+        let seqs = &segment_parts[msn];
+        let segment: Vec<u8> = seqs.iter().flat_map(|s| part_bytes[s].clone()).collect();
+        // Parts are listed for the newest segments only, always from the segment's first.
+        assert_eq!(ranges[0].1, 0, "seg{msn}: the first range starts at 0");
+        let mut end = 0;
+        for ((len, offset), seq) in ranges.iter().zip(seqs) {
+            assert_eq!(*offset, end, "seg{msn}: ranges are back to back");
+            assert_eq!(
+                *len as usize,
+                part_bytes[seq].len(),
+                "seg{msn}: part {seq}'s range is its bytes"
+            );
+            assert_eq!(
+                &segment[*offset as usize..(*offset + *len) as usize],
+                &part_bytes[seq][..]
+            );
+            end += len;
+        }
+        if ranges.len() == seqs.len() {
+            assert_eq!(end as usize, segment.len(), "seg{msn}: the ranges add up");
+        }
+    }
+    // The segment in progress: the hint starts where its last listed part ends.
+    let (last_msn, last) = by_segment.iter().next_back().unwrap();
+    let hint_start = last.iter().map(|(len, _)| len).sum::<u64>();
+    assert!(
+        text.contains(&format!(
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg{last_msn}.m4s\",BYTERANGE-START={hint_start}\n"
+        )),
+        "{text}"
+    );
+    assert!(hint_start > 0);
+}
+
+/// A new segment's hint starts at 0: right after the keyframe that opened it, before its
+/// first part is complete.
+#[test]
+fn byterange_hint_of_a_new_segment_starts_at_zero() {
+    let mut p = Packager::new(settings(2000, 500, 30), synthetic_tracks(), 40, 1000).unwrap();
+    p.set_byterange_parts(true);
+    let mut seen = 0;
+    for frame in 0..8 * 30 {
+        feed(&mut p, frame, frame + 1, 60);
+        drain(&mut p);
+        let playlist = p.media_playlist();
+        let Some(partial) = &playlist.partial else {
+            continue;
+        };
+        if partial.parts.is_empty() && frame > 60 {
+            assert_eq!(playlist.preload_hint_start, Some(0));
+            assert_eq!(
+                playlist.preload_hint.as_deref(),
+                Some(format!("seg{}.m4s", partial.msn).as_str())
+            );
+            seen += 1;
+        } else if let Some(last) = partial.parts.last() {
+            let range = last.byterange.unwrap();
+            assert_eq!(playlist.preload_hint_start, Some(range.offset + range.len));
+        }
+    }
+    assert!(seen >= 2, "segment starts seen: {seen}");
 }
