@@ -61,6 +61,11 @@ impl Cache {
         self.storage.invalidate(key).await;
     }
 
+    /// Bytes the storage holds now (approximate; for `/metrics`).
+    pub fn stored_bytes(&self) -> u64 {
+        self.storage.bytes()
+    }
+
     /// How many keys are being filled right now.
     pub fn fills_in_flight(&self) -> usize {
         self.fills

@@ -48,6 +48,10 @@ pub trait Storage: Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<Arc<CachedObject>>>;
     fn insert(&self, key: String, object: Arc<CachedObject>) -> BoxFuture<'_, ()>;
     fn invalidate<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()>;
+    /// Bytes held now, as far as the backend knows cheaply (for `/metrics`); 0 if unknown.
+    fn bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// 256 MiB: a few minutes of a 6 Mb/s ladder's segments.
@@ -108,6 +112,11 @@ impl Storage for MokaStorage {
 
     fn invalidate<'a>(&'a self, key: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.inner.invalidate(key))
+    }
+
+    fn bytes(&self) -> u64 {
+        // Without moka's pending maintenance: a metric may lag a few operations.
+        self.inner.weighted_size()
     }
 }
 

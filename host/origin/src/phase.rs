@@ -258,6 +258,13 @@ impl Origin {
                     self.cache().fills_in_flight(),
                     self.connections.total(),
                 );
+                weir_media::metrics::write_metric(
+                    &mut text,
+                    "weir_cache_bytes",
+                    "gauge",
+                    "Bytes held by the object cache (whole segments built from parts).",
+                    self.cache().stored_bytes(),
+                );
                 Ok(Fetched::bytes(
                     Bytes::from(text),
                     "text/plain; version=0.0.4; charset=utf-8",

@@ -45,3 +45,18 @@ async fn an_object_over_capacity_is_not_kept() {
     assert_eq!(storage.weighted_size().await, 0);
     assert!(storage.get("big").await.is_none());
 }
+
+/// `/metrics` reports what the storage holds (`weir_cache_bytes`), by the same weight that
+/// evicts.
+#[tokio::test]
+async fn bytes_held_are_reported_for_metrics() {
+    let storage = MokaStorage::new(&CacheSettings::default());
+    assert_eq!(storage.bytes(), 0);
+    storage.insert("seg1".into(), kib(8)).await;
+    storage.insert("seg2".into(), kib(8)).await;
+    let size = storage.weighted_size().await;
+    assert!(size >= 16 * 1024, "{size}");
+    assert_eq!(storage.bytes(), size);
+    let cache = weir_cache::Cache::with_storage(Arc::new(storage));
+    assert_eq!(cache.stored_bytes(), size);
+}
