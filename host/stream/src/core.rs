@@ -151,6 +151,7 @@ pub struct StreamCore {
     name: String,
     settings: StreamSettings,
     cue_tags: bool,
+    byterange_parts: bool,
     slate: bool,
     metrics: Arc<StreamMetrics>,
     /// Where the slate renditions count: not the exported metrics.
@@ -176,6 +177,7 @@ impl StreamCore {
         let mut core = Self {
             name: name.to_owned(),
             cue_tags: options.cue_tags,
+            byterange_parts: options.byterange_parts,
             slate: options.slate,
             settings,
             metrics,
@@ -202,6 +204,7 @@ impl StreamCore {
                             nominal_bandwidth: NOMINAL_BANDWIDTH,
                             cue_tags: core.cue_tags,
                             standby_allowed: false,
+                            byterange_parts: core.byterange_parts,
                         },
                         now,
                     );
@@ -215,6 +218,7 @@ impl StreamCore {
                         nominal_bandwidth: NOMINAL_BANDWIDTH,
                         cue_tags: core.cue_tags,
                         standby_allowed: core.settings.standby,
+                        byterange_parts: core.byterange_parts,
                     },
                     now,
                 );
@@ -467,6 +471,7 @@ impl StreamCore {
                     nominal_bandwidth: r.bitrate + audio_bitrate + r.bitrate / 10,
                     cue_tags: self.cue_tags,
                     standby_allowed: false,
+                    byterange_parts: self.byterange_parts,
                 },
                 now,
             );
@@ -488,6 +493,7 @@ impl StreamCore {
                         nominal_bandwidth: NOMINAL_BANDWIDTH,
                         cue_tags: self.cue_tags,
                         standby_allowed: false,
+                        byterange_parts: self.byterange_parts,
                     },
                     now,
                 ));

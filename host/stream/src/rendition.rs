@@ -75,6 +75,8 @@ pub(crate) struct RenditionCore {
     /// Whether the stand-by slate may take a lost publisher's place (a passed-through
     /// stream's source rendition; an encoder's rungs have their own hold and slate).
     standby_allowed: bool,
+    /// Parts are listed as byte ranges of their segment.
+    byterange_parts: bool,
     /// The stand-by slate plays in a lost publisher's place.
     pub standby: bool,
     packager: Option<Packager>,
@@ -107,6 +109,7 @@ pub(crate) struct RenditionSpec {
     pub nominal_bandwidth: u64,
     pub cue_tags: bool,
     pub standby_allowed: bool,
+    pub byterange_parts: bool,
 }
 
 impl RenditionCore {
@@ -127,6 +130,7 @@ impl RenditionCore {
             loss_timeout: settings.loss_timeout,
             cue_tags: spec.cue_tags,
             standby_allowed: spec.standby_allowed,
+            byterange_parts: spec.byterange_parts,
             standby: false,
             packager: None,
             open_part: None,
@@ -376,7 +380,8 @@ impl RenditionCore {
             None => clock,
         };
         match Packager::new(self.settings.clone(), tracks.clone(), msn, seq) {
-            Ok(p) => {
+            Ok(mut p) => {
+                p.set_byterange_parts(self.byterange_parts);
                 info!(rendition = %self.name, tracks = %describe(&tracks), first_msn = msn, "packaging");
                 let init = RenditionOutput::Init {
                     generation: p.init_generation(),

@@ -77,6 +77,9 @@ pub struct StreamOptions {
     pub slate: bool,
     /// Transcode into this ladder; `None` passes the contribution through as `src`.
     pub encoder: Option<Arc<EncoderSettings>>,
+    /// Parts are listed as byte ranges of their segment instead of one URI each
+    /// ([`Packager::set_byterange_parts`](weir_packager::Packager::set_byterange_parts)).
+    pub byterange_parts: bool,
 }
 
 impl Default for StreamOptions {
@@ -85,6 +88,7 @@ impl Default for StreamOptions {
             cue_tags: true,
             slate: false,
             encoder: None,
+            byterange_parts: false,
         }
     }
 }

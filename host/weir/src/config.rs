@@ -60,6 +60,10 @@ pub struct TenantConfig {
     /// looped), for the blackout plugin. Costs one more packager per stream.
     #[serde(default)]
     pub slate: bool,
+    /// List parts as byte ranges of their segment (`EXT-X-PART:URI="seg<msn>.m4s",
+    /// BYTERANGE=…`), so a CDN caches one object per segment (default:
+    /// `packager.byterange_parts`).
+    pub byterange_parts: Option<bool>,
     /// Transcode this tenant's streams into the ladder (default: `encoder.enabled`).
     pub transcode: Option<bool>,
     /// This tenant's ladder (default: `encoder.ladder`).
@@ -200,6 +204,9 @@ pub struct PackagerConfig {
     pub window_s: u64,
     /// How long an ended stream stays servable (with `EXT-X-ENDLIST`), in seconds.
     pub linger_s: u64,
+    /// Byte-range parts for every tenant that does not say otherwise (see
+    /// `[[tenants]] byterange_parts`). Off: each part has its own URI.
+    pub byterange_parts: bool,
 }
 
 impl Default for PackagerConfig {
@@ -210,6 +217,7 @@ impl Default for PackagerConfig {
             part_ms: millis(d.part_target),
             window_s: d.window.as_secs(),
             linger_s: 30,
+            byterange_parts: false,
         }
     }
 }

@@ -49,11 +49,13 @@ pub fn stream_policy(config: &Config) -> StreamPolicy {
     };
     let mut policy = StreamPolicy::default();
     policy.default.encoder = encoder(None, None);
+    policy.default.byterange_parts = config.packager.byterange_parts;
     for t in &config.tenants {
         let options = StreamOptions {
             cue_tags: t.packager_cue_tags,
             slate: t.slate,
             encoder: encoder(t.transcode, t.ladder.as_ref()),
+            byterange_parts: t.byterange_parts.unwrap_or(config.packager.byterange_parts),
         };
         if t.name == weir_plugin_host::DEFAULT_TENANT {
             policy.default = options.clone();
@@ -301,5 +303,30 @@ mod tests {
         // Not JSON: passed on as it is.
         let garbage = Bytes::from_static(b"not json");
         assert_eq!(absolute_asset_uris(&garbage, &parts, "demo"), garbage);
+    }
+
+    #[test]
+    fn byterange_parts_per_tenant_over_the_global_default() {
+        let config: Config = toml::from_str(
+            "[packager]\nbyterange_parts = true\n\
+             [[tenants]]\nname = \"a\"\nstreams = [\"s\"]\n\
+             [[tenants]]\nname = \"b\"\nstreams = [\"t\"]\nbyterange_parts = false\n",
+        )
+        .unwrap();
+        let policy = stream_policy(&config);
+        assert!(policy.for_stream("s").byterange_parts);
+        assert!(!policy.for_stream("t").byterange_parts);
+        assert!(policy.for_stream("other").byterange_parts);
+
+        let config: Config = toml::from_str(
+            "[[tenants]]\nname = \"a\"\nstreams = [\"s\"]\nbyterange_parts = true\n",
+        )
+        .unwrap();
+        let policy = stream_policy(&config);
+        assert!(policy.for_stream("s").byterange_parts);
+        assert!(
+            !policy.for_stream("other").byterange_parts,
+            "off by default"
+        );
     }
 }

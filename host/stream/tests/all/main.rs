@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod byterange;
 mod cues;
 mod driver;
 mod idle;
