@@ -38,6 +38,21 @@ fn rung_sources(at: Duration) -> (Source, Source) {
     )
 }
 
+/// A transcoded stream with a publisher, whose encoder has announced the ladder and fed
+/// both rungs until `until`; the rungs' sources go on from there.
+fn ladder_running_for(until: Duration) -> (Harness, Source, Source) {
+    let mut h = transcoded(false);
+    h.input(Input::Attach);
+    h.input(Input::Media(Source::video(Duration::ZERO).next_event()));
+    h.input(Input::Encoder(EncoderEvent::Ladder(rungs())));
+    let (mut a, mut b) = rung_sources(Duration::ZERO);
+    h.progress(
+        until,
+        &mut [(&mut a, Feed::Rung(0)), (&mut b, Feed::Rung(1))],
+    );
+    (h, a, b)
+}
+
 #[test]
 fn the_ladder_becomes_one_listed_rendition_per_rung() {
     let mut h = transcoded(true);
@@ -94,15 +109,7 @@ fn the_ladder_becomes_one_listed_rendition_per_rung() {
 
 #[test]
 fn a_dead_encoder_is_restarted_on_the_same_rungs_with_a_growing_pause() {
-    let mut h = transcoded(false);
-    h.input(Input::Attach);
-    h.input(Input::Media(Source::video(Duration::ZERO).next_event()));
-    h.input(Input::Encoder(EncoderEvent::Ladder(rungs())));
-    let (mut a, mut b) = rung_sources(Duration::ZERO);
-    h.progress(
-        secs(3.0),
-        &mut [(&mut a, Feed::Rung(0)), (&mut b, Feed::Rung(1))],
-    );
+    let (mut h, mut a, mut b) = ladder_running_for(secs(3.0));
     let msn_before = h.rendition("720p").last().next_msn;
 
     // It dies 3 s after it started: a quick death, so the restart waits 500 ms.
@@ -160,15 +167,7 @@ fn a_dead_encoder_is_restarted_on_the_same_rungs_with_a_growing_pause() {
 
 #[test]
 fn a_transcoded_stream_ends_after_its_encoder_drains() {
-    let mut h = transcoded(false);
-    h.input(Input::Attach);
-    h.input(Input::Media(Source::video(Duration::ZERO).next_event()));
-    h.input(Input::Encoder(EncoderEvent::Ladder(rungs())));
-    let (mut a, mut b) = rung_sources(Duration::ZERO);
-    h.progress(
-        secs(4.0),
-        &mut [(&mut a, Feed::Rung(0)), (&mut b, Feed::Rung(1))],
-    );
+    let (mut h, mut a, mut b) = ladder_running_for(secs(4.0));
     h.input(Input::Detach);
     // The encoder keeps the rungs on cadence (slate) while nobody publishes.
     h.progress(
