@@ -21,6 +21,7 @@
 //!   (detected at startup); CUDA scaling kernels behind the `cuda` feature.
 
 mod audio;
+pub mod config;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod engine;
