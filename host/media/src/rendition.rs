@@ -361,6 +361,49 @@ impl RenditionConsumer {
         }
     }
 
+    /// Waits for a version newer than `version`; `None` once the producer is gone.
+    pub async fn newer_than(&mut self, version: u64) -> Option<Arc<RenditionSnapshot>> {
+        let snap = self
+            .rx
+            .wait_for(|s| s.as_ref().is_some_and(|s| s.version > version))
+            .await
+            .ok()?;
+        snap.clone()
+    }
+
+    /// Segment `msn`'s parts so far, in order, and whether it is complete: a complete
+    /// segment's parts, or for the segment in progress (the latest version's `next_msn`)
+    /// the parts after the last complete segment, the one being written last. A segment is
+    /// completed before the next one's first part is opened, so those parts are all its
+    /// own. This is what a byte range of a segment in progress is served from.
+    pub fn segment_so_far(&self, msn: u64) -> Lookup<(Vec<PartConsumer>, bool)> {
+        let in_progress = self
+            .rx
+            .borrow()
+            .as_ref()
+            .is_some_and(|s| !s.ended && s.next_msn == msn);
+        let w = self.shared.window();
+        if msn < w.first_msn {
+            return Lookup::Gone;
+        }
+        if let Some(seg) = w.segments.iter().find(|s| s.msn == msn) {
+            let parts: Option<Vec<PartConsumer>> =
+                seg.parts.clone().map(|seq| w.part(seq).cloned()).collect();
+            return parts.map_or(Lookup::Missing, |p| Lookup::Found((p, true)));
+        }
+        if !in_progress || w.segments.back().is_some_and(|s| s.msn > msn) {
+            return Lookup::Missing;
+        }
+        let from = w.segments.back().map_or(0, |s| s.parts.end);
+        let parts = w
+            .parts
+            .iter()
+            .filter(|(seq, _)| *seq >= from)
+            .map(|(_, p)| p.clone())
+            .collect();
+        Lookup::Found((parts, false))
+    }
+
     /// All parts of complete segment `msn`, in order.
     pub fn segment(&self, msn: u64) -> Lookup<Vec<PartConsumer>> {
         let w = self.shared.window();

@@ -38,6 +38,9 @@ pub enum Error {
     /// A part's writer dropped it before completing it.
     #[error("part aborted before completion")]
     PartAborted(#[from] weir_media::PartAborted),
+    /// A `Range` that asks for no byte of the segment (416); its length, when known.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable(Option<u64>),
     /// The request took longer than `OriginSettings::request_timeout` to produce a response.
     #[error("request timed out")]
     RequestTimeout,
@@ -121,6 +124,13 @@ impl Error {
             Error::StreamGone => c(StatusCode::NOT_FOUND, Upstream, true, "no-cache"),
             Error::PartAborted(_) => c(StatusCode::SERVICE_UNAVAILABLE, Upstream, true, "no-store"),
             Error::RequestTimeout => c(StatusCode::SERVICE_UNAVAILABLE, Internal, true, "no-store"),
+            // Only said of a complete segment, whose length never changes.
+            Error::RangeNotSatisfiable(_) => c(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                Downstream,
+                false,
+                "no-cache",
+            ),
             Error::Cache(e) => match e.fill_source::<Error>() {
                 Some(inner) => inner.classify(),
                 None => c(
@@ -177,6 +187,12 @@ pub fn error_response(err: &Error) -> Response<Body> {
         header::CACHE_CONTROL,
         HeaderValue::from_static(class.cache_control),
     );
+    if let Error::RangeNotSatisfiable(total) = err {
+        let total = total.map_or_else(|| "*".to_owned(), |t| t.to_string());
+        if let Ok(v) = HeaderValue::try_from(format!("bytes */{total}")) {
+            headers.insert(header::CONTENT_RANGE, v);
+        }
+    }
     if matches!(err, Error::MethodNotAllowed) {
         headers.insert(
             header::ALLOW,

@@ -23,7 +23,7 @@ use crate::settings::OriginSettings;
 use crate::{Error, Origin};
 
 /// Headers a player script may read from a cross-origin response beyond the safelisted ones.
-const EXPOSE_HEADERS: &str = "Content-Length, Date, Age";
+const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Date, Age";
 
 /// The hyper connection builder, with the per-connection limits.
 pub(crate) fn connection_builder(settings: &OriginSettings) -> auto::Builder<TokioExecutor> {

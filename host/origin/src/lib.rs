@@ -93,6 +93,7 @@ mod error;
 mod layers;
 mod limits;
 mod phase;
+mod range;
 mod route;
 mod server;
 mod settings;

@@ -11,6 +11,7 @@ use weir_cache::{BoxFuture, CachedObject};
 use weir_media::{Lookup, PlacedCue, RenditionConsumer};
 
 use crate::body::{self, Body};
+use crate::range;
 use crate::route::{self, HlsQuery, Route, Skip};
 use crate::settings::BLOCKING_RELOAD_TARGETS;
 use crate::{Error, Origin, Result};
@@ -126,6 +127,10 @@ impl CacheControl {
     }
 }
 
+fn header_value_or(s: String, fallback: &'static str) -> HeaderValue {
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(fallback))
+}
+
 fn header_value(s: String) -> HeaderValue {
     // Only digits and ASCII text are formatted in, so this never falls back.
     HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
@@ -152,6 +157,11 @@ pub(crate) enum Fetched {
         body: Body,
         len: usize,
         content_type: &'static str,
+        cache: CacheControl,
+    },
+    /// A byte range of a segment (206).
+    Partial {
+        partial: range::Partial,
         cache: CacheControl,
     },
     /// Answered by the manifest filter in phase 4.
@@ -232,6 +242,12 @@ impl Origin {
         };
         // Phase 5: response.
         let mut response = respond(fetched);
+        if matches!(ctx.route, Route::Segment { .. }) {
+            // Byte-range parts are ranges of segments; a CDN serves them from its copy.
+            response
+                .headers_mut()
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        }
         for name in vary {
             if let Ok(v) = HeaderValue::try_from(name) {
                 response.headers_mut().append(header::VARY, v);
@@ -370,18 +386,46 @@ impl Origin {
             } => {
                 // The window decides 404/410 first, so an evicted segment is 410 even while
                 // the cache still holds its bytes.
-                let parts = match self.rendition(stream, rendition)?.segment(*msn) {
-                    Lookup::Found(parts) => parts,
+                let rendition = self.rendition(stream, rendition)?;
+                let spec = ctx
+                    .request
+                    .headers
+                    .get(header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(range::parse);
+                let cache = CacheControl::Immutable(self.settings.media_max_age);
+                let parts = match rendition.segment_so_far(*msn) {
+                    Lookup::Found((parts, true)) => parts,
+                    Lookup::Found((_, false)) => {
+                        // In progress. A range (byte-range parts) is served from its parts;
+                        // the whole segment (a CDN fills one object per segment) once the
+                        // segment is complete.
+                        let wait_limit = rendition
+                            .snapshot()
+                            .map_or(Duration::from_secs(6), |s| s.target_duration)
+                            .saturating_mul(BLOCKING_RELOAD_TARGETS);
+                        match spec {
+                            Some(spec) => {
+                                match range::of_segment(rendition, *msn, spec, wait_limit).await? {
+                                    Ok(partial) => return Ok(Fetched::Partial { partial, cache }),
+                                    Err(parts) => parts,
+                                }
+                            }
+                            None => whole_segment(rendition, *msn, wait_limit).await?,
+                        }
+                    }
                     Lookup::Gone => return Err(Error::Gone("segment")),
                     Lookup::Missing => return Err(Error::NotYet("segment")),
                 };
                 let key = ctx.cache_key.as_deref().unwrap_or_default();
                 let object = self.cache.get_or_fill(key, || concatenate(parts)).await?;
-                Ok(Fetched::bytes(
-                    object.body.clone(),
-                    MEDIA_TYPE,
-                    CacheControl::Immutable(self.settings.media_max_age),
-                ))
+                match spec {
+                    Some(spec) => Ok(Fetched::Partial {
+                        partial: range::of_complete(&object.body, spec)?,
+                        cache,
+                    }),
+                    None => Ok(Fetched::bytes(object.body.clone(), MEDIA_TYPE, cache)),
+                }
             }
         }
     }
@@ -463,6 +507,27 @@ impl Origin {
             cues: snapshot.cues.clone(),
             cache,
         })
+    }
+}
+
+/// Waits for segment `msn`, in progress, to be complete; its parts.
+async fn whole_segment(
+    mut rendition: RenditionConsumer,
+    msn: u64,
+    wait_limit: Duration,
+) -> Result<Vec<weir_media::PartConsumer>> {
+    loop {
+        let version = rendition.snapshot().map_or(0, |s| s.version);
+        match rendition.segment_so_far(msn) {
+            Lookup::Found((parts, true)) => return Ok(parts),
+            Lookup::Found((_, false)) => {}
+            Lookup::Gone => return Err(Error::Gone("segment")),
+            Lookup::Missing => return Err(Error::NotYet("segment")),
+        }
+        tokio::time::timeout(wait_limit, rendition.newer_than(version))
+            .await
+            .map_err(|_| Error::NotYet("segment"))?
+            .ok_or(Error::StreamGone)?;
     }
 }
 
@@ -565,6 +630,22 @@ fn respond(fetched: Fetched) -> Response<Body> {
             content_type,
             cache,
         } => (body, len, content_type, cache),
+        Fetched::Partial { partial, cache } => {
+            let mut response = Response::new(partial.body);
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+            headers.insert(header::CACHE_CONTROL, cache.header());
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(
+                header::CONTENT_RANGE,
+                header_value_or(partial.content_range, "bytes */*"),
+            );
+            if let Some(len) = partial.len {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            return response;
+        }
         // Turned into an object in phase 4; reaching here is a routing slip, not a crash.
         Fetched::AssetList { .. } => (
             body::full(Bytes::new()),

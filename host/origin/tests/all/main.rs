@@ -6,6 +6,7 @@ mod api;
 mod blocking;
 mod limits;
 mod query;
+mod ranges;
 mod server;
 mod streaming;
 mod support;
