@@ -838,7 +838,13 @@ impl Rendition {
             let mut o = lock(&obs);
             match kind {
                 Kind::Part { hinted } if ok => {
-                    let spread = f.spread();
+                    // An open-ended byte range (a byte-range hint) is answered with the
+                    // rest of the segment, part by part: each part whole, in turn.
+                    let spread = if range.as_deref().is_some_and(|r| r.ends_with('-')) {
+                        f.burst_spread(Duration::from_secs_f64(pt / 2.0))
+                    } else {
+                        f.spread()
+                    };
                     let limit = Duration::from_millis(100).max(Duration::from_secs_f64(pt / 4.0));
                     let ms = spread.as_secs_f64() * 1000.0;
                     if hinted {

@@ -36,6 +36,8 @@ pub struct Fetched {
     pub head_at: Instant,
     pub first_byte: Option<Instant>,
     pub last_byte: Option<Instant>,
+    /// When each non-empty piece of the body came.
+    pub arrivals: Vec<Instant>,
 }
 
 impl Fetched {
@@ -45,6 +47,26 @@ impl Fetched {
             (Some(a), Some(b)) => b.saturating_duration_since(a),
             _ => Duration::ZERO,
         }
+    }
+
+    /// The longest time from first byte to last within one burst, bursts being split
+    /// where nothing came for `gap`. An open-ended range of a segment in progress (a
+    /// byte-range hint) carries several parts, each sent whole as it completes: one burst
+    /// per part, a part's production time apart.
+    pub fn burst_spread(&self, gap: Duration) -> Duration {
+        let mut widest = Duration::ZERO;
+        let mut start = None;
+        let mut prev: Option<Instant> = None;
+        for &t in &self.arrivals {
+            if prev.is_none_or(|p| t.saturating_duration_since(p) >= gap) {
+                start = Some(t);
+            }
+            if let Some(s) = start {
+                widest = widest.max(t.saturating_duration_since(s));
+            }
+            prev = Some(t);
+        }
+        widest
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -132,6 +154,7 @@ impl Client {
             let (parts, mut body) = resp.into_parts();
             let mut buf = BytesMut::new();
             let (mut first_byte, mut last_byte) = (None, None);
+            let mut arrivals = Vec::new();
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(|e| Error::Http {
                     url: url.to_string(),
@@ -142,6 +165,7 @@ impl Client {
                         let now = clock::now();
                         first_byte.get_or_insert(now);
                         last_byte = Some(now);
+                        arrivals.push(now);
                         buf.extend_from_slice(&data);
                     }
                 }
@@ -155,6 +179,7 @@ impl Client {
                 head_at,
                 first_byte,
                 last_byte,
+                arrivals,
             })
         };
         match tokio::time::timeout(timeout, fetch).await {
@@ -339,5 +364,43 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetched(offsets_ms: &[u64]) -> Fetched {
+        let t0 = clock::now();
+        let arrivals: Vec<Instant> = offsets_ms
+            .iter()
+            .map(|ms| t0 + Duration::from_millis(*ms))
+            .collect();
+        Fetched {
+            status: 206,
+            version: Version::HTTP_11,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            sent: t0,
+            head_at: t0,
+            first_byte: arrivals.first().copied(),
+            last_byte: arrivals.last().copied(),
+            arrivals,
+        }
+    }
+
+    #[test]
+    fn bursts_are_judged_each_in_turn() {
+        let gap = Duration::from_millis(250);
+        // Three parts sent whole, 500 ms apart: each burst is a few ms wide.
+        let whole = fetched(&[0, 2, 3, 500, 501, 1000, 1004]);
+        assert_eq!(whole.burst_spread(gap), Duration::from_millis(4));
+        assert_eq!(whole.spread(), Duration::from_millis(1004));
+        // A part trickled frame by frame (33 ms apart) is one wide burst.
+        let trickled = fetched(&[
+            0, 33, 66, 100, 133, 166, 200, 233, 266, 300, 333, 366, 400, 433,
+        ]);
+        assert_eq!(trickled.burst_spread(gap), Duration::from_millis(433));
     }
 }
