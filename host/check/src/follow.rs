@@ -302,6 +302,24 @@ fn key(uri: &str, range: Option<&str>) -> String {
     }
 }
 
+/// Whether a hint's key names the part listed under `listed`: the same key, or for
+/// byte-range parts the same URI with `BYTERANGE-START` equal to the listed part's offset
+/// (`uri@start` against `uri@len@offset`; the hint has no length when it is open-ended).
+fn hint_names(hint: &str, listed: &str) -> bool {
+    if hint == listed {
+        return true;
+    }
+    let (Some((hint_uri, start)), Some((uri, range))) =
+        (hint.rsplit_once('@'), listed.split_once('@'))
+    else {
+        return false;
+    };
+    hint_uri == uri
+        && range
+            .split_once('@')
+            .is_some_and(|(_, offset)| offset == start)
+}
+
 /// `BYTERANGE="n@o"` → an HTTP Range header value.
 fn range_header(byterange: &str) -> Option<String> {
     let (n, o) = byterange.split_once('@')?;
@@ -1243,7 +1261,9 @@ impl Rendition {
                 }
                 continue;
             };
-            if let Some(m) = fetched.filter(|m| !m.ok && o.listed.values().any(|x| &x.uri == k)) {
+            if let Some(m) =
+                fetched.filter(|m| !m.ok && o.listed.values().any(|x| hint_names(k, &x.uri)))
+            {
                 self.add(
                     E,
                     rule::HINT_AVAILABLE,
@@ -1253,11 +1273,11 @@ impl Rendition {
                     ),
                 );
             }
-            if &l.uri != k && fetched.is_some_and(|m| !m.ok) {
+            if !hint_names(k, &l.uri) && fetched.is_some_and(|m| !m.ok) {
                 // Withdrawn (answered 404 or so) and replaced: allowed by 6.2.6.
                 continue;
             }
-            if &l.uri != k {
+            if !hint_names(k, &l.uri) {
                 self.add(
                     E,
                     rule::HINT_NEXT,
@@ -1375,5 +1395,20 @@ fn check_reports(ctx: &Ctx, renditions: &[Url], outcomes: &[Outcome]) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byterange_hint_names_the_part_listed_at_its_start() {
+        assert!(hint_names("part7.m4s", "part7.m4s"));
+        assert!(!hint_names("part7.m4s", "part8.m4s"));
+        assert!(hint_names("seg3.m4s@0", "seg3.m4s@40365@0"));
+        assert!(hint_names("seg3.m4s@6320", "seg3.m4s@6312@6320"));
+        assert!(!hint_names("seg3.m4s@6320", "seg3.m4s@6320@0"));
+        assert!(!hint_names("seg3.m4s@0", "seg4.m4s@6320@0"));
     }
 }
