@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod byterange;
 mod check;
 mod continuity;
 mod encoder;

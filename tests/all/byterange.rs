@@ -1,0 +1,278 @@
+//! Byte-range parts (#14 Build 3): a tenant's `byterange_parts = true` lists each part as
+//! `EXT-X-PART:URI="seg<msn>.m4s",BYTERANGE=<len>@<offset>` and hints the next as an
+//! open-ended range of the segment in progress. hls.js and Shaka, current and pinned, play
+//! such a stream directly and through nginx as a caching CDN (one object per segment), and
+//! `weir check` passes against it.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use weir_e2e::*;
+
+/// A player and whether it is the current release (play.mjs `--current`).
+type Release = (&'static str, bool);
+
+const RELEASES: [[Release; 2]; 2] = [
+    [("hls", true), ("shaka", false)],
+    [("shaka", true), ("hls", false)],
+];
+
+fn name((player, current): Release) -> String {
+    format!("{player} {}", if current { "current" } else { "pinned" })
+}
+
+/// weir with the clip's `test` stream in a tenant that asks for byte-range parts.
+fn start_weir(dir: &Path, extra: &[&str]) -> Weir {
+    let config = dir.join("weir.toml");
+    std::fs::write(
+        &config,
+        "[[tenants]]\nname = \"ranged\"\nstreams = [\"test\"]\nbyterange_parts = true\n",
+    )
+    .unwrap();
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let weir = Weir::start(&args).unwrap();
+    wait_for_200(&weir.url("/live/test/master.m3u8"), Duration::from_secs(20)).unwrap();
+    weir
+}
+
+/// The rendition's playlist lists byte ranges of segments, never a part URI.
+fn assert_byterange_playlist(weir: &Weir) {
+    // The first parts are cut a moment after the multivariant playlist answers.
+    let url = weir.url("/live/test/src/index.m3u8");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = String::from_utf8(curl(&url, &[]).unwrap().1).unwrap();
+        if text.contains("BYTERANGE-START=") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(text.contains(",BYTERANGE="), "{text}");
+    assert!(
+        text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"seg"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("URI=\"part"),
+        "a part URI is listed:\n{text}"
+    );
+}
+
+/// Plays `url` with each release, two at a time (2 cores), 12 s each; returns failures.
+fn play_all(url: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for pair in RELEASES {
+        let players: Vec<(Release, Player)> = pair
+            .into_iter()
+            .map(|r| {
+                let extra: &[&str] = if r.1 { &["--current"] } else { &[] };
+                (r, Player::start_with(r.0, url, 12, extra).unwrap())
+            })
+            .collect();
+        for (release, p) in players {
+            let r = p.join().unwrap();
+            eprintln!(
+                "[{}] started {}, played {:.1}s, fatal {:?}, errors {:?}, requests {:?}",
+                name(release),
+                r.started,
+                r.played,
+                r.fatal,
+                r.errors,
+                r.requests
+            );
+            if !r.started || !r.fatal.is_empty() || r.played < 10.0 {
+                failures.push(format!(
+                    "{}: started {}, played {:.1}s, fatal {:?}",
+                    name(release),
+                    r.started,
+                    r.played,
+                    r.fatal
+                ));
+            }
+            // Nothing but byte ranges of segments names a part.
+            if r.requests.parts != 0 || r.requests.blocking == 0 {
+                failures.push(format!("{}: requests {:?}", name(release), r.requests));
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn hlsjs_and_shaka_current_and_pinned_play_byterange_parts() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weir = start_weir(dir.path(), &[]);
+    assert_byterange_playlist(&weir);
+    let failures = play_all(&weir.url("/live/test/master.m3u8"));
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// nginx as a caching CDN in front of weir, run as a child process on a free port.
+struct Nginx {
+    child: std::process::Child,
+    port: u16,
+    access_log: std::path::PathBuf,
+}
+
+impl Nginx {
+    fn start(dir: &Path, upstream: std::net::SocketAddr) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.display();
+        for sub in ["cache", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        // The cache key keeps the LL-HLS query (`_HLS_msn`, `_HLS_part`, `_HLS_skip`).
+        // With proxy_cache on, nginx does not pass Range upstream: it fills the whole
+        // segment (weir answers a segment in progress once it is complete) and serves
+        // every range from that one object.
+        let config = format!(
+            r#"daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  log_format cdn '$status "$request" range="$http_range" cache=$upstream_cache_status';
+  access_log {d}/access.log cdn;
+  proxy_cache_path {d}/cache keys_zone=weir:10m max_size=256m;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://{upstream};
+      proxy_http_version 1.1;
+      proxy_cache weir;
+      proxy_cache_key $uri$is_args$args;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+      proxy_force_ranges on;
+      proxy_read_timeout 30s;
+    }}
+  }}
+}}
+"#
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(config.as_bytes())
+            .unwrap();
+        let child = Command::new("nginx")
+            .args(["-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning nginx");
+        let nginx = Self {
+            child,
+            port,
+            access_log: dir.join("access.log"),
+        };
+        wait_for_200(&nginx.url("/healthz"), Duration::from_secs(10)).unwrap();
+        nginx
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn hlsjs_and_shaka_current_and_pinned_play_byterange_parts_through_nginx() {
+    let _serial = serial();
+    if !require_tools() || !require(&["nginx"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weir = start_weir(dir.path(), &[]);
+    assert_byterange_playlist(&weir);
+    let cdn_dir = dir.path().join("nginx");
+    std::fs::create_dir_all(&cdn_dir).unwrap();
+    let nginx = Nginx::start(&cdn_dir, weir.http);
+    let failures = play_all(&nginx.url("/live/test/master.m3u8"));
+    let log = std::fs::read_to_string(&nginx.access_log).unwrap();
+    let ranged: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(".m4s") && !l.contains("range=\"-\""))
+        .collect();
+    eprintln!(
+        "nginx: {} requests, {} byte ranges of segments, {} of them from the cache",
+        log.lines().count(),
+        ranged.len(),
+        ranged.iter().filter(|l| l.contains("cache=HIT")).count()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The players fetched parts as ranges through the CDN, answered 206, and the CDN
+    // served most of them from its one copy of each segment.
+    assert!(ranged.len() >= 20, "{log}");
+    assert!(ranged.iter().all(|l| l.starts_with("206 ")), "{log}");
+    assert!(
+        ranged.iter().filter(|l| l.contains("cache=HIT")).count() >= ranged.len() / 2,
+        "{log}"
+    );
+}
+
+#[test]
+fn weir_check_passes_on_a_byterange_stream() {
+    let _serial = serial();
+    if !require(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weir = start_weir(dir.path(), &["--window-s", "6"]);
+    assert_byterange_playlist(&weir);
+    std::thread::sleep(Duration::from_secs(2));
+    let out = Command::new(weir_bin())
+        .args([
+            "check",
+            &weir.url("/live/test/master.m3u8"),
+            "--duration",
+            "12",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "weir check printed no JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+    let errors: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| format!("{}: {}", f["rule"], f["message"]))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(out.status.success());
+    for r in report["renditions"].as_array().unwrap() {
+        assert!(r["hinted_parts"].as_u64().unwrap() >= 10, "{r}");
+        assert!(r["parts_fetched"].as_u64().unwrap() >= 10, "{r}");
+    }
+}
