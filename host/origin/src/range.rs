@@ -32,7 +32,7 @@ const VERY_LARGE: u64 = (1 << 53) - 1;
 /// One `Range: bytes=...` range. Several ranges, other units and malformed values are
 /// ignored (RFC 9110 14.2: the whole object is sent with 200).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Spec {
+pub enum Spec {
     /// `bytes=a-`
     From(u64),
     /// `bytes=a-b`
@@ -53,7 +53,7 @@ impl Spec {
 
     /// The inclusive byte span of an object of `total` bytes, or `None` when no byte of it
     /// is asked for (416).
-    pub(crate) fn resolve(self, total: u64) -> Option<(u64, u64)> {
+    pub fn resolve(self, total: u64) -> Option<(u64, u64)> {
         let last = total.checked_sub(1)?;
         match self {
             Spec::From(a) => (a <= last).then_some((a, last)),
@@ -65,7 +65,7 @@ impl Spec {
 }
 
 /// Parses a `Range` header value.
-pub(crate) fn parse(value: &str) -> Option<Spec> {
+pub fn parse(value: &str) -> Option<Spec> {
     let spec = value.trim().strip_prefix("bytes=")?.trim();
     if spec.contains(',') {
         return None;
