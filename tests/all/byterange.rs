@@ -235,24 +235,29 @@ fn hlsjs_and_shaka_current_and_pinned_play_byterange_parts_through_nginx() {
     );
 }
 
-#[test]
-fn weir_check_passes_on_a_byterange_stream() {
-    let _serial = serial();
-    if !require(&[]) {
-        return;
-    }
+/// Runs `weir check --json` for 12 s against weir started with `extra` and fails on any
+/// error finding.
+fn check_passes(extra: &[&str], settle: Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let weir = start_weir(dir.path(), &["--window-s", "6"]);
-    assert_byterange_playlist(&weir);
-    std::thread::sleep(Duration::from_secs(2));
+    let weir = start_weir(dir.path(), extra);
+    std::thread::sleep(settle);
+    let master = weir.url("/live/test/master.m3u8");
+    // Every rendition lists byte ranges.
+    let (_, text) = curl(&master, &[]).unwrap();
+    let variants: Vec<String> = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| weir.url(&format!("/live/test/{l}")))
+        .collect();
+    assert!(!variants.is_empty());
+    for v in &variants {
+        let text = String::from_utf8(curl(v, &[]).unwrap().1).unwrap();
+        assert!(text.contains(",BYTERANGE="), "{v}:\n{text}");
+        assert!(!text.contains("URI=\"part"), "{v}:\n{text}");
+    }
     let out = Command::new(weir_bin())
-        .args([
-            "check",
-            &weir.url("/live/test/master.m3u8"),
-            "--duration",
-            "12",
-            "--json",
-        ])
+        .args(["check", &master, "--duration", "12", "--json"])
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -271,8 +276,39 @@ fn weir_check_passes_on_a_byterange_stream() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(out.status.success());
-    for r in report["renditions"].as_array().unwrap() {
+    let renditions = report["renditions"].as_array().unwrap();
+    assert_eq!(renditions.len(), variants.len());
+    for r in renditions {
         assert!(r["hinted_parts"].as_u64().unwrap() >= 10, "{r}");
         assert!(r["parts_fetched"].as_u64().unwrap() >= 10, "{r}");
     }
+}
+
+#[test]
+fn weir_check_passes_on_a_byterange_stream() {
+    let _serial = serial();
+    if !require(&[]) {
+        return;
+    }
+    check_passes(&["--window-s", "6"], Duration::from_secs(2));
+}
+
+/// The transcoded test pattern's ladder: every rung's parts are byte ranges.
+#[test]
+fn weir_check_passes_on_the_transcoded_test_pattern_with_byterange_parts() {
+    let _serial = serial();
+    if !require(&[]) {
+        return;
+    }
+    check_passes(
+        &[
+            "--test-source",
+            "pattern",
+            "--preset",
+            "ultrafast",
+            "--window-s",
+            "6",
+        ],
+        Duration::from_secs(4),
+    );
 }
