@@ -519,4 +519,33 @@ mod tests {
         assert!(matches!(c.part(seq + 10), Lookup::Found(_)));
         assert!(matches!(c.segment(9), Lookup::Found(ref v) if v.len() == 1));
     }
+
+    #[test]
+    fn segment_so_far_is_the_parts_after_the_last_complete_segment() {
+        let (p, c) = rendition_channel();
+        for seq in 0..3 {
+            p.begin_part(seq).unwrap().finish();
+        }
+        p.complete_segment(0, 0..2);
+        let open = p.begin_part(3).unwrap();
+        p.publish(snap(1, 0, 1, 1));
+        let Lookup::Found((parts, true)) = c.segment_so_far(0) else {
+            panic!("segment 0 is complete");
+        };
+        assert_eq!(parts.len(), 2);
+        // Segment 1 in progress: part 2 (complete) and part 3 (being written).
+        let Lookup::Found((parts, false)) = c.segment_so_far(1) else {
+            panic!("segment 1 is in progress");
+        };
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].is_complete() && !parts[1].is_complete());
+        assert!(matches!(c.segment_so_far(2), Lookup::Missing));
+        // Completed before the next segment's first part opens: never the next one's parts.
+        open.finish();
+        p.complete_segment(1, 2..4);
+        let _next = p.begin_part(4).unwrap();
+        assert!(matches!(c.segment_so_far(1), Lookup::Found((ref v, true)) if v.len() == 2));
+        p.publish(snap(2, 0, 2, 0));
+        assert!(matches!(c.segment_so_far(2), Lookup::Found((ref v, false)) if v.len() == 1));
+    }
 }
