@@ -139,6 +139,8 @@ pub struct Packager {
     window: Window,
     max_segment: Duration,
     peak_bps: Option<u64>,
+    /// Bits and nanoseconds of the completed segments that count for bandwidth.
+    measured: (u128, u128),
     chunk_sequence: u32,
     finished: bool,
     outputs: VecDeque<Output>,
@@ -216,6 +218,7 @@ impl Packager {
             next_seq: first_part_seq,
             max_segment: Duration::ZERO,
             peak_bps: None,
+            measured: (0, 0),
             chunk_sequence: 1,
             finished: false,
             outputs: VecDeque::new(),
@@ -315,6 +318,13 @@ impl Packager {
     /// Peak bitrate of the completed segments, in bits per second.
     pub fn bandwidth_estimate(&self) -> Option<u64> {
         self.peak_bps
+    }
+
+    /// Average bitrate of the completed segments so far (`AVERAGE-BANDWIDTH`), in bits per
+    /// second.
+    pub fn average_bandwidth_estimate(&self) -> Option<u64> {
+        let (bits, nanos) = self.measured;
+        (nanos > 0).then(|| u64::try_from(bits * 1_000_000_000 / nanos).unwrap_or(u64::MAX))
     }
 
     /// Flushes the open part and segment: the publisher left. The last sample of each track

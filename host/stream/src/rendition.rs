@@ -85,6 +85,8 @@ pub(crate) struct RenditionCore {
     tracks: Vec<Track>,
     version: u64,
     bandwidth: Option<u64>,
+    /// `AVERAGE-BANDWIDTH`, from the segments measured when `bandwidth` last rose.
+    average_bandwidth: Option<u64>,
     /// Cues that arrived before the first tracks.
     early_cues: Vec<CueEvent>,
     /// What a returning publisher sent while the stand-by slate still plays.
@@ -99,6 +101,10 @@ pub(crate) struct RenditionCore {
     pub last_media: Instant,
     /// The feed is past `loss_timeout`.
     lost: bool,
+    /// The video's frame rate, once measured (`FRAME-RATE`).
+    frame_rate: Option<f64>,
+    /// (first DTS, last DTS, frames) of the current session's video, while measuring.
+    fps_probe: Option<(i64, i64, u32)>,
 }
 
 /// How a [`RenditionCore`] is made.
@@ -137,12 +143,15 @@ impl RenditionCore {
             tracks: Vec::new(),
             version: 0,
             bandwidth: None,
+            average_bandwidth: None,
             early_cues: Vec::new(),
             returning: Returning::default(),
             hold_playlist: None,
             numbering,
             last_media: now,
             lost: false,
+            frame_rate: None,
+            fps_probe: None,
         }
     }
 
@@ -166,6 +175,9 @@ impl RenditionCore {
             self.last_media = cx.now.at;
         }
         if !self.standby {
+            if let MediaEvent::Sample(sample) = &event {
+                self.measure_frame_rate(cx, sample);
+            }
             self.handle(cx, event);
             return;
         }
@@ -251,6 +263,37 @@ impl RenditionCore {
         }
         self.drain(cx);
         self.publish(cx, true);
+    }
+
+    /// Measures the feed's video frame rate over its first second, for the multivariant
+    /// playlist's `FRAME-RATE` (rounded to three decimals, as RFC 8216bis asks), and
+    /// republishes the multivariant playlist once it is known or has changed.
+    fn measure_frame_rate(&mut self, cx: &mut Cx<'_>, sample: &weir_media::Sample) {
+        let Some(track) = self
+            .tracks
+            .get(sample.track)
+            .filter(|t| t.kind() == TrackKind::Video)
+        else {
+            return;
+        };
+        let (first, last, frames) = match self.fps_probe {
+            None => (sample.dts, sample.dts, 1),
+            Some((first, last, frames)) if sample.dts > last => (first, sample.dts, frames + 1),
+            Some(probe) => probe,
+        };
+        let span = last - first;
+        let ts = i64::from(track.timescale);
+        if frames < 10 || span < ts {
+            self.fps_probe = Some((first, last, frames));
+            return;
+        }
+        let fps = (f64::from(frames - 1) * ts as f64 / span as f64 * 1000.0).round() / 1000.0;
+        // Done for this session; a new one (another publisher) measures again.
+        self.fps_probe = Some((i64::MAX, i64::MAX, 0));
+        if fps.is_finite() && self.frame_rate != Some(fps) {
+            self.frame_rate = Some(fps);
+            self.publish_multivariant(cx);
+        }
     }
 
     /// A publisher's event while the stand-by slate plays. The slate plays on until the
@@ -370,6 +413,7 @@ impl RenditionCore {
             // failed it (PIPELINE_ERROR_DECODE, Shaka 3014, fatal).
             self.hold_playlist = Some(p.next_part_seq());
             self.tracks = tracks;
+            self.fps_probe = None;
             self.drain(cx);
             self.publish_multivariant(cx);
             return true;
@@ -530,6 +574,8 @@ impl RenditionCore {
         self.emit(cx, RenditionOutput::Publish(snapshot));
         if bw > self.bandwidth {
             self.bandwidth = bw;
+            // Updated with the peak only, so the multivariant playlist changes rarely.
+            self.average_bandwidth = packager.average_bandwidth_estimate();
             self.publish_multivariant(cx);
         }
     }
@@ -549,10 +595,13 @@ impl RenditionCore {
                 uri: format!("{}/index.m3u8", self.name),
                 // Until a segment has been measured, the nominal bitrate.
                 bandwidth: self.bandwidth.unwrap_or(self.nominal_bandwidth),
-                average_bandwidth: None,
+                // Never above BANDWIDTH (the peak): an average from the segments so far.
+                average_bandwidth: self
+                    .average_bandwidth
+                    .map(|a| a.min(self.bandwidth.unwrap_or(a))),
                 codecs: codecs.join(","),
                 resolution: video.map(|v| (v.width, v.height)),
-                frame_rate: None,
+                frame_rate: self.frame_rate.filter(|_| video.is_some()),
             },
         );
         let mut out = Vec::with_capacity(512);

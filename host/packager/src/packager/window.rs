@@ -70,6 +70,8 @@ impl Packager {
         {
             let bps = u64::try_from(bps).unwrap_or(u64::MAX);
             self.peak_bps = Some(self.peak_bps.map_or(bps, |p| p.max(bps)));
+            self.measured.0 += u128::from(segment.bytes) * 8;
+            self.measured.1 += duration.as_nanos();
         }
         let advanced = self.window.push(
             SegmentRecord {

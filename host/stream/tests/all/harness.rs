@@ -63,6 +63,8 @@ pub fn audio_track() -> Track {
 pub struct Source {
     pub tracks: Vec<Track>,
     pub gop: i64,
+    /// Video frames per second (30 unless a test says otherwise).
+    pub fps: i64,
     /// Virtual time of DTS 0.
     pub start: Duration,
     /// Added to every DTS (a publisher whose timestamps do not start at 0).
@@ -77,6 +79,7 @@ impl Source {
         Self {
             tracks,
             gop: 30,
+            fps: 30,
             start,
             dts_base: 0,
             frame: 0,
@@ -91,7 +94,7 @@ impl Source {
     }
 
     fn video_due(&self) -> Duration {
-        self.start + Duration::from_millis((self.frame * 1000 / 30) as u64)
+        self.start + Duration::from_millis((self.frame * 1000 / self.fps) as u64)
     }
 
     fn audio_due(&self) -> Option<Duration> {
@@ -132,7 +135,7 @@ impl Source {
         self.frame += 1;
         MediaEvent::Sample(Sample {
             track: 0,
-            dts: self.dts_base + i * 3000,
+            dts: self.dts_base + i * (90_000 / self.fps),
             cts_offset: 0,
             keyframe: i % self.gop == 0,
             duration: None,

@@ -11,4 +11,5 @@ mod driver;
 mod idle;
 mod ladder;
 mod loss;
+mod multivariant;
 mod standby;
