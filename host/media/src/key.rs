@@ -69,7 +69,10 @@ mod tests {
         // printed it). The hex itself may contain any digit pair, "11" included, so the
         // test asserts the form, not the absence of digits (it failed by chance ~4%).
         assert!(shown[2..].chars().all(|c| c.is_ascii_hexdigit()), "{shown}");
-        assert!(!shown.contains("supersecret") && !shown.contains("su"), "{shown}");
+        assert!(
+            !shown.contains("supersecret") && !shown.contains("su"),
+            "{shown}"
+        );
         assert!(!format!("{key:?}").contains("supersecret"));
         // Stable within the process, different for different keys.
         assert_eq!(shown, StreamKey::new("supersecret").to_string());
