@@ -537,6 +537,22 @@ impl Config {
         Duration::from_millis(self.packager.segment_ms)
     }
 
+    /// The origin's object cache: whole segments built from their parts. A segment is worth
+    /// keeping while it is in the window and during its grace after it (RFC 8216bis 6.2.2),
+    /// at most about two windows; past that nobody asks for it, so entries expire then
+    /// (a later miss refills from the parts, or is 410 once they are gone). Without a
+    /// time-to-live the cache kept every segment of every stream until its 256 MB cap: the
+    /// soak grew by the stream's bitrate, 6.8 MB a minute for 864 kbit/s.
+    pub fn cache_settings(&self) -> weir_cache::CacheSettings {
+        weir_cache::CacheSettings {
+            time_to_live: Some(
+                Duration::from_secs(self.packager.window_s.saturating_mul(2))
+                    + self.segment_target() * 2,
+            ),
+            ..weir_cache::CacheSettings::default()
+        }
+    }
+
     /// `server.state_dir`, else the first of systemd's `$STATE_DIRECTORY` (a `:`-separated
     /// list), else none.
     pub fn state_dir(&self) -> Option<PathBuf> {
@@ -568,6 +584,20 @@ pub fn valid_stream_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cached_segments_expire_after_two_windows() {
+        let c = Config::default();
+        let ttl = c.cache_settings().time_to_live.unwrap();
+        assert_eq!(
+            ttl,
+            Duration::from_secs(2 * c.packager.window_s) + 2 * c.segment_target()
+        );
+        assert_eq!(
+            c.cache_settings().max_bytes,
+            weir_cache::CacheSettings::default().max_bytes
+        );
+    }
+
     use super::*;
 
     #[test]

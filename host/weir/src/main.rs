@@ -340,6 +340,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
                 hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
             },
+            cache: config.cache_settings(),
             // The [server] limits (connections, timeouts, header and API body caps).
             ..config.server.origin_limits()
         },

@@ -60,3 +60,19 @@ async fn bytes_held_are_reported_for_metrics() {
     let cache = weir_cache::Cache::with_storage(Arc::new(storage));
     assert_eq!(cache.stored_bytes(), size);
 }
+
+/// With a time-to-live, an entry is gone once it has passed, whatever the room left: what
+/// keeps segments that left every playlist from filling the cache.
+#[tokio::test]
+async fn entries_expire_after_their_time_to_live() {
+    let storage = MokaStorage::new(&CacheSettings {
+        max_bytes: 64 * 1024 * 1024,
+        time_to_live: Some(std::time::Duration::from_millis(100)),
+    });
+    storage.insert("seg1".into(), kib(8)).await;
+    assert!(storage.get("seg1").await.is_some());
+    // Only a lower bound on time: expiry is checked when the entry is read.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(storage.get("seg1").await.is_none());
+    assert_eq!(storage.weighted_size().await, 0);
+}
