@@ -46,11 +46,10 @@ fn check_report(url: &str) -> (Vec<String>, serde_json::Value) {
     (errors, report)
 }
 
-// TODO(#14 item 3): before the origin sent a part in progress whole once complete, these
-// streams failed exactly one rule, "RFC8216bis 6.2.6 part bytes sent whole" (the hinted
-// part trickled out as it was produced). With the origin change in the tree now, the
-// checker measures hinted parts whole (1-2 ms first to last byte), so every stream must
-// pass with no error at all.
+// Before the origin sent a part in progress whole once complete (#14 item 3), these streams
+// failed exactly one rule, "RFC8216bis 6.2.6 part bytes sent whole" (the hinted part
+// trickled out as it was produced). Now the checker measures hinted parts whole (1-2 ms
+// first to last byte), so every stream must pass with no error at all.
 
 /// Over HTTPS (a self-signed certificate, hence `--insecure`): the checker also requires
 /// ALPN h2, and its requests share HTTP/2 connections.
