@@ -263,26 +263,8 @@ fn check_passes(extra: &[&str], settle: Duration) {
         assert!(text.contains(",BYTERANGE="), "{v}:\n{text}");
         assert!(!text.contains("URI=\"part"), "{v}:\n{text}");
     }
-    let out = Command::new(weir_bin())
-        .args(["check", &master, "--duration", "12", "--json"])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "weir check printed no JSON report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
-    let errors: Vec<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "error")
-        .map(|f| format!("{}: {}", f["rule"], f["message"]))
-        .collect();
+    let (errors, report) = weir_check(&master);
     assert!(errors.is_empty(), "{errors:#?}");
-    assert!(out.status.success());
     let renditions = report["renditions"].as_array().unwrap();
     assert_eq!(renditions.len(), variants.len());
     for r in renditions {

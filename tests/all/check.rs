@@ -5,7 +5,6 @@
 //! removed-segment rule is exercised, not skipped); the 1 s / 200 ms one is just past
 //! CAN-SKIP-UNTIL, so delta updates are checked as well.
 
-use std::process::Command;
 use std::time::Duration;
 
 use weir_e2e::*;
@@ -18,26 +17,7 @@ fn check_errors(url: &str) -> Vec<String> {
 
 /// [`check_errors`], with the whole JSON report.
 fn check_report(url: &str) -> (Vec<String>, serde_json::Value) {
-    let out = Command::new(weir_bin())
-        .args(["check", url, "--duration", "12", "--json", "--insecure"])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "weir check printed no JSON report ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
-    let errors: Vec<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["severity"] == "error")
-        .map(|f| format!("{}: {}", f["rule"], f["message"]))
-        .collect();
-    // The exit status says the same as the report.
-    assert_eq!(out.status.success(), errors.is_empty(), "{errors:?}");
+    let (errors, report) = weir_check(url);
     // The check did follow the stream.
     for r in report["renditions"].as_array().unwrap() {
         assert!(r["hinted_parts"].as_u64().unwrap() >= 10, "{r}");

@@ -764,3 +764,33 @@ pub fn plugin_names(list: &[u8]) -> Vec<String> {
         .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// Runs `weir check URL --duration 12 --json --insecure` and returns the error findings
+/// (`rule: message`) with the whole JSON report, which it also prints. Asserts that the
+/// exit status says the same as the report.
+pub fn weir_check(url: &str) -> (Vec<String>, serde_json::Value) {
+    let out = Command::new(weir_bin())
+        .args(["check", url, "--duration", "12", "--json", "--insecure"])
+        .output()
+        .expect("running weir check");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "weir check printed no JSON report ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    let errors: Vec<String> = report["findings"]
+        .as_array()
+        .map(|f| f.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| format!("{}: {}", f["rule"], f["message"]))
+        .collect();
+    assert_eq!(out.status.success(), errors.is_empty(), "{errors:?}");
+    (errors, report)
+}
