@@ -9,7 +9,7 @@
 // start after N s), --chromium PATH (default /usr/bin/chromium or $CHROMIUM), --force-level N
 // (hls.js: switch to level N after start), --cycle-levels (hls.js: force each level in turn,
 // top to bottom, over the play time; reports levelSwitches), --catchup (hls.js maxLiveSyncPlaybackRate 1.5),
-// --trace (per-500 ms playhead samples), --debug (hls.js logs to stderr), --header
+// --trace (per-500 ms playhead samples), --log-requests (each request and its end, timed, to stderr), --debug (hls.js logs to stderr), --header
 // "Name: value" (an extra HTTP header on every request, e.g. a CDN's CF-IPCountry; give it
 // more than once for several), --shaka-retry (Shaka: a failure callback that retries),
 // --started-file PATH (write PATH once playback has started, so
@@ -58,8 +58,8 @@ const libs = {
   hls: require.resolve(current ? 'hls.js-current/dist/hls.min.js' : 'hls.js/dist/hls.min.js'),
   shaka: require.resolve(
     current
-      ? 'shaka-player-current/dist/shaka-player.compiled.js'
-      : 'shaka-player/dist/shaka-player.compiled.js',
+      ? `shaka-player-current/dist/shaka-player.compiled${args.debug ? '.debug' : ''}.js`
+      : `shaka-player/dist/shaka-player.compiled${args.debug ? '.debug' : ''}.js`,
   ),
 };
 
@@ -101,6 +101,7 @@ try {
     const u = r.url();
     if (u.startsWith('http://localhost:9')) return;
     report.requests.total++;
+    if (args['log-requests']) process.stderr.write(`${Date.now()} > ${u}\n`);
     if (/[?&]_HLS_msn=/.test(u)) report.requests.blocking++;
     if (/[?&]_HLS_skip=/.test(u)) report.requests.skip++;
     if (/\/part\d+\.m4s/.test(u)) report.requests.parts++;
@@ -108,6 +109,15 @@ try {
     if (u.includes('/assets/')) report.requests.assets++;
     if (u.includes('/slate/')) report.requests.slate++;
   });
+  if (args['log-requests']) {
+    page.on('requestfinished', async (r) => {
+      if (r.url().startsWith('http://localhost:9')) return;
+      const t = Date.now();
+      let body = '';
+      if (r.url().includes('.m3u8')) body = `\n${await (await r.response())?.text().catch(() => '') ?? ''}`;
+      process.stderr.write(`${t} < ${r.url()}${body}\n`);
+    });
+  }
   page.on('requestfailed', (r) => {
     if (r.url().startsWith('http://localhost:9')) return;
     report.requests.failed.push(`${r.url()} ${r.failure()?.errorText ?? ''}`.slice(0, 300));
@@ -123,13 +133,26 @@ try {
   await page.evaluate(({ url, player, debug, catchup, shakaRetry }) => {
     const video = document.getElementById('v');
     const w = window;
+    if (debug) {
+      // Every seek the player makes, with the element's state at the time.
+      const d = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, 'currentTime');
+      Object.defineProperty(HTMLMediaElement.prototype, 'currentTime', {
+        get() { return d.get.call(this); },
+        set(v) {
+          console.log(`weir: currentTime=${v} (was ${d.get.call(this)}, ready=${this.readyState}, paused=${this.paused})`);
+          d.set.call(this, v);
+        },
+      });
+    }
     w.weir = { switches: [], fatal: [], nonfatal: [], stalls: 0, events: [], interstitials: [], latency: () => null, levels: [], switchTo: () => null, started: false };
     video.addEventListener('playing', () => { w.weir.started = true; });
     video.addEventListener('waiting', () => {
       if (w.weir.started) w.weir.stalls++;
       w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} waiting t=${video.currentTime.toFixed(2)}`);
     });
-    video.addEventListener('playing', () => w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} playing t=${video.currentTime.toFixed(2)}`));
+    for (const e of ['playing', 'loadedmetadata', 'seeking', 'seeked']) {
+      video.addEventListener(e, () => w.weir.events.push(`${(performance.now() / 1000).toFixed(2)} ${e} t=${video.currentTime.toFixed(3)} ready=${video.readyState}`));
+    }
     if (player === 'hls') {
       // --catchup: let hls.js speed playback up (up to 1.5x) to reach its target latency
       // (PART-HOLD-BACK); hls.js's default (1) never catches up after a late start.
@@ -180,6 +203,7 @@ try {
       w.weir.level = () => hls.currentLevel;
     } else {
       w.shaka.polyfill.installAll();
+      if (debug) w.shaka.log.setLevel(w.shaka.log.Level.V1);
       const p = new w.shaka.Player();
       w.shakaPlayer = p;
       p.addEventListener('error', (e) => {
@@ -242,7 +266,14 @@ try {
             for (let i = 0; i < d.length; i += 4) { sum[0] += d[i]; sum[1] += d[i + 1]; sum[2] += d[i + 2]; }
             rgb = sum.map((x) => x / (d.length / 4));
           } catch (_) { /* no picture yet */ }
-          return { wall: Date.now(), t: v.currentTime, latency: l, w: v.videoWidth, paused: v.paused, rgb };
+          // Shaka's own view of the live timeline: its seek range and what it derives from.
+          let shaka;
+          const tl = window.shakaPlayer?.getManifest?.()?.presentationTimeline;
+          if (tl) {
+            const r = window.shakaPlayer.seekRange();
+            shaka = { seek: [r.start, r.end], availEnd: tl.getSegmentAvailabilityEnd(), maxEnd: tl.getMaxSegmentEndTime(), start: tl.getPresentationStartTime(), delay: tl.getDelay(), maxDur: tl.getMaxSegmentDuration?.() };
+          }
+          return { wall: Date.now(), t: v.currentTime, latency: l, w: v.videoWidth, paused: v.paused, rgb, shaka };
         }));
       }
       if (args['cycle-levels']) {

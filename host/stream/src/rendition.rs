@@ -95,6 +95,8 @@ pub(crate) struct RenditionCore {
     /// published together with the slate's first part, never as the live edge, and after a
     /// restart the old session's last segment with the new session's first part.
     hold_playlist: Option<u64>,
+    /// A playlist has been published that players can start from (`startable`).
+    startable: bool,
     /// The rendition's numbering reservation (with `server.state_dir`).
     numbering: Option<Box<dyn Reservation>>,
     /// The last sample from its feed (never from the stand-by slate), or the last attach.
@@ -147,6 +149,7 @@ impl RenditionCore {
             early_cues: Vec::new(),
             returning: Returning::default(),
             hold_playlist: None,
+            startable: false,
             numbering,
             last_media: now,
             lost: false,
@@ -528,17 +531,21 @@ impl RenditionCore {
         let Some(packager) = self.packager.as_ref() else {
             return;
         };
-        // The first playlist waits for the first complete segment: Shaka 4.16 fails to load
-        // a live playlist whose only segment is still in parts (a TypeError in its HLS
-        // parser); requests wait for it (the origin's first-playlist wait).
-        let starting = packager.next_msn() <= packager.first_msn();
-        if (self.hold_playlist.is_some() || starting) && !ended {
+        if self.hold_playlist.is_some() && !ended {
             return;
+        }
+        let mut playlist = packager.media_playlist();
+        // Requests for a stream's first playlist wait for it (the origin's first-playlist
+        // wait) until a player can start there: see `startable`.
+        if !self.startable && !ended {
+            if !startable(&playlist) {
+                return;
+            }
+            self.startable = true;
         }
         if let Some(n) = self.numbering.as_mut() {
             n.cover((packager.next_msn(), packager.next_part_seq()));
         }
-        let mut playlist = packager.media_playlist();
         if !self.cue_tags {
             playlist.dateranges.clear();
         }
@@ -621,6 +628,54 @@ fn live_edge(playlist: &MediaPlaylist) -> Option<(u64, u32)> {
         last.msn,
         u32::try_from(last.parts.len().saturating_sub(1)).unwrap_or(0),
     ))
+}
+
+/// Whether players can start from a stream's first playlist: it lists a complete segment,
+/// and a player that starts PART-HOLD-BACK from its end (RFC 8216bis 4.4.3.8) starts at an
+/// independent part after the stream's first one.
+///
+/// - Shaka 4.16 fails to load a live playlist whose only segment is still in parts (a
+///   TypeError in its HLS parser).
+/// - Shaka 4.16 seeks to its start position when the first init segment is appended; with
+///   no media appended yet Chromium has nothing seekable and drops that seek. Starting at
+///   the stream's first part, presentation time 0, an autoplaying video then plays from 0 on
+///   its own, Shaka's retry sees the time moved and stops, and its playhead never counts as
+///   started: it reports a frozen PROGRAM-DATE-TIME, stops buffering 10 s after its start
+///   position and stalls there for about 18 s. Starting later, nothing plays before the
+///   retried seek. Current Shaka, hls.js and later joins are unaffected.
+///
+/// With segments cut at keyframes this delays the first playlist by PART-HOLD-BACK at most.
+fn startable(playlist: &MediaPlaylist) -> bool {
+    if playlist.segments.is_empty() {
+        return false;
+    }
+    let mut t = Duration::ZERO;
+    let mut second_independent = None;
+    let mut mark = |t: Duration| {
+        if t > Duration::ZERO {
+            second_independent.get_or_insert(t);
+        }
+    };
+    for s in &playlist.segments {
+        if s.parts.is_empty() {
+            // Parts no longer listed: the segment starts with a keyframe.
+            mark(t);
+            t += s.duration;
+        }
+        for p in &s.parts {
+            if p.independent {
+                mark(t);
+            }
+            t += p.duration;
+        }
+    }
+    for p in playlist.partial.iter().flat_map(|p| &p.parts) {
+        if p.independent {
+            mark(t);
+        }
+        t += p.duration;
+    }
+    second_independent.is_some_and(|s| s + playlist.part_hold_back <= t)
 }
 
 fn render(playlist: &MediaPlaylist, skip: bool) -> Bytes {

@@ -13,3 +13,4 @@ mod ladder;
 mod loss;
 mod multivariant;
 mod standby;
+mod start;
