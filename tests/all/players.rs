@@ -178,6 +178,74 @@ fn current_hlsjs_and_shaka_releases_play_a_live_rtmp_stream() {
     }
 }
 
+/// The current releases on what `current_hlsjs_and_shaka_releases_play_a_live_rtmp_stream`
+/// does not cover: a transcoded stream (a two-rung x264 ladder), 1 s segments with 200 ms
+/// parts, over HTTP/2 with TLS. Each joins mid-stream and plays with no fatal error, every
+/// response over h2.
+#[test]
+fn current_releases_play_a_transcoded_1s_200ms_stream_over_h2() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_cert(dir.path()).unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        "[encoder]\nenabled = true\npreset = \"ultrafast\"\n\
+         [[encoder.ladder]]\nname = \"360p\"\nheight = 360\nbitrate = 600000\n\
+         [[encoder.ladder]]\nname = \"240p\"\nheight = 240\nbitrate = 300000\n",
+    )
+    .unwrap();
+    let mut weir = Weir::start(&[
+        "--no-test-source",
+        "--config",
+        config.to_str().unwrap(),
+        "--segment-ms",
+        "1000",
+        "--part-ms",
+        "200",
+        "--https",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .unwrap();
+    let _ff =
+        ffmpeg_publish_preset(&weir.rtmp_url("ladder"), 60, "640x360", 30, "ultrafast").unwrap();
+    let master = weir.https_url("/live/ladder/master.m3u8");
+    wait_for_200(
+        &weir.url("/live/ladder/master.m3u8"),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, text) = curl(&weir.url("/live/ladder/360p/index.m3u8"), &[]).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.2"), "{text}");
+    for player in ["hls", "shaka"] {
+        let r = Player::start_with(player, &master, 12, &["--current"])
+            .unwrap()
+            .join()
+            .unwrap();
+        eprintln!(
+            "[{player} current] played {:.1}s, latency p50 {:?}, stalls {:?}",
+            r.played, r.latency.p50, r.stalls
+        );
+        assert_played(&r, "h2");
+    }
+    check_segments_decode(&weir, "/live/ladder/360p");
+    assert!(
+        weir.log()
+            .iter()
+            .any(|l| l.contains("encoding ladder") && l.contains("libx264")),
+        "not transcoded"
+    );
+}
+
 /// Downloads init + the newest complete segments in the window (at most 8: the oldest ones
 /// may leave the window while a slow machine fetches the rest), checks each segment equals
 /// its listed parts, and decodes them with ffmpeg: no errors, continuous timestamps.
