@@ -36,6 +36,19 @@ pub struct EncoderConfig {
     pub threads_per_rung: u32,
     /// `auto`: NVENC when the GPU has it, CUDA scaling when built with `cuda`; `cpu`: never.
     pub accel: AccelConfig,
+    /// Where the rungs' keyframes (IDRs) fall: `segment`, one at the start of each segment;
+    /// or `part`, one at the start of every part, so that every part is `INDEPENDENT=YES` and
+    /// a player can start at any part, as close to `PART-HOLD-BACK` as it likes, instead of
+    /// the last segment start before it. `part` costs bitrate (at the same bitrate, quality):
+    /// an IDR costs several P-frames.
+    pub keyframes: KeyframesConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyframesConfig {
+    Segment,
+    Part,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +98,7 @@ impl Default for EncoderConfig {
             audio_bitrate: d.audio_bitrate,
             threads_per_rung: 0,
             accel: AccelConfig::Auto,
+            keyframes: KeyframesConfig::Segment,
         }
     }
 }
@@ -104,11 +118,12 @@ const X264_PRESETS: [&str; 10] = [
 
 impl EncoderConfig {
     /// The encoder's settings with `ladder` (a tenant's, or this one's), and the packager's
-    /// segment target as the GOP.
+    /// segment or part target (`keyframes`) as the GOP.
     pub fn settings(
         &self,
         ladder: &[RungConfig],
         segment_target: Duration,
+        part_target: Duration,
     ) -> crate::EncoderSettings {
         crate::EncoderSettings {
             ladder: ladder
@@ -121,7 +136,10 @@ impl EncoderConfig {
                 RateControlConfig::CappedVbr => crate::RateControl::CappedVbr,
             },
             fps: self.fps,
-            gop: segment_target,
+            gop: match self.keyframes {
+                KeyframesConfig::Segment => segment_target,
+                KeyframesConfig::Part => part_target,
+            },
             hold: Duration::from_millis(self.hold_ms),
             slate_after: Duration::from_millis(self.slate_after_ms),
             slate_image: self.slate_image.clone(),

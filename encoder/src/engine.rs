@@ -127,6 +127,11 @@ struct Engine {
     filling: Option<Fill>,
     /// Index of the GOP the last IDR started.
     gop_index: Option<i64>,
+    /// The GOP grid's origin: the first output frame's PTS. The packager measures segments
+    /// and parts from that frame (the first keyframe), so with one IDR per part
+    /// (`keyframes = "part"`) an absolute grid would start every part of the first segment
+    /// a frame or two after its IDR, none of them independent.
+    gop_origin: Option<i64>,
     /// The test pattern's base picture and frame counter.
     pattern: Option<(frame::Video, u64)>,
     tone_pos: u64,
@@ -196,6 +201,7 @@ impl Engine {
             last_audio_in: None,
             filling: None,
             gop_index: None,
+            gop_origin: None,
             pattern: None,
             tone_pos: 0,
             slate_only: false,
@@ -528,7 +534,8 @@ impl Engine {
 
     fn idr_at(&mut self, pts: i64) -> bool {
         let gop = ticks(self.settings.gop, VIDEO_TIMESCALE).max(1);
-        let index = pts.div_euclid(gop);
+        let origin = *self.gop_origin.get_or_insert(pts);
+        let index = (pts - origin).div_euclid(gop);
         if self.gop_index == Some(index) {
             return false;
         }

@@ -400,3 +400,45 @@ fn a_crashed_encoder_is_restarted_and_the_timeline_stays_monotonic() {
         "restart counted:\n{metrics}"
     );
 }
+
+/// `keyframes = "part"`: every part of every rung starts with an IDR and says so
+/// (`INDEPENDENT=YES`), so players can start at any part; a 2 s segment of 500 ms parts holds
+/// four IDRs, on the part grid.
+#[test]
+fn keyframes_per_part_make_every_part_independent() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let (dir, weir) = transcoding_weir(
+        "[encoder]\nenabled = true\npreset = \"ultrafast\"\nkeyframes = \"part\"\n\
+         [[encoder.ladder]]\nname = \"360p\"\nheight = 360\nbitrate = 600000\n",
+        &[],
+    );
+    let _ffmpeg =
+        ffmpeg_publish_preset(&weir.rtmp_url("idr"), 30, "640x360", 60, "ultrafast").unwrap();
+    wait_for_200(&weir.url("/live/idr/master.m3u8"), Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let base = weir.url("/live/idr/360p");
+    let (_, text) = curl(&format!("{base}/index.m3u8"), &[]).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let parts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .collect();
+    assert!(parts.len() >= 8, "{text}");
+    assert!(
+        parts.iter().all(|l| l.contains(",INDEPENDENT=YES")),
+        "{text}"
+    );
+    let (_, uri, duration) = segments(text.as_bytes()).last().cloned().unwrap();
+    assert!((duration - 2.0).abs() < 0.05, "{text}");
+    let probe = probe_segment(dir.path(), &base, &uri);
+    assert!(probe.first_is_key);
+    assert_eq!(
+        probe.pict_types.matches('I').count(),
+        4,
+        "{}",
+        probe.pict_types
+    );
+}

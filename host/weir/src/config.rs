@@ -537,6 +537,10 @@ impl Config {
         Duration::from_millis(self.packager.segment_ms)
     }
 
+    pub fn part_target(&self) -> Duration {
+        Duration::from_millis(self.packager.part_ms)
+    }
+
     /// The origin's object cache: whole segments built from their parts. A segment is worth
     /// keeping while it is in the window and during its grace after it (RFC 8216bis 6.2.2),
     /// at most about two windows; past that nobody asks for it, so entries expire then

@@ -275,7 +275,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         || config.tenants.iter().any(|t| t.transcode == Some(true))
         || (config.test_source.enabled && config.test_source.kind == TestSourceKind::Pattern);
     if encodes {
-        let accel = config.encoder.settings(&[], Duration::ZERO).accel;
+        let accel = config
+            .encoder
+            .settings(&[], Duration::ZERO, Duration::ZERO)
+            .accel;
         info!(paths = %weir_encoder::detect(accel), "live encoder");
     }
     if let Some(path) = &config.encoder.slate_image {
@@ -285,7 +288,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         if config.ingest.standby_slate {
             // Passed-through streams show it too when their contribution is lost: encoded
             // once, here, into the stand-by clip they loop.
-            let encoder = config.encoder.settings(&[], config.segment_target());
+            let encoder =
+                config
+                    .encoder
+                    .settings(&[], config.segment_target(), config.part_target());
             let events = weir_encoder::still_clip(path, &encoder, 2)
                 .with_context(|| format!("encoding encoder.slate_image {}", path.display()))?;
             let clip = testsrc::Clip::from_events(events)
@@ -443,9 +449,11 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         match config.test_source.kind {
             TestSourceKind::Pattern => {
                 let ts = &config.test_source;
-                let encoder = config
-                    .encoder
-                    .settings(&config.encoder.ladder, config.segment_target());
+                let encoder = config.encoder.settings(
+                    &config.encoder.ladder,
+                    config.segment_target(),
+                    config.part_target(),
+                );
                 streams.start_test_pattern(&ts.name, Arc::new(encoder), ts.width, ts.height);
             }
             TestSourceKind::Clip => {

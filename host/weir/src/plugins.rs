@@ -44,6 +44,7 @@ pub fn stream_policy(config: &Config) -> StreamPolicy {
             Arc::new(config.encoder.settings(
                 ladder.unwrap_or(&config.encoder.ladder),
                 config.segment_target(),
+                config.part_target(),
             ))
         })
     };
