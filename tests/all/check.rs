@@ -40,21 +40,17 @@ fn weir_check_passes_on_a_passthrough_stream_2s_500ms_over_https() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path()).unwrap();
-    let weir = Weir::start(&[
-        "--https",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-        "--segment-ms",
-        "2000",
-        "--part-ms",
-        "500",
-        "--window-s",
-        "6",
-    ])
+    let weir = Weir::start_tls(
+        dir.path(),
+        &[
+            "--segment-ms",
+            "2000",
+            "--part-ms",
+            "500",
+            "--window-s",
+            "6",
+        ],
+    )
     .unwrap();
     wait_for_200(&weir.url("/live/test/master.m3u8"), Duration::from_secs(20)).unwrap();
     std::thread::sleep(Duration::from_secs(2));

@@ -51,17 +51,7 @@ fn rtmp_publish_plays_in_hlsjs_and_shaka_over_http1_and_h2_tls() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path()).unwrap();
-    let mut weir = Weir::start(&[
-        "--no-test-source",
-        "--https",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ])
-    .unwrap();
+    let mut weir = Weir::start_tls(dir.path(), &["--no-test-source"]).unwrap();
     let mut ffmpeg = ffmpeg_publish(&weir.rtmp_url("e2e"), 60, "1280x720", 60).unwrap();
     let master = "/live/e2e/master.m3u8";
     wait_for_200(&weir.url(master), Duration::from_secs(20)).unwrap();
@@ -189,7 +179,6 @@ fn current_releases_play_a_transcoded_1s_200ms_stream_over_h2() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed_cert(dir.path()).unwrap();
     let config = dir.path().join("weir.toml");
     std::fs::write(
         &config,
@@ -198,21 +187,18 @@ fn current_releases_play_a_transcoded_1s_200ms_stream_over_h2() {
          [[encoder.ladder]]\nname = \"240p\"\nheight = 240\nbitrate = 300000\n",
     )
     .unwrap();
-    let mut weir = Weir::start(&[
-        "--no-test-source",
-        "--config",
-        config.to_str().unwrap(),
-        "--segment-ms",
-        "1000",
-        "--part-ms",
-        "200",
-        "--https",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ])
+    let mut weir = Weir::start_tls(
+        dir.path(),
+        &[
+            "--no-test-source",
+            "--config",
+            config.to_str().unwrap(),
+            "--segment-ms",
+            "1000",
+            "--part-ms",
+            "200",
+        ],
+    )
     .unwrap();
     let _ff =
         ffmpeg_publish_preset(&weir.rtmp_url("ladder"), 60, "640x360", 30, "ultrafast").unwrap();

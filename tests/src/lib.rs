@@ -96,6 +96,23 @@ impl Weir {
         Self::start_with_env(extra, &[])
     }
 
+    /// [`Weir::start`] with HTTPS too (`weir.https_url`: HTTP/2 over TLS), on a self-signed
+    /// certificate made in `dir`.
+    pub fn start_tls(dir: &Path, extra: &[&str]) -> Result<Self> {
+        let (cert, key) = self_signed_cert(dir)?;
+        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        let mut args = vec![
+            "--https",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     /// [`Weir::start`] with extra environment variables (failpoints, log filters).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
