@@ -4,10 +4,13 @@
 for tool in ffmpeg python3 timeout getconf curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (scripts/setup.sh)"; exit 1; }
 done
-cargo build --release -q -p weir -p weir-loadgen
+# Release builds; a smoke run (BENCH_SMOKE=1, CI) takes the debug builds CI already makes.
+PROFILE=release
+[[ -n ${BENCH_SMOKE:-} ]] && PROFILE=debug
+cargo build $([[ $PROFILE == release ]] && echo --release) -q -p weir -p weir-loadgen
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-WEIR=$TARGET/release/weir
-LOADGEN=$TARGET/release/weir-loadgen
+WEIR=$TARGET/$PROFILE/weir
+LOADGEN=$TARGET/$PROFILE/weir-loadgen
 CLIPS=$TARGET/bench-ingest
 mkdir -p "$CLIPS"
 WORK=$(mktemp -d)
