@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Weir's tests need on Debian 12, idempotently: real peers from Debian
-# (ffmpeg, Chromium, curl, openssl, nghttp2 for h2load, srt-live-transmit from srt-tools),
+# (ffmpeg, Chromium, curl, openssl, nghttp2 for h2load, srt-live-transmit from srt-tools,
+# nginx as the CDN and serving peer, wrk for the serving bench),
 # the npm players (hls.js, Shaka, playwright-core, pinned in tests/e2e/package-lock.json)
 # and threefive from PyPI (SCTE-35 encode/decode, pinned). Building weir itself needs only
 # Rust (cargo) and a C compiler. Building the Wasm plugins (scripts/build-plugins.sh) needs
@@ -27,6 +28,8 @@ want chromium chromium
 want curl curl
 want openssl openssl
 want h2load nghttp2-client
+want nginx nginx-light
+want wrk wrk
 want srt-live-transmit srt-tools
 want node nodejs
 want npm npm
