@@ -35,6 +35,7 @@ cd "$(dirname "$0")/.."
 SMOKE=${BENCH_SMOKE:-0}
 [[ ${1:-} == --smoke ]] && SMOKE=1
 if [[ $SMOKE == 1 ]]; then
+  export BENCH_SMOKE=1 # lib.sh: the debug builds
   SECS=${SECS:-1} CONNS=${CONNS:-64}
 else
   SECS=${SECS:-5} CONNS=${CONNS:-64 1000}

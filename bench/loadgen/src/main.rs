@@ -14,10 +14,13 @@
 //!
 //! It prints one JSON object on stdout and progress on stderr, and stops by itself: every
 //! publisher ends one second after the window. 127.0.0.1 is the only sensible target.
+//!
+//! `weir-loadgen fanout …` is the blocking fan-out bench instead (see `fanout.rs`).
 
 #![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
 
 mod clip;
+mod fanout;
 mod probe;
 mod rtmp;
 mod srt;
@@ -100,6 +103,10 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `weir-loadgen fanout …`: the blocking fan-out bench (fanout.rs).
+    if std::env::args().nth(1).as_deref() == Some("fanout") {
+        return fanout::main(std::env::args().skip(1));
+    }
     let args = Args::parse();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
