@@ -217,9 +217,11 @@ fn main() -> anyhow::Result<()> {
     let hls = median_by(&hls, |r| r.cpu);
     let null = median_by(&null, |r| r.cpu);
     ensure!(ff_segments > 0, "ffmpeg wrote no segments");
+    // In a smoke run (a few seconds of media) both are mostly ffmpeg's start-up and the
+    // difference is noise, possibly zero: the ratio then means nothing, and says so (inf).
     let mux_cpu = hls.cpu.saturating_sub(null.cpu);
 
-    let tput = |cpu: Duration| media_s / cpu.as_secs_f64().max(1e-9);
+    let tput = |cpu: Duration| media_s / cpu.as_secs_f64();
     let weir_tput = tput(weir.cpu);
     let ff_mux_tput = tput(mux_cpu);
     let ff_raw_tput = tput(hls.cpu);
