@@ -77,6 +77,12 @@ impl Follower {
         self.next
     }
 
+    /// Forgets where the next blocking request points: the next request asks for the
+    /// upstream's playlist as it is (after a 400 or 503, e.g. an upstream that restarted).
+    pub fn restart_request(&mut self) {
+        self.next = None;
+    }
+
     /// Takes one full upstream playlist; returns what to do, in order.
     pub fn playlist(&mut self, text: &str) -> Result<Vec<Action>, Error> {
         let p = parse_media(text).map_err(Error::Playlist)?;

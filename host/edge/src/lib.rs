@@ -3,18 +3,23 @@
 //! number of viewers) and writes what it pulls into the local registry, where the origin
 //! serves it as it serves a primary's own streams. docs/design/009-edge.md is the design.
 //!
-//! This crate holds the sans-IO follower (`follow`) and the playlist trim (`trim`); the
-//! upstream client and the wiring come with the rest of issue 16.
+//! `follow` is the sans-IO follower, `trim` the playlist trim, `upstream` the tasks that
+//! drive them against an upstream over HTTP. The `weir edge` wiring (a registry miss
+//! starting a follow, auth, discovery across primaries) comes with the rest of issue 16.
 
 pub mod follow;
 pub mod trim;
+pub mod upstream;
 
 pub use follow::{Action, Follower, Publication};
+pub use upstream::{EdgeSettings, Upstream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("upstream playlist: {0}")]
     Playlist(String),
+    #[error("upstream: {0}")]
+    Upstream(String),
     /// An object name that is not a weir part or init segment (`part<seq>.m4s`,
     /// `init<generation>.mp4`): an edge follows a weir, whose names carry the numbers it
     /// orders by.

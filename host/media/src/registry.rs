@@ -16,10 +16,28 @@ struct StreamShared {
     renditions: RwLock<HashMap<String, RenditionConsumer>>,
 }
 
+/// Called with the name of a stream a request asked for and nobody publishes: an edge
+/// starts following it upstream (weir-edge).
+pub type MissHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+#[derive(Default)]
+struct Miss {
+    hook: RwLock<Option<MissHook>>,
+    /// Bumped on every publish, for lookups that wait for a stream to appear.
+    published: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Miss").finish_non_exhaustive()
+    }
+}
+
 /// Every live stream, shared by ingest (which publishes) and the origin (which serves).
 #[derive(Debug, Clone, Default)]
 pub struct StreamRegistry {
     streams: Arc<RwLock<HashMap<String, Arc<StreamShared>>>>,
+    miss: Arc<Miss>,
 }
 
 impl StreamRegistry {
@@ -29,19 +47,62 @@ impl StreamRegistry {
 
     /// Registers stream `name`, replacing any previous stream of that name (a takeover).
     pub fn publish(&self, name: &str) -> StreamProducer {
-        let (tx, _) = watch::channel(None);
+        self.publish_with(name, None, Vec::new())
+    }
+
+    /// Registers stream `name` with its multivariant playlist and renditions in place, so no
+    /// reader sees it without them.
+    pub fn publish_with(
+        &self,
+        name: &str,
+        multivariant: Option<Bytes>,
+        renditions: Vec<(String, RenditionConsumer)>,
+    ) -> StreamProducer {
+        let (tx, _) = watch::channel(multivariant);
         let shared = Arc::new(StreamShared {
             name: name.to_owned(),
             multivariant: tx,
-            renditions: RwLock::new(HashMap::new()),
+            renditions: RwLock::new(renditions.into_iter().collect()),
         });
         self.streams
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), Arc::clone(&shared));
+        self.miss.published.send_modify(|n| *n = n.wrapping_add(1));
         StreamProducer {
             registry: self.clone(),
             shared,
+        }
+    }
+
+    /// Sets the hook [`StreamRegistry::get_or_wait`] calls on a miss.
+    pub fn on_miss(&self, hook: MissHook) {
+        *self
+            .miss
+            .hook
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// [`StreamRegistry::get`], or, with a miss hook set, the stream once the hook has
+    /// brought it (the caller bounds the wait). Without a hook a miss is `None` at once.
+    pub async fn get_or_wait(&self, name: &str) -> Option<StreamConsumer> {
+        if let Some(s) = self.get(name) {
+            return Some(s);
+        }
+        let hook = self
+            .miss
+            .hook
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let mut published = self.miss.published.subscribe();
+        hook(name);
+        loop {
+            if let Some(s) = self.get(name) {
+                return Some(s);
+            }
+            published.changed().await.ok()?;
         }
     }
 
@@ -153,5 +214,36 @@ mod tests {
         drop(new);
         assert!(reg.get("a").is_none());
         assert!(reg.names().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod miss_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_miss_without_a_hook_is_none_and_with_one_waits_for_the_stream() {
+        let registry = StreamRegistry::new();
+        assert!(registry.get_or_wait("a").await.is_none());
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (r, a) = (registry.clone(), Arc::clone(&asked));
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = Arc::clone(&held);
+        registry.on_miss(Arc::new(move |name: &str| {
+            a.lock().unwrap().push(name.to_owned());
+            let (r, h, name) = (r.clone(), Arc::clone(&h), name.to_owned());
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                let p = r.publish_with(&name, Some(Bytes::from_static(b"#EXTM3U")), Vec::new());
+                h.lock().unwrap().push(p);
+            });
+        }));
+        let s = registry.get_or_wait("b").await.unwrap();
+        assert_eq!(s.name(), "b");
+        assert_eq!(s.multivariant().as_deref(), Some(&b"#EXTM3U"[..]));
+        assert_eq!(*asked.lock().unwrap(), vec!["b".to_owned()]);
+        // Present now: no second call.
+        registry.get_or_wait("b").await.unwrap();
+        assert_eq!(asked.lock().unwrap().len(), 1);
     }
 }
