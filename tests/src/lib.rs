@@ -131,8 +131,20 @@ impl Weir {
             &[][..]
         } else {
             &["--test-source", "clip"][..]
-        })
-        .env(
+        });
+        Self::launch(cmd)
+    }
+
+    /// `weir edge --upstream UPSTREAM` on 127.0.0.1 (docs/design/009-edge.md), with `extra`.
+    pub fn start_edge(upstream: &str, extra: &[&str]) -> Result<Self> {
+        let mut cmd = Command::new(weir_bin());
+        cmd.args(["edge", "--upstream", upstream, "--http", "127.0.0.1:0"])
+            .args(extra);
+        Self::launch(cmd)
+    }
+
+    fn launch(mut cmd: Command) -> Result<Self> {
+        cmd.env(
             "WEIR_LOG",
             std::env::var("WEIR_LOG").unwrap_or_else(|_| "info".into()),
         )

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use weir_cache::{BoxFuture, CachedObject};
-use weir_media::{Lookup, PlacedCue, RenditionConsumer};
+use weir_media::{Lookup, PlacedCue, RenditionConsumer, StreamConsumer};
 
 use crate::body::{self, Body};
 use crate::range;
@@ -299,7 +299,7 @@ impl Origin {
                 CacheControl::MaxAge(Duration::from_secs(3600)),
             ),
             Route::Multivariant { stream } => {
-                let stream = self.registry.get(stream).ok_or(Error::NotFound)?;
+                let stream = self.stream(stream).await?;
                 let body = stream
                     .multivariant()
                     .ok_or(Error::NotYet("multivariant playlist"))?;
@@ -318,7 +318,7 @@ impl Origin {
                 rendition,
                 query,
             } => {
-                let rendition = self.rendition(stream, rendition)?;
+                let rendition = self.rendition(stream, rendition).await?;
                 self.media_playlist(rendition, *query).await
             }
             Route::Init {
@@ -326,7 +326,7 @@ impl Origin {
                 rendition,
                 generation,
             } => {
-                let r = self.rendition(stream, rendition)?;
+                let r = self.rendition(stream, rendition).await?;
                 let init = match generation {
                     Some(g) => r.init_generation(*g),
                     None => r.init(),
@@ -344,14 +344,15 @@ impl Origin {
                 rendition,
                 seq,
             } => {
-                let part = match self.rendition(stream, rendition)?.part(*seq) {
+                let part = match self.rendition(stream, rendition).await?.part(*seq) {
                     Lookup::Found(part) => part,
                     Lookup::Gone => return Err(Error::Gone("part")),
                     Lookup::Missing => return Err(Error::NotYet("part")),
                 };
                 // Sent whole once complete (see `body::whole_part`). The body at this URL
                 // never changes: a CDN may keep it.
-                let (body, len) = body::whole_part(part).await?;
+                let key = ctx.cache_key.as_deref().unwrap_or_default();
+                let (body, len) = body::whole_part(&self.parts, key, part).await?;
                 Ok(Fetched::Object {
                     body,
                     len,
@@ -386,7 +387,7 @@ impl Origin {
             } => {
                 // The window decides 404/410 first, so an evicted segment is 410 even while
                 // the cache still holds its bytes.
-                let rendition = self.rendition(stream, rendition)?;
+                let rendition = self.rendition(stream, rendition).await?;
                 let spec = ctx
                     .request
                     .headers
@@ -430,10 +431,26 @@ impl Origin {
         }
     }
 
-    fn rendition(&self, stream: &str, rendition: &str) -> Result<RenditionConsumer> {
-        self.registry
-            .get(stream)
-            .and_then(|s| s.rendition(rendition))
+    /// The stream, or at an edge (a registry with a miss hook) the stream once it is
+    /// followed from upstream, within the first-playlist wait.
+    async fn stream(&self, stream: &str) -> Result<StreamConsumer> {
+        if let Some(s) = self.registry.get(stream) {
+            return Ok(s);
+        }
+        tokio::time::timeout(
+            self.settings.first_playlist_wait,
+            self.registry.get_or_wait(stream),
+        )
+        .await
+        .ok()
+        .flatten()
+        .ok_or(Error::NotFound)
+    }
+
+    async fn rendition(&self, stream: &str, rendition: &str) -> Result<RenditionConsumer> {
+        self.stream(stream)
+            .await?
+            .rendition(rendition)
             .ok_or(Error::NotFound)
     }
 

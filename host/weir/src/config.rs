@@ -32,6 +32,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub srt: weir_ingest::SrtConfig,
     pub api: ApiConfig,
+    pub edge: EdgeConfig,
     pub test_source: TestSourceConfig,
     pub encoder: EncoderConfig,
     pub plugins: weir_plugin_host::PluginsConfig,
@@ -291,6 +292,20 @@ pub struct ApiConfig {
     pub token: Option<String>,
 }
 
+/// `[edge]`: run as an edge (`weir edge --upstream URL`): follow an upstream weir's streams
+/// instead of ingesting any (docs/design/009-edge.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// The upstream weir (a primary or another edge), `http://` or `https://`. Unset: not
+    /// an edge.
+    pub upstream: Option<String>,
+    /// A PEM file of roots to trust for an `https://` upstream (default: the system's).
+    pub ca: Option<PathBuf>,
+    /// Accept any upstream certificate (tests, self-signed primaries).
+    pub insecure: bool,
+}
+
 /// `ingest.on_publish`: the publish-authorization callback.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -375,6 +390,14 @@ impl Config {
             );
         }
         self.packager.settings().validate()?;
+        if let Some(u) = &self.edge.upstream {
+            let ok = u.parse::<http::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            });
+            if !ok {
+                bail!("edge.upstream = {u:?} is not an http:// or https:// URL");
+            }
+        }
         let s = &self.server;
         s.validate_limits()?;
         match (&s.https, &s.tls_cert, &s.tls_key) {

@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod check_cli;
 mod config;
+mod edge;
 mod plugin_cli;
 mod plugins;
 mod state;
@@ -47,6 +48,21 @@ enum Command {
     Plugin(plugin_cli::PluginArgs),
     /// Follow an LL-HLS stream (weir's or any other) and report the rules it breaks.
     Check(check_cli::CheckArgs),
+    /// Serve an upstream weir's streams as a regional edge: one upstream request per
+    /// rendition, whatever the number of viewers (no ingest).
+    Edge(EdgeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EdgeArgs {
+    /// The upstream weir, e.g. https://primary.example:8443 (`edge.upstream`).
+    #[arg(long, env = "WEIR_UPSTREAM")]
+    upstream: String,
+    /// Trust any upstream certificate (`edge.insecure`).
+    #[arg(long)]
+    insecure: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -182,6 +198,18 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 .context("starting the tokio runtime")?
                 .block_on(serve(config, args.config.clone()))?;
         }
+        Command::Edge(args) => {
+            let mut config = args.serve.config()?;
+            config.edge.upstream = Some(args.upstream.clone());
+            config.edge.insecure |= args.insecure;
+            config.validate()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("weir")
+                .build()
+                .context("starting the tokio runtime")?
+                .block_on(serve(config, args.serve.config.clone()))?;
+        }
         Command::Plugin(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -250,8 +278,14 @@ impl weir_origin::MetricsSource for AllMetrics {
 
 async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     raise_nofile_limit();
-    warn_if_ingest_is_open(&config);
+    let edge = config.edge.upstream.is_some();
+    if !edge {
+        warn_if_ingest_is_open(&config);
+    }
     let registry = StreamRegistry::new();
+    if let Some(upstream) = &config.edge.upstream {
+        edge::follow_on_miss(&registry, upstream, &config.edge)?;
+    }
     let metrics = Arc::new(StreamMetrics::default());
     let settings = StreamSettings {
         packager: config.packager.settings(),
@@ -415,7 +449,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         max_streams: config.ingest.max_streams,
     });
     let mut rtmp_addr = None;
-    if config.rtmp.enabled {
+    if config.rtmp.enabled && !edge {
         let l = TcpListener::bind(config.rtmp.listen)
             .await
             .with_context(|| format!("binding rtmp.listen {}", config.rtmp.listen))?;
@@ -428,7 +462,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         });
     }
     let mut srt_addr = None;
-    if config.srt.enabled {
+    if config.srt.enabled && !edge {
         let socket = weir_ingest::bind_srt(config.srt.listen)
             .await
             .with_context(|| format!("binding srt.listen {}", config.srt.listen))?;
@@ -445,7 +479,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     }
 
     // Built-in test stream.
-    if config.test_source.enabled {
+    if config.test_source.enabled && !edge {
         match config.test_source.kind {
             TestSourceKind::Pattern => {
                 let ts = &config.test_source;

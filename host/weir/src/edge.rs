@@ -1,0 +1,51 @@
+//! `weir edge`: the registry's miss hook starts following a stream upstream (weir-edge).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use tracing::{info, warn};
+use weir_edge::{EdgeSettings, Upstream};
+use weir_media::StreamRegistry;
+
+use crate::config::EdgeConfig;
+
+/// Makes every request for a stream this process does not have follow it from `upstream`
+/// (once: a stream being followed is not asked for twice).
+pub fn follow_on_miss(
+    registry: &StreamRegistry,
+    upstream: &str,
+    config: &EdgeConfig,
+) -> anyhow::Result<()> {
+    let base = url::Url::parse(upstream).with_context(|| format!("edge.upstream {upstream}"))?;
+    let client = weir_check::http::Client::new(config.ca.as_deref(), config.insecure)
+        .context("edge.ca / TLS setup")?;
+    let up = Arc::new(Upstream::new(
+        base,
+        client,
+        registry.clone(),
+        EdgeSettings::default(),
+    ));
+    let following = Arc::new(Mutex::new(HashSet::<String>::new()));
+    info!(%upstream, "edge: streams are followed from upstream on first request");
+    registry.on_miss(Arc::new(move |name: &str| {
+        if !following
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned())
+        {
+            return;
+        }
+        let (up, following, name) = (Arc::clone(&up), Arc::clone(&following), name.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = up.follow_stream(name.clone()).await {
+                warn!(stream = %name, error = %e, "edge: cannot follow upstream stream");
+            }
+            following
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&name);
+        });
+    }));
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Edge mode (issue 16, docs/design/009-edge.md): a primary and two edges as processes on
+//! 127.0.0.1, the second edge following the first (tiered). Real players play through the
+//! edges, the bytes are the primary's, and viewers at an edge cost the primary nothing:
+//! one upstream request per part, however many wait.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use weir_e2e::*;
+
+/// GET `path` over HTTP/1.0 (close-delimited, no chunking to undo): (status, body).
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let status = std::str::from_utf8(&buf[..head_end.min(12)])
+        .ok()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, buf[(head_end + 4).min(buf.len())..].to_vec()))
+}
+
+/// Every response weir counted (`weir_http_responses_total`, all classes).
+fn responses(weir: &Weir) -> u64 {
+    let (_, text) = curl(&weir.url("/metrics"), &[]).unwrap();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| l.starts_with("weir_http_responses_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A simulated low-latency player: blocking reload for the part after the newest listed,
+/// then that part, until `until`. Returns the parts it fetched.
+fn simulated_player(addr: SocketAddr, until: Instant) -> u64 {
+    let mut fetched = 0;
+    let mut next: Option<(u64, usize)> = None;
+    while Instant::now() < until {
+        let path = match next {
+            Some((msn, part)) => {
+                format!("/live/edge/src/index.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+            }
+            None => "/live/edge/src/index.m3u8".to_owned(),
+        };
+        let Ok((200, body)) = get(addr, &path) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let text = String::from_utf8_lossy(&body);
+        let Some(hint) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        if matches!(get(addr, &format!("/live/edge/src/{hint}")), Ok((200, _))) {
+            fetched += 1;
+        }
+        // The part after the newest listed: segments by their URI lines, then the parts
+        // listed after the last one.
+        let first: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let uris = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count() as u64;
+        let open_parts = text
+            .rsplit(".m4s\n")
+            .next()
+            .map_or(0, |tail| tail.matches("#EXT-X-PART:").count());
+        let open_msn = first + uris;
+        next = Some((open_msn, open_parts));
+    }
+    fetched
+}
+
+#[test]
+fn players_play_through_two_tiers_of_edges_and_the_primary_serves_one_request_per_part() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let mut primary = Weir::start(&["--no-test-source"]).unwrap();
+    let _ffmpeg = ffmpeg_publish(&primary.rtmp_url("edge"), 60, "640x360", 60).unwrap();
+    wait_for_200(
+        &primary.url("/live/edge/master.m3u8"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let edge_a = Weir::start_edge(&primary.url(""), &[]).unwrap();
+    // The second tier follows the first edge, not the primary.
+    let edge_b = Weir::start_edge(&edge_a.url(""), &[]).unwrap();
+    let master_b = edge_b.url("/live/edge/master.m3u8");
+    wait_for_200(&master_b, Duration::from_secs(20)).unwrap();
+
+    // The same bytes at every tier.
+    let (_, text) = curl(&edge_b.url("/live/edge/src/index.m3u8"), &[]).unwrap();
+    let p = parse_media_playlist(&text).unwrap();
+    let seg = &p.segments.iter().find(|s| !s.uri.is_empty()).unwrap().uri;
+    for path in [
+        format!("/live/edge/src/{seg}"),
+        "/live/edge/master.m3u8".to_owned(),
+    ] {
+        let (code, at_b) = curl(&edge_b.url(&path), &[]).unwrap();
+        let (_, at_primary) = curl(&primary.url(&path), &[]).unwrap();
+        assert_eq!(code, 200, "{path}");
+        assert!(
+            at_b == at_primary,
+            "{path}: the edge's bytes differ from the primary's"
+        );
+    }
+
+    // hls.js through the first edge, Shaka through the second.
+    let hls = Player::start("hls", &edge_a.url("/live/edge/master.m3u8"), 12).unwrap();
+    let shaka = Player::start("shaka", &master_b, 12).unwrap();
+    for r in [hls.join().unwrap(), shaka.join().unwrap()] {
+        eprintln!(
+            "[{} via edge] played {:.1}s, latency p50 {:?}, fatal {:?}",
+            r.player, r.played, r.latency.p50, r.fatal
+        );
+        assert!(
+            r.started && r.fatal.is_empty() && r.played >= 10.0,
+            "{}: {:?}",
+            r.player,
+            r.fatal
+        );
+    }
+
+    // 50 simulated players on the first edge for 8 s: the primary sees the first edge's
+    // one playlist request and one part request per part, not one per player.
+    let (before_primary, before_edge) = (responses(&primary), responses(&edge_a));
+    let until = Instant::now() + Duration::from_secs(8);
+    let addr = edge_a.http;
+    let players: Vec<_> = (0..50)
+        .map(|_| std::thread::spawn(move || simulated_player(addr, until)))
+        .collect();
+    let parts: u64 = players.into_iter().map(|p| p.join().unwrap()).sum();
+    let upstream = responses(&primary) - before_primary;
+    let served = responses(&edge_a) - before_edge;
+    eprintln!(
+        "fan-in: 50 players fetched {parts} parts ({served} responses at the edge); the primary answered {upstream} requests (ratio {:.1})",
+        served as f64 / upstream.max(1) as f64
+    );
+    assert!(
+        parts >= 50 * 8,
+        "the simulated players fetched only {parts} parts"
+    );
+    // 8 s of 500 ms parts: 16 parts, 2 requests each for edge A, as many for edge B's
+    // follow through A (not the primary), plus slack for timing and a segment or two.
+    assert!(
+        upstream <= 2 * 20 + 10,
+        "the primary answered {upstream} requests for 50 players"
+    );
+    assert!(primary.log().iter().all(|l| !l.contains("panicked")));
+}
