@@ -33,6 +33,10 @@ echo "== end-to-end tests"
 # One at a time: they share two cores with ffmpeg and Chromium.
 cargo test --locked -p weir-e2e -- --test-threads=1 --nocapture
 
+echo "== benches, smoke (bench/run-all --smoke: each bench runs end to end on the debug builds;"
+echo "   what they measure is a bench run's business, never asserted here)"
+bench/run-all --smoke
+
 echo "== soak, one minute (bench/soak.sh: the whole harness end to end; an hour is a bench run)"
 WEIR_BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/weir" \
   bench/soak.sh 1
