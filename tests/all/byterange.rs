@@ -4,9 +4,7 @@
 //! such a stream directly and through nginx as a caching CDN (one object per segment), and
 //! `weir check` passes against it.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use weir_e2e::*;
@@ -116,92 +114,6 @@ fn hlsjs_and_shaka_current_and_pinned_play_byterange_parts() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// nginx as a caching CDN in front of weir, run as a child process on a free port.
-struct Nginx {
-    child: std::process::Child,
-    port: u16,
-    access_log: std::path::PathBuf,
-}
-
-impl Nginx {
-    fn start(dir: &Path, upstream: std::net::SocketAddr) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.display();
-        for sub in ["cache", "tmp"] {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        // The cache key keeps the LL-HLS query (`_HLS_msn`, `_HLS_part`, `_HLS_skip`).
-        // With proxy_cache on, nginx does not pass Range upstream: it fills the whole
-        // segment (weir answers a segment in progress once it is complete) and serves
-        // every range from that one object.
-        let config = format!(
-            r#"daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 512; }}
-http {{
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fastcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  log_format cdn '$status "$request" range="$http_range" cache=$upstream_cache_status';
-  access_log {d}/access.log cdn;
-  proxy_cache_path {d}/cache keys_zone=weir:10m max_size=256m;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://{upstream};
-      proxy_http_version 1.1;
-      proxy_cache weir;
-      proxy_cache_key $uri$is_args$args;
-      proxy_cache_lock on;
-      proxy_cache_lock_timeout 10s;
-      proxy_force_ranges on;
-      proxy_read_timeout 30s;
-    }}
-  }}
-}}
-"#
-        );
-        let path = dir.join("nginx.conf");
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(config.as_bytes())
-            .unwrap();
-        let child = Command::new("nginx")
-            .args(["-c", path.to_str().unwrap(), "-p", dir.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning nginx");
-        let nginx = Self {
-            child,
-            port,
-            access_log: dir.join("access.log"),
-        };
-        wait_for_200(&nginx.url("/healthz"), Duration::from_secs(10)).unwrap();
-        nginx
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn hlsjs_and_shaka_current_and_pinned_play_byterange_parts_through_nginx() {
     let _serial = serial();
@@ -213,7 +125,7 @@ fn hlsjs_and_shaka_current_and_pinned_play_byterange_parts_through_nginx() {
     assert_byterange_playlist(&weir);
     let cdn_dir = dir.path().join("nginx");
     std::fs::create_dir_all(&cdn_dir).unwrap();
-    let nginx = Nginx::start(&cdn_dir, weir.http);
+    let nginx = Nginx::start(&cdn_dir, weir.http).unwrap();
     // Through a CDN that caches whole segments (nginx never passes Range upstream), a part of
     // the segment in progress arrives only when its segment ends: up to one segment (2 s)
     // late, more than PART-HOLD-BACK (1.5 s), so a player at the live edge may wait for it

@@ -1,7 +1,8 @@
 //! Edge mode (issue 16, docs/design/009-edge.md): a primary and two edges as processes on
 //! 127.0.0.1, the second edge following the first (tiered). Real players play through the
-//! edges, the bytes are the primary's, and viewers at an edge cost the primary nothing:
-//! one upstream request per part, however many wait.
+//! edges and through nginx as a caching CDN in front of one, the bytes are the primary's,
+//! and viewers at an edge cost the primary nothing: one upstream request per part, however
+//! many wait.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -137,6 +138,26 @@ fn players_play_through_two_tiers_of_edges_and_the_primary_serves_one_request_pe
             r.fatal
         );
     }
+
+    // nginx as a caching CDN in front of the first edge: both players through it.
+    let cdn_dir = tempfile::tempdir().unwrap();
+    let nginx = Nginx::start(cdn_dir.path(), edge_a.http).unwrap();
+    let cdn = nginx.url("/live/edge/master.m3u8");
+    let hls = Player::start("hls", &cdn, 12).unwrap();
+    let shaka = Player::start("shaka", &cdn, 12).unwrap();
+    for r in [hls.join().unwrap(), shaka.join().unwrap()] {
+        eprintln!(
+            "[{} via nginx and the edge] played {:.1}s, latency p50 {:?}, fatal {:?}",
+            r.player, r.played, r.latency.p50, r.fatal
+        );
+        assert!(
+            r.started && r.fatal.is_empty() && r.played >= 10.0,
+            "{}: {:?}",
+            r.player,
+            r.fatal
+        );
+    }
+    drop(nginx);
 
     // 50 simulated players on the first edge for 8 s: the primary sees the first edge's
     // one playlist request and one part request per part, not one per player.

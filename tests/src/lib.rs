@@ -8,7 +8,7 @@
 
 #![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -822,4 +822,90 @@ pub fn weir_check(url: &str) -> (Vec<String>, serde_json::Value) {
         .collect();
     assert_eq!(out.status.success(), errors.is_empty(), "{errors:?}");
     (errors, report)
+}
+
+/// nginx as a caching CDN in front of weir, run as a child process on a free port (the
+/// cache key keeps the LL-HLS query).
+pub struct Nginx {
+    child: std::process::Child,
+    pub port: u16,
+    /// `$status "$request" range=… cache=HIT|MISS|…` per request.
+    pub access_log: std::path::PathBuf,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, upstream: std::net::SocketAddr) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = dir.display();
+        for sub in ["cache", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        // The cache key keeps the LL-HLS query (`_HLS_msn`, `_HLS_part`, `_HLS_skip`).
+        // With proxy_cache on, nginx does not pass Range upstream: it fills the whole
+        // segment (weir answers a segment in progress once it is complete) and serves
+        // every range from that one object.
+        let config = format!(
+            r#"daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fastcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  log_format cdn '$status "$request" range="$http_range" cache=$upstream_cache_status';
+  access_log {d}/access.log cdn;
+  proxy_cache_path {d}/cache keys_zone=weir:10m max_size=256m;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://{upstream};
+      proxy_http_version 1.1;
+      proxy_cache weir;
+      proxy_cache_key $uri$is_args$args;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 10s;
+      proxy_force_ranges on;
+      proxy_read_timeout 30s;
+    }}
+  }}
+}}
+"#
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::File::create(&path)?.write_all(config.as_bytes())?;
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning nginx (scripts/setup.sh installs it)")?;
+        let nginx = Self {
+            child,
+            port,
+            access_log: dir.join("access.log"),
+        };
+        wait_for_200(&nginx.url("/healthz"), Duration::from_secs(10))?;
+        Ok(nginx)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
