@@ -252,10 +252,23 @@ pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8
     };
 
     // trun.data_offset counts from the start of the moof (default-base-is-moof). Its value
-    // does not change the moof's size, so encode once to learn the size, then fill it in.
-    let mut scratch = Vec::new();
-    moof.encode(&mut scratch)?;
-    let mut offset = scratch.len() as u64 + 8;
+    // does not change the moof's size, so encode once to learn the size, then again with the
+    // offsets, both times into `out` (no scratch buffer). The first encode reserves room for
+    // the whole chunk, so the sample data is copied once and never moved by a reallocation.
+    let data_len: usize = runs
+        .iter()
+        .flat_map(|r| r.samples)
+        .map(|s| s.data.len())
+        .sum();
+    let entries: usize = runs.iter().map(|r| r.samples.len()).sum();
+    // Boxes and their headers (moof, mfhd, and per run traf, tfhd, tfdt, trun: under 100
+    // bytes), 16 bytes per sample entry, the mdat header.
+    out.reserve(64 + 100 * runs.len() + 16 * entries + 8 + data_len);
+    let start = out.len();
+    moof.encode(out)?;
+    let moof_len = out.len() - start;
+    out.truncate(start);
+    let mut offset = moof_len as u64 + 8;
     for (traf, run) in moof.traf.iter_mut().zip(runs) {
         if let Some(trun) = traf.trun.first_mut() {
             trun.data_offset =
@@ -265,7 +278,7 @@ pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8
     }
     moof.encode(out)?;
 
-    let mdat_size = u32::try_from(offset - scratch.len() as u64)
+    let mdat_size = u32::try_from(offset - moof_len as u64)
         .map_err(|_| mp4_atom::Error::TooLarge(FourCC::new(b"mdat")))?;
     out.extend_from_slice(&mdat_size.to_be_bytes());
     out.extend_from_slice(b"mdat");

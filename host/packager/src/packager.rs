@@ -144,6 +144,8 @@ pub struct Packager {
     chunk_sequence: u32,
     finished: bool,
     outputs: VecDeque<Output>,
+    /// Samples per track in the chunk being written, kept between chunks for its allocation.
+    flush_counts: Vec<usize>,
     /// Secondary-track samples that arrived before the session's first primary keyframe.
     held: VecDeque<Sample>,
     cues: CueStore,
@@ -222,6 +224,7 @@ impl Packager {
             chunk_sequence: 1,
             finished: false,
             outputs: VecDeque::new(),
+            flush_counts: Vec::new(),
             held: VecDeque::new(),
             cues: CueStore::default(),
         })

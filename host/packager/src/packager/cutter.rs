@@ -296,8 +296,12 @@ impl Packager {
         let Some(part) = &self.part else {
             return Ok(());
         };
+        let seq = part.seq;
         let primary_ts = u128::from(self.primary_timescale());
-        let mut taken: Vec<(u32, Vec<ReadySample>)> = Vec::new();
+        // The chunk is written from the tracks' queues in place (each made contiguous), and
+        // the samples leave them afterwards: no sample is moved or copied on the way.
+        let mut counts = std::mem::take(&mut self.flush_counts);
+        counts.clear();
         for (i, track) in self.tracks.iter_mut().enumerate() {
             let ts = u128::from(track.track.timescale);
             let n = if i == self.primary || edge == u64::MAX {
@@ -309,22 +313,23 @@ impl Packager {
                     .take_while(|s| u128::from(s.decode_time) * primary_ts < u128::from(edge) * ts)
                     .count()
             };
-            if n > 0 {
-                let samples: Vec<ReadySample> = track.ready.drain(..n).collect();
-                if let Some(last) = samples.last() {
-                    track.end = track.end.max(last.decode_time + u64::from(last.duration));
-                }
-                taken.push((track.id, samples));
+            if let Some(last) = n.checked_sub(1).and_then(|l| track.ready.get(l)) {
+                track.end = track.end.max(last.decode_time + u64::from(last.duration));
             }
+            counts.push(n);
         }
-        if taken.is_empty() {
+        if counts.iter().all(|n| *n == 0) {
+            self.flush_counts = counts;
             return Ok(());
         }
-        let runs: Vec<TrackRun<'_>> = taken
-            .iter()
-            .map(|(track_id, samples)| TrackRun {
-                track_id: *track_id,
-                samples,
+        let runs: Vec<TrackRun<'_>> = self
+            .tracks
+            .iter_mut()
+            .zip(&counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(track, n)| TrackRun {
+                track_id: track.id,
+                samples: &track.ready.make_contiguous()[..*n],
             })
             .collect();
         let mut out = Vec::new();
@@ -332,13 +337,19 @@ impl Packager {
             cmaf::write_styp(&mut out)?;
             segment.needs_styp = false;
         }
-        cmaf::write_chunk(self.chunk_sequence, &runs, &mut out)?;
+        let written = cmaf::write_chunk(self.chunk_sequence, &runs, &mut out);
+        drop(runs);
+        for (track, n) in self.tracks.iter_mut().zip(&counts) {
+            track.ready.drain(..*n);
+        }
+        self.flush_counts = counts;
+        written?;
         self.chunk_sequence = self.chunk_sequence.wrapping_add(1).max(1);
         if let Some(segment) = self.segment.as_mut() {
             segment.bytes += out.len() as u64;
         }
         self.outputs.push_back(Output::Chunk {
-            seq: part.seq,
+            seq,
             bytes: Bytes::from(out),
         });
         Ok(())
