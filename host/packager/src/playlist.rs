@@ -4,6 +4,7 @@
 //! `m3u8-rs` (and therefore most tooling) can still parse the playlist: LL-HLS tags it does
 //! not know come out as unknown tags attached to the next segment, never as errors.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -291,7 +292,7 @@ fn write_daterange(w: &mut impl Write, range: &DateRange) -> io::Result<()> {
         w,
         "#EXT-X-DATERANGE:ID=\"{}\",START-DATE=\"{}\"",
         range.id,
-        format_program_date_time(range.start_ms)
+        ProgramDateTime(range.start_ms)
     )?;
     if let Some(d) = range.duration {
         write!(w, ",DURATION={}", secs(d, 3))?;
@@ -315,11 +316,7 @@ fn write_daterange(w: &mut impl Write, range: &DateRange) -> io::Result<()> {
 }
 
 fn write_pdt(w: &mut impl Write, unix_ms: u64) -> io::Result<()> {
-    writeln!(
-        w,
-        "#EXT-X-PROGRAM-DATE-TIME:{}",
-        format_program_date_time(unix_ms)
-    )
+    writeln!(w, "#EXT-X-PROGRAM-DATE-TIME:{}", ProgramDateTime(unix_ms))
 }
 
 fn write_parts(w: &mut impl Write, parts: &[PartEntry]) -> io::Result<()> {
@@ -403,31 +400,61 @@ impl MultivariantPlaylist {
 }
 
 /// `d` in seconds with exactly `decimals` digits after the point, rounded half up.
-fn secs(d: Duration, decimals: u32) -> String {
-    let unit = 10u128.pow(9 - decimals.min(9));
-    let scaled = (d.as_nanos() + unit / 2) / unit;
-    let one = 10u128.pow(decimals.min(9));
-    format!(
-        "{}.{:0width$}",
-        scaled / one,
-        scaled % one,
-        width = decimals as usize
-    )
+/// `d` in seconds with `decimals` decimals (rounded half up), written straight into the
+/// formatter: playlists are rendered after every part, and a `String` per number was most of
+/// their allocations.
+fn secs(d: Duration, decimals: u32) -> Secs {
+    Secs(d, decimals.min(9))
+}
+
+struct Secs(Duration, u32);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self(d, decimals) = *self;
+        let unit = 10u128.pow(9 - decimals);
+        let scaled = (d.as_nanos() + unit / 2) / unit;
+        let one = 10u128.pow(decimals);
+        // u64 formatting is much cheaper than u128's; any playlist duration fits.
+        match (u64::try_from(scaled / one), u64::try_from(scaled % one)) {
+            (Ok(whole), Ok(frac)) => {
+                write!(f, "{whole}.{frac:0width$}", width = decimals as usize)
+            }
+            _ => write!(
+                f,
+                "{}.{:0width$}",
+                scaled / one,
+                scaled % one,
+                width = decimals as usize
+            ),
+        }
+    }
 }
 
 /// Formats Unix milliseconds as the ISO 8601 date `EXT-X-PROGRAM-DATE-TIME` carries,
 /// in UTC with milliseconds: `2026-11-25T16:00:00.000Z`.
 pub fn format_program_date_time(unix_ms: u64) -> String {
-    let days = unix_ms / 86_400_000;
-    let ms_of_day = unix_ms % 86_400_000;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000
-    )
+    ProgramDateTime(unix_ms).to_string()
+}
+
+/// [`format_program_date_time`] without the `String`.
+struct ProgramDateTime(u64);
+
+impl fmt::Display for ProgramDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unix_ms = self.0;
+        let days = unix_ms / 86_400_000;
+        let ms_of_day = unix_ms % 86_400_000;
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            ms_of_day / 3_600_000,
+            ms_of_day / 60_000 % 60,
+            ms_of_day / 1000 % 60,
+            ms_of_day % 1000
+        )
+    }
 }
 
 /// Howard Hinnant's `civil_from_days` for days since 1970-01-01 (non-negative only).
@@ -468,11 +495,17 @@ mod tests {
 
     #[test]
     fn formats_seconds() {
-        assert_eq!(secs(Duration::from_millis(500), 5), "0.50000");
-        assert_eq!(secs(Duration::from_millis(1500), 3), "1.500");
-        assert_eq!(secs(Duration::from_nanos(2_033_333_333), 5), "2.03333");
-        assert_eq!(secs(Duration::from_nanos(466_666_667), 5), "0.46667");
-        assert_eq!(secs(Duration::from_secs(12), 3), "12.000");
+        assert_eq!(secs(Duration::from_millis(500), 5).to_string(), "0.50000");
+        assert_eq!(secs(Duration::from_millis(1500), 3).to_string(), "1.500");
+        assert_eq!(
+            secs(Duration::from_nanos(2_033_333_333), 5).to_string(),
+            "2.03333"
+        );
+        assert_eq!(
+            secs(Duration::from_nanos(466_666_667), 5).to_string(),
+            "0.46667"
+        );
+        assert_eq!(secs(Duration::from_secs(12), 3).to_string(), "12.000");
     }
 
     fn segment(msn: u64, parts: usize) -> SegmentEntry {
