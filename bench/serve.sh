@@ -27,7 +27,9 @@
 #   bench/serve.sh            full run (2 objects × 2 protocols × 64 and 1000 connections)
 #   bench/serve.sh --smoke    (or BENCH_SMOKE=1) 1 s per run, 64 connections only
 #   SECS=10 CONNS="64" bench/serve.sh   longer runs, other connection counts
-#   PERF=1 bench/serve.sh     also `perf record -g` weir during its runs → perf-serve.data
+#   WEIR_BIN=/tmp/weir-old bench/serve.sh   another weir binary (A/B against the same nginx)
+#   PERF=1 bench/serve.sh     also `perf record $PERF_ARGS` (default -g -F 499) weir during its
+#                             runs → $PERF_OUT/perf-<obj>-<proto>-<conns>.data (default .)
 #
 # 127.0.0.1 only; every process is killed on exit.
 set -euo pipefail
@@ -47,6 +49,7 @@ for tool in nginx wrk h2load openssl; do
 done
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+WEIR=${WEIR_BIN:-$WEIR} # WEIR_BIN=path: another weir build (before/after comparisons)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TCK=$(getconf CLK_TCK)
 free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
@@ -165,7 +168,8 @@ run() { # server obj proto conns → appends a row to $RESULTS
   fi
   local perf_pid=""
   if [[ ${PERF:-0} == 1 && $server == weir ]]; then
-    perf record -g -F 499 -p "$WEIR_PID" -o "$WORK/perf-$obj-$proto-$conns.data" -- sleep $((SECS + 1)) > /dev/null 2>&1 &
+    # shellcheck disable=SC2086
+    perf record ${PERF_ARGS:--g -F 499} -p "$WEIR_PID" -o "$WORK/perf-$obj-$proto-$conns.data" -- sleep $((SECS + 1)) > /dev/null 2>&1 &
     perf_pid=$!
   fi
   local t0 t1
@@ -179,7 +183,7 @@ run() { # server obj proto conns → appends a row to $RESULTS
   fi
   # shellcheck disable=SC2086
   t1=$(ticks $pids)
-  [[ -n $perf_pid ]] && { wait "$perf_pid" || true; cp "$WORK/perf-$obj-$proto-$conns.data" . 2>/dev/null || true; }
+  [[ -n $perf_pid ]] && { wait "$perf_pid" || true; cp "$WORK/perf-$obj-$proto-$conns.data" "${PERF_OUT:-.}/" 2>/dev/null || true; }
   python3 - "$out" "$WORK/h2.log" "$server" "$obj" "$proto" "$conns" "${SIZES[$obj]}" "$t0" "$t1" "$TCK" "$SECS" >> "$RESULTS" <<'PY'
 import re, sys
 out, h2log, server, obj, proto, conns, size, t0, t1, tck, secs = sys.argv[1:]

@@ -117,6 +117,8 @@ pub struct Origin {
     settings: OriginSettings,
     registry: StreamRegistry,
     cache: Cache,
+    /// Complete parts joined into one buffer, briefly (see `body::part_memo`).
+    parts: Cache,
     filter: Arc<dyn ManifestFilter>,
     api: Option<Arc<dyn ApiHandler>>,
     metrics: Option<Arc<dyn MetricsSource>>,
@@ -149,6 +151,7 @@ impl Origin {
         let cors_allow_origin = settings.cors_header()?;
         Ok(Self {
             cache: Cache::new(&settings.cache),
+            parts: body::part_memo(),
             settings,
             registry,
             filter: Arc::new(PassThrough),
