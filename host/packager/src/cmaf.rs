@@ -5,9 +5,8 @@ use bytes::Bytes;
 use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor, SLConfig};
 use mp4_atom::{
     Atom, Audio, Avc1, Avcc, Codec as SampleEntry, Dinf, Dref, DrefEntry, Encode, Esds, FixedPoint,
-    FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco,
-    Stsd, Styp, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun, TrunEntry, TrunSamples, Url, Visual,
-    Vmhd,
+    FourCC, Ftyp, Hdlr, Mdhd, Mdia, Minf, Moov, Mp4a, Mvex, Mvhd, Smhd, Stbl, Stco, Stsd, Styp,
+    Tkhd, Trak, Trex, Url, Visual, Vmhd,
 };
 use weir_media::{AacConfig, Codec, H264Config, Track};
 
@@ -243,45 +242,77 @@ pub(crate) fn write_styp(out: &mut Vec<u8>) -> Result<()> {
 
 /// Writes one CMAF chunk: a `moof` with one `traf` per run, then one `mdat` holding the runs'
 /// sample data in the same order.
+///
+/// The boxes are written by hand, byte for byte what mp4-atom encodes for the same `Moof`
+/// (`tests::chunk_matches_mp4_atom` holds the two together): a chunk is written for every
+/// video frame, and building mp4-atom's `Moof` (a `Vec` of `Traf`, each with a `Vec` of
+/// `Trun` and one of entries) and encoding it twice to learn the data offsets cost more than
+/// copying the frame. `out` grows once, by exactly the chunk's size, so the sample data is
+/// copied once.
 pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8>) -> Result<()> {
-    let mut moof = Moof {
-        mfhd: Mfhd {
-            sequence_number: sequence,
-        },
-        traf: runs.iter().map(traf).collect(),
-    };
-
-    // trun.data_offset counts from the start of the moof (default-base-is-moof). Its value
-    // does not change the moof's size, so encode once to learn the size, then again with the
-    // offsets, both times into `out` (no scratch buffer). The first encode reserves room for
-    // the whole chunk, so the sample data is copied once and never moved by a reallocation.
-    let data_len: usize = runs
+    let moof_len: u64 = 8 + MFHD_LEN + runs.iter().map(|r| traf_len(r.samples.len())).sum::<u64>();
+    let data_len: u64 = runs
         .iter()
         .flat_map(|r| r.samples)
-        .map(|s| s.data.len())
+        .map(|s| s.data.len() as u64)
         .sum();
-    let entries: usize = runs.iter().map(|r| r.samples.len()).sum();
-    // Boxes and their headers (moof, mfhd, and per run traf, tfhd, tfdt, trun: under 100
-    // bytes), 16 bytes per sample entry, the mdat header.
-    out.reserve(64 + 100 * runs.len() + 16 * entries + 8 + data_len);
-    let start = out.len();
-    moof.encode(out)?;
-    let moof_len = out.len() - start;
-    out.truncate(start);
-    let mut offset = moof_len as u64 + 8;
-    for (traf, run) in moof.traf.iter_mut().zip(runs) {
-        if let Some(trun) = traf.trun.first_mut() {
-            trun.data_offset =
-                Some(i32::try_from(offset).map_err(|_| mp4_atom::Error::TooLarge(Moof::KIND))?);
-        }
-        offset += run.samples.iter().map(|s| s.data.len() as u64).sum::<u64>();
+    let too_large = |kind: &[u8; 4]| Error::Box(mp4_atom::Error::TooLarge(FourCC::new(kind)));
+    let moof_size = u32::try_from(moof_len).map_err(|_| too_large(b"moof"))?;
+    let mdat_size = u32::try_from(8 + data_len).map_err(|_| too_large(b"mdat"))?;
+    // trun.data_offset counts from the start of the moof (default-base-is-moof).
+    if i32::try_from(moof_len + 8 + data_len).is_err() {
+        return Err(too_large(b"moof"));
     }
-    moof.encode(out)?;
+    out.reserve_exact(usize::try_from(moof_len + 8 + data_len).map_err(|_| too_large(b"mdat"))?);
 
-    let mdat_size = u32::try_from(offset - moof_len as u64)
-        .map_err(|_| mp4_atom::Error::TooLarge(FourCC::new(b"mdat")))?;
-    out.extend_from_slice(&mdat_size.to_be_bytes());
-    out.extend_from_slice(b"mdat");
+    put_header(out, moof_size, b"moof");
+    put_header(out, 16, b"mfhd");
+    out.extend_from_slice(&0u32.to_be_bytes()); // version 0, no flags
+    out.extend_from_slice(&sequence.to_be_bytes());
+    let mut data_offset = moof_len + 8;
+    for run in runs {
+        let n = run.samples.len();
+        // Checked above: the whole chunk fits a u32 and its data offsets an i32.
+        let traf_size = traf_len(n) as u32;
+        put_header(out, traf_size, b"traf");
+        put_header(out, 16, b"tfhd");
+        out.extend_from_slice(&TFHD_DEFAULT_BASE_IS_MOOF.to_be_bytes()); // version 0
+        out.extend_from_slice(&run.track_id.to_be_bytes());
+        put_header(out, 20, b"tfdt");
+        out.extend_from_slice(&0x0100_0000u32.to_be_bytes()); // version 1
+        let base = run.samples.first().map_or(0, |s| s.decode_time);
+        out.extend_from_slice(&base.to_be_bytes());
+        // mp4-atom's choice: with a single sample, whose flags are then the first sample's
+        // flags, the entries carry no flags field.
+        let first_only = n == 1;
+        let flags = TRUN_DATA_OFFSET
+            | TRUN_DURATION
+            | TRUN_SIZE
+            | TRUN_CTS
+            | if first_only {
+                TRUN_FIRST_SAMPLE_FLAGS
+            } else {
+                TRUN_SAMPLE_FLAGS
+            };
+        put_header(out, trun_len(n) as u32, b"trun");
+        out.extend_from_slice(&(0x0100_0000 | flags).to_be_bytes()); // version 1
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+        out.extend_from_slice(&(data_offset as u32).to_be_bytes());
+        if let Some(first) = run.samples.first().filter(|_| first_only) {
+            out.extend_from_slice(&sample_flags(first).to_be_bytes());
+        }
+        for sample in run.samples {
+            out.extend_from_slice(&sample.duration.to_be_bytes());
+            out.extend_from_slice(&(sample.data.len() as u32).to_be_bytes());
+            if !first_only {
+                out.extend_from_slice(&sample_flags(sample).to_be_bytes());
+            }
+            out.extend_from_slice(&sample.cts_offset.to_be_bytes());
+        }
+        data_offset += run.samples.iter().map(|s| s.data.len() as u64).sum::<u64>();
+    }
+
+    put_header(out, mdat_size, b"mdat");
     for run in runs {
         for sample in run.samples {
             out.extend_from_slice(&sample.data);
@@ -290,43 +321,49 @@ pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8
     Ok(())
 }
 
-fn traf(run: &TrackRun<'_>) -> Traf {
-    let base = run.samples.first().map_or(0, |s| s.decode_time);
-    let entries = run
-        .samples
-        .iter()
-        .map(|s| TrunEntry {
-            duration: Some(s.duration),
-            size: Some(u32::try_from(s.data.len()).unwrap_or(u32::MAX)),
-            flags: Some(if s.keyframe {
-                SYNC_SAMPLE_FLAGS
-            } else {
-                NON_SYNC_SAMPLE_FLAGS
-            }),
-            cts: Some(i64::from(s.cts_offset)),
-        })
-        .collect();
-    Traf {
-        tfhd: Tfhd {
-            track_id: run.track_id,
-            default_base_is_moof: true,
-            ..Tfhd::default()
-        },
-        tfdt: Some(Tfdt {
-            base_media_decode_time: base,
-        }),
-        trun: vec![Trun {
-            data_offset: Some(0),
-            samples: TrunSamples::Explicit(entries),
-        }],
-        ..Traf::default()
+/// `mfhd`: header, version and flags, sequence number.
+const MFHD_LEN: u64 = 16;
+const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
+const TRUN_DATA_OFFSET: u32 = 0x001;
+const TRUN_FIRST_SAMPLE_FLAGS: u32 = 0x004;
+const TRUN_DURATION: u32 = 0x100;
+const TRUN_SIZE: u32 = 0x200;
+const TRUN_SAMPLE_FLAGS: u32 = 0x400;
+const TRUN_CTS: u32 = 0x800;
+
+/// `traf` of `n` samples: header, `tfhd` (16), `tfdt` version 1 (20), `trun`.
+fn traf_len(n: usize) -> u64 {
+    8 + 16 + 20 + trun_len(n)
+}
+
+/// `trun` of `n` samples: header, version and flags, count, data offset, then duration,
+/// size and composition offset per sample, with flags per sample, or once for a single one.
+fn trun_len(n: usize) -> u64 {
+    let n = n as u64;
+    if n == 1 {
+        8 + 4 + 4 + 4 + 4 + 12
+    } else {
+        8 + 4 + 4 + 4 + 16 * n
+    }
+}
+
+fn put_header(out: &mut Vec<u8>, size: u32, kind: &[u8; 4]) {
+    out.extend_from_slice(&size.to_be_bytes());
+    out.extend_from_slice(kind);
+}
+
+fn sample_flags(sample: &ReadySample) -> u32 {
+    if sample.keyframe {
+        SYNC_SAMPLE_FLAGS
+    } else {
+        NON_SYNC_SAMPLE_FLAGS
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use mp4_atom::{Any, Decode};
+    use mp4_atom::{Any, Decode, TrunEntry};
 
     /// A minimal but well-formed avcC (Baseline, one SPS, one PPS, 4-byte lengths).
     pub(crate) const TEST_AVCC: &[u8] = &[
@@ -404,6 +441,112 @@ pub(crate) mod tests {
             cts_offset: cts,
             keyframe: key,
             data: Bytes::from(vec![key as u8; len]),
+        }
+    }
+
+    /// The mp4-atom encoding of a chunk, as `write_chunk` wrote it before it wrote boxes by
+    /// hand: the reference it must match byte for byte.
+    fn write_chunk_with_mp4_atom(sequence: u32, runs: &[TrackRun<'_>]) -> Vec<u8> {
+        use mp4_atom::{Mfhd, Moof, Tfdt, Tfhd, Traf, Trun, TrunEntry, TrunSamples};
+        let traf = |run: &TrackRun<'_>| Traf {
+            tfhd: Tfhd {
+                track_id: run.track_id,
+                default_base_is_moof: true,
+                ..Tfhd::default()
+            },
+            tfdt: Some(Tfdt {
+                base_media_decode_time: run.samples.first().map_or(0, |s| s.decode_time),
+            }),
+            trun: vec![Trun {
+                data_offset: Some(0),
+                samples: TrunSamples::Explicit(
+                    run.samples
+                        .iter()
+                        .map(|s| TrunEntry {
+                            duration: Some(s.duration),
+                            size: Some(s.data.len() as u32),
+                            flags: Some(sample_flags(s)),
+                            cts: Some(i64::from(s.cts_offset)),
+                        })
+                        .collect(),
+                ),
+            }],
+            ..Traf::default()
+        };
+        let mut moof = Moof {
+            mfhd: Mfhd {
+                sequence_number: sequence,
+            },
+            traf: runs.iter().map(traf).collect(),
+        };
+        let mut scratch = Vec::new();
+        moof.encode(&mut scratch).unwrap();
+        let mut offset = scratch.len() as u64 + 8;
+        for (traf, run) in moof.traf.iter_mut().zip(runs) {
+            traf.trun[0].data_offset = Some(offset as i32);
+            offset += run.samples.iter().map(|s| s.data.len() as u64).sum::<u64>();
+        }
+        let mut out = Vec::new();
+        moof.encode(&mut out).unwrap();
+        out.extend_from_slice(&((offset - scratch.len() as u64) as u32).to_be_bytes());
+        out.extend_from_slice(b"mdat");
+        for run in runs {
+            for sample in run.samples {
+                out.extend_from_slice(&sample.data);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn chunk_matches_mp4_atom() {
+        // One and several samples per run, one and two runs, negative composition offsets,
+        // decode times past 32 bits, empty sample data, a sequence number past 16 bits.
+        let video: Vec<ReadySample> = (0..5)
+            .map(|i| {
+                sample(
+                    9000 + i * 3000,
+                    3000,
+                    i == 0,
+                    3000 - 2000 * i as i32,
+                    40 + i as usize,
+                )
+            })
+            .collect();
+        let audio: Vec<ReadySample> = (0..4)
+            .map(|i| sample((1 << 33) + i * 1024, 1024, true, 0, 7 * i as usize))
+            .collect();
+        for (v, a) in [
+            (0, 1),
+            (1, 0),
+            (1, 1),
+            (2, 1),
+            (5, 4),
+            (1, 4),
+            (5, 0),
+            (0, 4),
+        ] {
+            let mut runs = Vec::new();
+            if v > 0 {
+                runs.push(TrackRun {
+                    track_id: 1,
+                    samples: &video[..v],
+                });
+            }
+            if a > 0 {
+                runs.push(TrackRun {
+                    track_id: 2,
+                    samples: &audio[..a],
+                });
+            }
+            let mut out = vec![0xAB; 3]; // appends after what is there
+            write_chunk(70_000 + v as u32, &runs, &mut out).unwrap();
+            assert_eq!(out[..3], [0xAB; 3]);
+            assert_eq!(
+                out[3..],
+                write_chunk_with_mp4_atom(70_000 + v as u32, &runs),
+                "{v} video and {a} audio samples"
+            );
         }
     }
 
