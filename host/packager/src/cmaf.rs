@@ -29,6 +29,7 @@ pub(crate) struct ReadySample {
 }
 
 /// The samples of one track in one chunk. `samples` is non-empty and contiguous in time.
+#[derive(Clone, Copy)]
 pub(crate) struct TrackRun<'a> {
     pub track_id: u32,
     pub samples: &'a [ReadySample],
@@ -249,10 +250,15 @@ pub(crate) fn write_styp(out: &mut Vec<u8>) -> Result<()> {
 /// `Trun` and one of entries) and encoding it twice to learn the data offsets cost more than
 /// copying the frame. `out` grows once, by exactly the chunk's size, so the sample data is
 /// copied once.
-pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8>) -> Result<()> {
-    let moof_len: u64 = 8 + MFHD_LEN + runs.iter().map(|r| traf_len(r.samples.len())).sum::<u64>();
+/// `runs` is walked three times (sizes, boxes, data), so the caller needs no `Vec` of them.
+pub(crate) fn write_chunk<'a>(
+    sequence: u32,
+    runs: impl Iterator<Item = TrackRun<'a>> + Clone,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let moof_len: u64 = 8 + MFHD_LEN + runs.clone().map(|r| traf_len(r.samples.len())).sum::<u64>();
     let data_len: u64 = runs
-        .iter()
+        .clone()
         .flat_map(|r| r.samples)
         .map(|s| s.data.len() as u64)
         .sum();
@@ -270,7 +276,7 @@ pub(crate) fn write_chunk(sequence: u32, runs: &[TrackRun<'_>], out: &mut Vec<u8
     out.extend_from_slice(&0u32.to_be_bytes()); // version 0, no flags
     out.extend_from_slice(&sequence.to_be_bytes());
     let mut data_offset = moof_len + 8;
-    for run in runs {
+    for run in runs.clone() {
         let n = run.samples.len();
         // Checked above: the whole chunk fits a u32 and its data offsets an i32.
         let traf_size = traf_len(n) as u32;
@@ -540,7 +546,7 @@ pub(crate) mod tests {
                 });
             }
             let mut out = vec![0xAB; 3]; // appends after what is there
-            write_chunk(70_000 + v as u32, &runs, &mut out).unwrap();
+            write_chunk(70_000 + v as u32, runs.iter().copied(), &mut out).unwrap();
             assert_eq!(out[..3], [0xAB; 3]);
             assert_eq!(
                 out[3..],
@@ -563,7 +569,7 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         write_chunk(
             7,
-            &[
+            [
                 TrackRun {
                     track_id: 1,
                     samples: &video,
@@ -572,7 +578,8 @@ pub(crate) mod tests {
                     track_id: 2,
                     samples: &audio,
                 },
-            ],
+            ]
+            .into_iter(),
             &mut out,
         )
         .unwrap();

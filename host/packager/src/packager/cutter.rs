@@ -315,6 +315,7 @@ impl Packager {
             };
             if let Some(last) = n.checked_sub(1).and_then(|l| track.ready.get(l)) {
                 track.end = track.end.max(last.decode_time + u64::from(last.duration));
+                track.ready.make_contiguous();
             }
             counts.push(n);
         }
@@ -322,23 +323,22 @@ impl Packager {
             self.flush_counts = counts;
             return Ok(());
         }
-        let runs: Vec<TrackRun<'_>> = self
-            .tracks
-            .iter_mut()
-            .zip(&counts)
-            .filter(|(_, n)| **n > 0)
-            .map(|(track, n)| TrackRun {
-                track_id: track.id,
-                samples: &track.ready.make_contiguous()[..*n],
-            })
-            .collect();
         let mut out = Vec::new();
         if let Some(segment) = self.segment.as_mut().filter(|s| s.needs_styp) {
             cmaf::write_styp(&mut out)?;
             segment.needs_styp = false;
         }
-        let written = cmaf::write_chunk(self.chunk_sequence, &runs, &mut out);
-        drop(runs);
+        let runs = self
+            .tracks
+            .iter()
+            .zip(&counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(track, n)| TrackRun {
+                track_id: track.id,
+                // Made contiguous above: the first slice holds every ready sample.
+                samples: track.ready.as_slices().0.get(..*n).unwrap_or_default(),
+            });
+        let written = cmaf::write_chunk(self.chunk_sequence, runs, &mut out);
         for (track, n) in self.tracks.iter_mut().zip(&counts) {
             track.ready.drain(..*n);
         }
