@@ -56,6 +56,9 @@ struct Args {
     /// The command line to show in the Markdown section.
     #[arg(long, default_value = "bench/packager.sh")]
     command: String,
+    /// Only the packaging runs, no ffmpeg and no report: for `perf record`.
+    #[arg(long)]
+    profile: bool,
     /// Label the Markdown section as a smoke run.
     #[arg(long)]
     smoke: bool,
@@ -74,6 +77,8 @@ struct PackRun {
     media_bytes: u64,
     playlists: u64,
     playlist_bytes: u64,
+    /// FNV-1a of the output, when asked for.
+    digest: u64,
 }
 
 /// One timed child process.
@@ -126,12 +131,14 @@ fn main() -> anyhow::Result<()> {
         demux.cpu.as_secs_f64(),
     );
 
-    // One untimed run first: page in the samples, warm the allocator.
-    package(&tracks, samples.clone())?;
+    // One untimed run first: page in the samples, warm the allocator, and digest the output
+    // (every chunk and playlist), so that a change to the packager can show it wrote the same.
+    let digest = package(&tracks, samples.clone(), true)?.digest;
+    eprintln!("output digest (FNV-1a of every chunk and playlist): {digest:016x}");
     let mut runs = Vec::with_capacity(args.reps);
     for _ in 0..args.reps {
         let input = samples.clone();
-        runs.push(package(&tracks, input)?);
+        runs.push(package(&tracks, input, false)?);
     }
     let weir = median_by(&runs, |r| r.cpu);
     ensure!(
@@ -140,7 +147,7 @@ fn main() -> anyhow::Result<()> {
     );
     eprintln!(
         "weir packager: {} parts, {} segments, {:.1} MB of chunks, {} playlists; median {:.3} s \
-         CPU ({:.3} s wall) over {} runs",
+         CPU ({:.3} s wall) over {} runs; {:.1} allocations, {:.0} bytes allocated per part",
         weir.parts,
         weir.segments,
         weir.media_bytes as f64 / 1e6,
@@ -148,7 +155,13 @@ fn main() -> anyhow::Result<()> {
         weir.cpu.as_secs_f64(),
         weir.wall.as_secs_f64(),
         runs.len(),
+        weir.allocs as f64 / weir.parts as f64,
+        weir.alloc_bytes as f64 / weir.parts as f64,
     );
+
+    if args.profile {
+        return Ok(());
+    }
 
     // The peer, on the same file. ADTS to raw AAC (aac_adtstoasc) is part of remuxing TS to
     // MP4, as weir's demuxer does it; the null run does it too, so the difference is muxing.
@@ -329,9 +342,12 @@ fn main() -> anyhow::Result<()> {
 
 /// Packages `samples` into a fresh packager, draining its outputs as weir's stream driver
 /// does, and renders the playlists after each completed part. Timed and counted.
-fn package(tracks: &[Track], samples: Vec<Sample>) -> anyhow::Result<PackRun> {
+fn package(tracks: &[Track], samples: Vec<Sample>, digest: bool) -> anyhow::Result<PackRun> {
     let timescales: Vec<u64> = tracks.iter().map(|t| u64::from(t.timescale)).collect();
-    let mut run = PackRun::default();
+    let mut run = PackRun {
+        digest: if digest { FNV_OFFSET } else { 0 },
+        ..PackRun::default()
+    };
     // The latest rendered playlists, replaced at each part as the stream driver's snapshot is.
     let mut latest: (Bytes, Option<Bytes>) = (Bytes::new(), None);
     let (allocs0, bytes0) = alloc::counts();
@@ -364,6 +380,7 @@ fn drain(packager: &mut Packager, run: &mut PackRun, latest: &mut (Bytes, Option
             Output::Chunk { bytes, .. } => {
                 run.chunks += 1;
                 run.media_bytes += bytes.len() as u64;
+                fnv(&mut run.digest, &bytes);
             }
             Output::PartCompleted { gap: false, .. } => {
                 run.parts += 1;
@@ -378,8 +395,22 @@ fn drain(packager: &mut Packager, run: &mut PackRun, latest: &mut (Bytes, Option
         let full = render(&playlist, false);
         let skip = playlist.can_skip_until.map(|_| render(&playlist, true));
         run.playlists += 1 + u64::from(skip.is_some());
+        fnv(&mut run.digest, &full);
+        fnv(&mut run.digest, skip.as_deref().unwrap_or_default());
         run.playlist_bytes += full.len() as u64 + skip.as_ref().map_or(0, |s| s.len() as u64);
         *latest = (full, skip);
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds `bytes` into an FNV-1a digest; a digest of 0 means none was asked for.
+fn fnv(digest: &mut u64, bytes: &[u8]) {
+    if *digest == 0 {
+        return;
+    }
+    for b in bytes {
+        *digest = (*digest ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
     }
 }
 
