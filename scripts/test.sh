@@ -11,6 +11,9 @@ echo "== format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== deploy: Kubernetes overlays render and validate, the Dockerfile lints"
+deploy/validate.sh
+
 echo "== build (the end-to-end tests run this binary)"
 cargo build --locked -p weir
 
