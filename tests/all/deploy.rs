@@ -1,0 +1,54 @@
+//! What deploy/ promises about the running server.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use weir_e2e::*;
+
+/// The Grafana dashboard (deploy/grafana/weir.json) and the KEDA triggers
+/// (deploy/k8s/overlays/*/scaledobject.yaml) query only metrics weir exports: every
+/// `weir_*` name they use is in `/metrics`' `# HELP` lines (a histogram's `_bucket` by its
+/// base name).
+#[test]
+fn dashboards_and_autoscalers_query_only_metrics_weir_exports() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let weir = Weir::start(&[]).unwrap();
+    wait_for_200(&weir.url("/live/test/master.m3u8"), Duration::from_secs(20)).unwrap();
+    let (_, metrics) = curl(&weir.url("/metrics"), &[]).unwrap();
+    let exported: BTreeSet<String> = String::from_utf8_lossy(&metrics)
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(exported.contains("weir_streams_active"), "{exported:?}");
+    let root = repo_root();
+    let mut files = vec![root.join("deploy/grafana/weir.json")];
+    for overlay in ["primary", "edge"] {
+        files.push(root.join(format!("deploy/k8s/overlays/{overlay}/scaledobject.yaml")));
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let used: BTreeSet<String> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("weir_") && w.len() > 5)
+            .map(|w| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| w.strip_suffix(s).filter(|b| exported.contains(*b)))
+                    .unwrap_or(w)
+                    .to_owned()
+            })
+            .collect();
+        assert!(!used.is_empty(), "{} uses no weir metric", file.display());
+        let unknown: Vec<_> = used.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{} queries metrics weir does not export: {unknown:?}",
+            file.display()
+        );
+    }
+}
