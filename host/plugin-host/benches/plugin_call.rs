@@ -15,8 +15,12 @@
 //! Environment:
 //!   PLUGINS             comma-separated plugins (default `scte35,fault-garbage`;
 //!                       `PLUGIN=<name>` also works, for one)
+//!   PLUGIN_DIST         where the `.wasm` files are (default plugins/dist)
 //!   PLUGIN_CALL_ITERS   measured calls per plugin (default 20000), after 1000 warm-up calls
 //!   BENCH_SMOKE=1       (or `--smoke`) 200 calls each: checks that it runs, nothing else
+//!   PLUGIN_CALL_TAIL=1  diagnostic: also reads the thread's page faults and context
+//!                       switches around each call (procfs, outside the timing) and prints
+//!                       on stderr how the calls at or above p99 split by those causes
 //!
 //! Output, on stdout:
 //!   - one JSON line per plugin (`{"plugin":…,"p50_us":…,"p99_us":…,"max_us":…,…}`);
@@ -44,6 +48,7 @@ struct Row {
     iters: usize,
     out_len: usize,
     compile_ms: f64,
+    resident_kib: usize,
     stats: Stats,
 }
 
@@ -58,9 +63,7 @@ struct Stats {
 impl Stats {
     fn of(mut v: Vec<Duration>) -> Self {
         v.sort_unstable();
-        let q = |p: f64| {
-            v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
-        };
+        let q = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6;
         Stats {
             p50: q(0.5),
             p90: q(0.9),
@@ -90,8 +93,10 @@ fn main() {
             .unwrap_or(20_000)
     };
     let warmup = if smoke { 20 } else { WARMUP };
+    let tail = std::env::var("PLUGIN_CALL_TAIL").is_ok_and(|v| v == "1");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dist = repo.join("plugins/dist");
+    let dist =
+        std::env::var_os("PLUGIN_DIST").map_or_else(|| repo.join("plugins/dist"), Into::into);
     if plugins
         .iter()
         .any(|p| !dist.join(format!("{p}.wasm")).exists())
@@ -150,17 +155,26 @@ fn main() {
         }
         let mut out_len = 0;
         let mut samples = Vec::with_capacity(iters);
+        let mut causes = Vec::new();
         for _ in 0..iters {
+            let before = tail.then(ThreadCounters::read);
             let t = Instant::now();
             let out = call();
             samples.push(t.elapsed());
+            if let Some(before) = before {
+                causes.push(ThreadCounters::read().minus(&before));
+            }
             out_len = out.len();
+        }
+        if tail {
+            print_tail(name, &samples, &causes);
         }
         rows.push(Row {
             name: name.clone(),
             iters,
             out_len,
             compile_ms,
+            resident_kib: rt.pool_resident_bytes() >> 10,
             stats: Stats::of(samples),
         });
     }
@@ -182,12 +196,13 @@ fn main() {
     for r in &rows {
         let s = &r.stats;
         println!(
-            "{{\"plugin\":\"{}\",\"playlist_bytes\":{},\"output_bytes\":{},\"iters\":{},\"warmup\":{warmup},\"compile_ms\":{:.1},\"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"target_p99_us\":{TARGET_P99_US}}}",
+            "{{\"plugin\":\"{}\",\"playlist_bytes\":{},\"output_bytes\":{},\"iters\":{},\"warmup\":{warmup},\"compile_ms\":{:.1},\"pool_resident_kib\":{},\"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},\"target_p99_us\":{TARGET_P99_US}}}",
             r.name,
             playlist.len(),
             r.out_len,
             r.iters,
             r.compile_ms,
+            r.resident_kib,
             s.p50,
             s.p90,
             s.p99,
@@ -231,7 +246,11 @@ fn main() {
             s.p99,
             s.p999,
             s.max,
-            if s.p99 < TARGET_P99_US { "met" } else { "missed" }
+            if s.p99 < TARGET_P99_US {
+                "met"
+            } else {
+                "missed"
+            }
         );
     }
     println!(
@@ -240,6 +259,93 @@ fn main() {
     );
     println!();
     println!("```sh\ncargo bench -p weir-plugin-host --bench plugin_call\n```");
+}
+
+/// This thread's minor page faults and context switches (voluntary, involuntary), read
+/// from procfs: the diagnostic `PLUGIN_CALL_TAIL=1` reads them around every call (outside
+/// its timing) to tell what the slow calls had in common.
+#[derive(Clone, Copy, Default)]
+struct ThreadCounters {
+    minflt: u64,
+    vcsw: u64,
+    ivcsw: u64,
+}
+
+impl ThreadCounters {
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        // Fields after the `(comm)`: state is field 3, minflt field 10.
+        let minflt = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(7))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        ThreadCounters {
+            minflt,
+            vcsw: field("voluntary_ctxt_switches:"),
+            ivcsw: field("nonvoluntary_ctxt_switches:"),
+        }
+    }
+
+    fn minus(&self, before: &Self) -> Self {
+        ThreadCounters {
+            minflt: self.minflt - before.minflt,
+            vcsw: self.vcsw - before.vcsw,
+            ivcsw: self.ivcsw - before.ivcsw,
+        }
+    }
+}
+
+/// For `PLUGIN_CALL_TAIL=1`: how the calls at or above p99 split by what happened during
+/// them, against all calls.
+fn print_tail(name: &str, samples: &[Duration], causes: &[ThreadCounters]) {
+    let mut sorted: Vec<Duration> = samples.to_vec();
+    sorted.sort_unstable();
+    let p99 = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)];
+    let classify = |c: &ThreadCounters| match (c.minflt > 0, c.ivcsw + c.vcsw > 0) {
+        (false, false) => "neither",
+        (true, false) => "page faults",
+        (false, true) => "context switch",
+        (true, true) => "both",
+    };
+    let mut all = std::collections::BTreeMap::<&str, usize>::new();
+    let mut slow = std::collections::BTreeMap::<&str, usize>::new();
+    let mut clean = Vec::new();
+    for (d, c) in samples.iter().zip(causes) {
+        *all.entry(classify(c)).or_default() += 1;
+        if *d >= p99 {
+            *slow.entry(classify(c)).or_default() += 1;
+        }
+        if c.minflt == 0 && c.ivcsw + c.vcsw == 0 {
+            clean.push(*d);
+        }
+    }
+    let faults: u64 = causes.iter().map(|c| c.minflt).sum();
+    eprintln!(
+        "TAIL {name}: p99 {:.1} µs; minor faults per call {:.2}; calls by what happened in them \
+         (all / at or above p99): {}",
+        p99.as_secs_f64() * 1e6,
+        faults as f64 / samples.len().max(1) as f64,
+        all.iter()
+            .map(|(k, v)| format!("{k} {v}/{}", slow.get(k).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !clean.is_empty() {
+        let s = Stats::of(clean);
+        eprintln!(
+            "TAIL {name}: calls with neither: p50 {:.1} p99 {:.1} max {:.1} µs",
+            s.p50, s.p99, s.max
+        );
+    }
 }
 
 /// A live playlist of about 4 KB: 2 s segments with PDT, the last one's parts, a hint.
