@@ -52,3 +52,30 @@ fn dashboards_and_autoscalers_query_only_metrics_weir_exports() {
         );
     }
 }
+
+/// `--log-format json` (or WEIR_LOG_FORMAT=json): every log line is one JSON object with a
+/// timestamp, a level and a message, for a log pipeline; keys stay redacted there too.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let mut weir = Weir::start_with_env(&[], &[("WEIR_LOG_FORMAT", "json")]).unwrap();
+    wait_for_200(&weir.url("/live/test/master.m3u8"), Duration::from_secs(20)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = weir.log().to_vec();
+    assert!(lines.len() >= 3, "{lines:?}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("\"target\":\"weir_ingest::rtmp\"")));
+}
