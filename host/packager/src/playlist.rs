@@ -415,10 +415,19 @@ impl fmt::Display for Secs {
         let unit = 10u128.pow(9 - decimals);
         let scaled = (d.as_nanos() + unit / 2) / unit;
         let one = 10u128.pow(decimals);
-        // u64 formatting is much cheaper than u128's; any playlist duration fits.
+        // u64 formatting is much cheaper than u128's; any playlist duration fits. The
+        // zero-padded fraction is written by hand: `{:0width$}` takes the formatter's slow
+        // padding path, and playlists are rendered twice per part.
         match (u64::try_from(scaled / one), u64::try_from(scaled % one)) {
-            (Ok(whole), Ok(frac)) => {
-                write!(f, "{whole}.{frac:0width$}", width = decimals as usize)
+            (Ok(whole), Ok(_)) if decimals == 0 => write!(f, "{whole}.0"),
+            (Ok(whole), Ok(mut frac)) => {
+                let mut digits = [b'.'; 10];
+                for d in digits[1..=decimals as usize].iter_mut().rev() {
+                    *d = b'0' + (frac % 10) as u8;
+                    frac /= 10;
+                }
+                write!(f, "{whole}")?;
+                f.write_str(std::str::from_utf8(&digits[..=decimals as usize]).unwrap_or("."))
             }
             _ => write!(
                 f,
@@ -446,14 +455,34 @@ impl fmt::Display for ProgramDateTime {
         let days = unix_ms / 86_400_000;
         let ms_of_day = unix_ms % 86_400_000;
         let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        let (hour, minute, second, ms) = (
             ms_of_day / 3_600_000,
             ms_of_day / 60_000 % 60,
             ms_of_day / 1000 % 60,
-            ms_of_day % 1000
-        )
+            ms_of_day % 1000,
+        );
+        if year > 9999 {
+            return write!(
+                f,
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{ms:03}Z"
+            );
+        }
+        // Digits by hand, one write: the padded `{:02}`s took the formatter's slow path.
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, len: usize, mut value: u64| {
+            for d in text[at..at + len].iter_mut().rev() {
+                *d = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, hour);
+        put(14, 2, minute);
+        put(17, 2, second);
+        put(20, 3, ms);
+        f.write_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -490,6 +519,61 @@ mod tests {
         assert_eq!(
             format_program_date_time(1_735_689_599_999),
             "2024-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn hand_formatting_matches_the_formatter() {
+        // What secs and format_program_date_time wrote with format! before they wrote
+        // digits by hand.
+        let secs_before = |d: Duration, decimals: u32| {
+            let unit = 10u128.pow(9 - decimals.min(9));
+            let scaled = (d.as_nanos() + unit / 2) / unit;
+            let one = 10u128.pow(decimals.min(9));
+            format!(
+                "{}.{:0width$}",
+                scaled / one,
+                scaled % one,
+                width = decimals as usize
+            )
+        };
+        let pdt_before = |unix_ms: u64| {
+            let (year, month, day) = civil_from_days(unix_ms / 86_400_000);
+            let ms_of_day = unix_ms % 86_400_000;
+            format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+                ms_of_day / 3_600_000,
+                ms_of_day / 60_000 % 60,
+                ms_of_day / 1000 % 60,
+                ms_of_day % 1000
+            )
+        };
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let nanos = match i % 4 {
+                0 => x % 10_000_000_000,
+                1 => x % 1_000_000,
+                2 => x,
+                _ => (x % 100) * 1_000_000,
+            };
+            let d = Duration::from_nanos(nanos);
+            for decimals in 0..=9 {
+                assert_eq!(secs(d, decimals).to_string(), secs_before(d, decimals));
+            }
+            for ms in [
+                x % 4_102_444_800_000,
+                x % 400_000_000_000_000,
+                x % 86_400_000,
+            ] {
+                assert_eq!(format_program_date_time(ms), pdt_before(ms));
+            }
+        }
+        assert_eq!(
+            secs(Duration::MAX, 5).to_string(),
+            secs_before(Duration::MAX, 5)
         );
     }
 
