@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# A short, bounded cargo-fuzz run of every fuzz target (default 15 s each), seeded with the
+# A short, bounded cargo-fuzz run of every fuzz target (default 8 s each), seeded with the
 # real captures in host/*/tests/data. Longer runs: FUZZ_SECONDS=600 scripts/fuzz-smoke.sh.
 # cargo-fuzz needs nightly features; the one toolchain here is stable, so it runs with
 # RUSTC_BOOTSTRAP=1 (sanitizer flags), which is what the build below relies on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=${FUZZ_SECONDS:-15}
+SECS=${FUZZ_SECONDS:-8}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$(pwd)/target/fuzz}
