@@ -138,7 +138,7 @@ impl Follower {
                 self.recorded = Some(s.msn);
                 actions.push(Action::Segment {
                     msn: s.msn,
-                    parts: first..last + 1,
+                    parts: first..last.saturating_add(1),
                 });
             }
         }

@@ -65,7 +65,7 @@ pub fn trim(text: &str, media_sequence: u64, keep_from: u64) -> String {
             if !dropping {
                 body.push(line);
             }
-            msn += 1;
+            msn = msn.saturating_add(1);
             continue;
         }
         match t {
@@ -82,7 +82,7 @@ pub fn trim(text: &str, media_sequence: u64, keep_from: u64) -> String {
             .unwrap_or(0);
         let line = format!(
             "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
-            base + dropped_discontinuities
+            base.saturating_add(dropped_discontinuities)
         );
         match dseq_at {
             Some(i) => header[i] = line,
@@ -197,5 +197,19 @@ seg12.m4s
         assert!(t.contains("#EXT-X-MAP:URI=\"init100.mp4\"\n"), "{t}");
         let p = weir_check::playlist::parse_media(&t).unwrap();
         assert_eq!((p.media_sequence, p.segments.len()), (11, 2));
+    }
+
+    #[test]
+    fn numbers_at_the_top_of_the_range_do_not_overflow() {
+        // An upstream is the network: a media sequence near u64::MAX (found by fuzzing).
+        let text = PLAYLIST.replace(
+            "#EXT-X-MEDIA-SEQUENCE:10",
+            "#EXT-X-MEDIA-SEQUENCE:18446744073709551614",
+        );
+        let t = trim(&text, u64::MAX - 1, u64::MAX);
+        assert!(
+            t.contains("#EXT-X-MEDIA-SEQUENCE:18446744073709551615\n"),
+            "{t}"
+        );
     }
 }
