@@ -2,7 +2,7 @@
 # Packaging throughput (issue 17): weir's packager against ffmpeg's hls muxer, remuxing the
 # same 10-minute H.264/AAC MPEG-TS clip, measured in the same run.
 #
-#   bench/packager.sh            # the full run: 600 s clip, 5 weir runs, 3 ffmpeg runs of each kind
+#   bench/packager.sh            # the full run: 600 s clip, 9 weir runs, 3 ffmpeg runs of each kind
 #   BENCH_SMOKE=1 bench/packager.sh   (or --smoke): a 20 s clip, one run each; asserts only
 #                                     that everything runs (CI)
 #

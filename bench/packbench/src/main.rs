@@ -42,7 +42,7 @@ struct Args {
     #[arg(long)]
     input: PathBuf,
     /// Timed packaging runs (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     reps: usize,
     /// Timed ffmpeg runs of each kind (the median is reported).
     #[arg(long, default_value_t = 3)]
@@ -281,7 +281,7 @@ fn main() -> anyhow::Result<()> {
          TS demuxer (shown, not counted in the headline). ffmpeg {}: `-c copy -bsf:a aac_adtstoasc -f hls \
          -hls_segment_type fmp4 -hls_time 2` (2 s fMP4 segments: this ffmpeg's hls muxer has \
          no LL-HLS parts) into a tmpfs, and `-c copy -f null` to measure its demux alone. \
-         Medians of {} weir runs and {} ffmpeg runs of each kind; one thread each.",
+         Medians of {} weir runs (thread CPU time) and {} ffmpeg runs of each kind (the process's user + system time).",
         data.len() as f64 / 1e6,
         samples.len(),
         ffmpeg_version(&args.ffmpeg),
