@@ -79,3 +79,38 @@ fn json_logs_are_one_object_per_line() {
         .iter()
         .any(|l| l.contains("\"target\":\"weir_ingest::rtmp\"")));
 }
+
+/// `/readyz` is what the Kubernetes readiness probe asks (deploy/k8s): a primary is ready
+/// once it listens; an edge only while its upstream answers, and says why not. `/healthz`
+/// (liveness) stays 200 either way.
+#[test]
+fn readyz_follows_the_listeners_and_an_edges_upstream() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let primary = Weir::start(&["--no-test-source"]).unwrap();
+    assert_eq!(curl(&primary.url("/readyz"), &[]).unwrap().0, 200);
+    // An edge whose upstream is a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let edge = Weir::start_edge(&format!("http://{closed}"), &[]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, body) = curl(&edge.url("/readyz"), &[]).unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("upstream"), "{body}");
+    assert_eq!(curl(&edge.url("/healthz"), &[]).unwrap().0, 200);
+    // The same edge on the live primary: ready within a check or two.
+    let edge = Weir::start_edge(&primary.url(""), &[]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while curl(&edge.url("/readyz"), &[]).unwrap().0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edge never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

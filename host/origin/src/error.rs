@@ -35,6 +35,9 @@ pub enum Error {
     /// The stream's publisher went away while the request waited on it.
     #[error("stream ended")]
     StreamGone,
+    /// `/readyz`: not ready for traffic, and why (the embedding binary's words).
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// A part's writer dropped it before completing it.
     #[error("part aborted before completion")]
     PartAborted(#[from] weir_media::PartAborted),
@@ -122,6 +125,8 @@ impl Error {
             Error::NotYet(_) => c(StatusCode::NOT_FOUND, Upstream, true, "no-cache"),
             Error::ReloadTimeout => c(StatusCode::SERVICE_UNAVAILABLE, Upstream, true, "no-store"),
             Error::StreamGone => c(StatusCode::NOT_FOUND, Upstream, true, "no-cache"),
+            // The reason is the operator's to read (a probe's log, `curl /readyz`).
+            Error::NotReady(_) => c(StatusCode::SERVICE_UNAVAILABLE, Upstream, true, "no-store"),
             Error::PartAborted(_) => c(StatusCode::SERVICE_UNAVAILABLE, Upstream, true, "no-store"),
             Error::RequestTimeout => c(StatusCode::SERVICE_UNAVAILABLE, Internal, true, "no-store"),
             // Only said of a complete segment, whose length never changes.

@@ -122,6 +122,7 @@ pub struct Origin {
     filter: Arc<dyn ManifestFilter>,
     api: Option<Arc<dyn ApiHandler>>,
     metrics: Option<Arc<dyn MetricsSource>>,
+    readiness: Option<Arc<dyn Readiness>>,
     stats: stats::OriginStats,
     /// Open connections, shared by every listener `serve` runs.
     connections: Arc<limits::ConnectionTable>,
@@ -132,6 +133,11 @@ pub struct Origin {
 /// the origin appends its own.
 pub trait MetricsSource: Send + Sync + 'static {
     fn render(&self) -> String;
+}
+
+/// What `/readyz` asks: ready for traffic, or why not (answered 503 with the reason).
+pub trait Readiness: Send + Sync + 'static {
+    fn ready(&self) -> std::result::Result<(), String>;
 }
 
 impl std::fmt::Debug for Origin {
@@ -157,6 +163,7 @@ impl Origin {
             filter: Arc::new(PassThrough),
             api: None,
             metrics: None,
+            readiness: None,
             stats: stats::OriginStats::default(),
             connections: Arc::default(),
             cors_allow_origin,
@@ -166,6 +173,12 @@ impl Origin {
     /// Serves `metrics` (plus the origin's own) on `GET /metrics`.
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSource>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Answers `/readyz` from `readiness` (without one, ready whenever it serves).
+    pub fn with_readiness(mut self, readiness: Arc<dyn Readiness>) -> Self {
+        self.readiness = Some(readiness);
         self
     }
 

@@ -264,6 +264,14 @@ impl Origin {
                 "text/plain; charset=utf-8",
                 CacheControl::NoStore,
             )),
+            Route::Ready => match self.readiness.as_ref().map_or(Ok(()), |r| r.ready()) {
+                Ok(()) => Ok(Fetched::bytes(
+                    Bytes::from_static(b"ready\n"),
+                    "text/plain; charset=utf-8",
+                    CacheControl::NoStore,
+                )),
+                Err(reason) => Err(Error::NotReady(reason)),
+            },
             Route::Metrics => {
                 let mut text = self
                     .metrics
@@ -588,6 +596,7 @@ fn static_asset(bytes: &Bytes, content_type: &'static str, cache: CacheControl) 
 fn cache_key(route: &Route) -> Option<String> {
     match route {
         Route::Health
+        | Route::Ready
         | Route::Metrics
         | Route::PlayerPage
         | Route::PlayerScript

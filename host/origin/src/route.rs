@@ -5,8 +5,13 @@ use crate::{Error, Result};
 /// What a request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /healthz`
+    /// `GET /healthz`: the process is alive (liveness).
     Health,
+    /// `GET /readyz`: ready for traffic (readiness): the embedding binary's [`Readiness`]
+    /// says so (listeners bound, plugins loaded, an edge's upstream reachable).
+    ///
+    /// [`Readiness`]: crate::Readiness
+    Ready,
     /// `GET /metrics` (Prometheus text format)
     Metrics,
     /// `GET /`
@@ -58,6 +63,7 @@ impl Route {
             | Route::Segment { stream, .. }
             | Route::AssetList { stream, .. } => Some(stream),
             Route::Health
+            | Route::Ready
             | Route::Metrics
             | Route::PlayerPage
             | Route::PlayerScript
@@ -98,6 +104,7 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route> {
         "/" | "/index.html" => return Ok(Route::PlayerPage),
         "/hls.min.js" => return Ok(Route::PlayerScript),
         "/healthz" => return Ok(Route::Health),
+        "/readyz" => return Ok(Route::Ready),
         "/metrics" => return Ok(Route::Metrics),
         _ => {}
     }
@@ -343,6 +350,7 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(parse("/healthz", None).unwrap(), Route::Health);
+        assert_eq!(parse("/readyz", None).unwrap(), Route::Ready);
         assert_eq!(parse("/", None).unwrap(), Route::PlayerPage);
         assert_eq!(
             parse("/live/a-b_1/master.m3u8", None).unwrap(),

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anyhow::Context;
 use tracing::{info, warn};
@@ -9,17 +10,32 @@ use weir_edge::{EdgeSettings, Upstream};
 use weir_media::StreamRegistry;
 
 use crate::config::EdgeConfig;
+use crate::ready::UpstreamHealth;
 
 /// Makes every request for a stream this process does not have follow it from `upstream`
-/// (once: a stream being followed is not asked for twice).
+/// (once: a stream being followed is not asked for twice), and checks the upstream's
+/// `/healthz` every two seconds for `/readyz`.
 pub fn follow_on_miss(
     registry: &StreamRegistry,
     upstream: &str,
     config: &EdgeConfig,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<UpstreamHealth> {
     let base = url::Url::parse(upstream).with_context(|| format!("edge.upstream {upstream}"))?;
     let client = weir_check::http::Client::new(config.ca.as_deref(), config.insecure)
         .context("edge.ca / TLS setup")?;
+    let health: UpstreamHealth = Arc::new(Mutex::new(Err("upstream not checked yet".into())));
+    let (probe, h, healthz) = (client.clone(), Arc::clone(&health), base.join("/healthz")?);
+    tokio::spawn(async move {
+        loop {
+            let state = match probe.get(&healthz, None, Duration::from_secs(2)).await {
+                Ok(f) if f.status == 200 => Ok(()),
+                Ok(f) => Err(format!("upstream {healthz} answered {}", f.status)),
+                Err(e) => Err(format!("upstream unreachable: {e}")),
+            };
+            *h.lock().unwrap_or_else(PoisonError::into_inner) = state;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
     let up = Arc::new(Upstream::new(
         base,
         client,
@@ -47,5 +63,5 @@ pub fn follow_on_miss(
                 .remove(&name);
         });
     }));
-    Ok(())
+    Ok(health)
 }

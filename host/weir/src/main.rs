@@ -10,6 +10,7 @@ mod config;
 mod edge;
 mod plugin_cli;
 mod plugins;
+mod ready;
 mod state;
 mod testsrc;
 
@@ -300,9 +301,11 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         warn_if_ingest_is_open(&config);
     }
     let registry = StreamRegistry::new();
-    if let Some(upstream) = &config.edge.upstream {
-        edge::follow_on_miss(&registry, upstream, &config.edge)?;
-    }
+    let upstream_health = match &config.edge.upstream {
+        Some(upstream) => Some(edge::follow_on_miss(&registry, upstream, &config.edge)?),
+        None => None,
+    };
+    let ready = Arc::new(ready::Ready::new(upstream_health));
     let metrics = Arc::new(StreamMetrics::default());
     let settings = StreamSettings {
         packager: config.packager.settings(),
@@ -420,6 +423,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     let origin = Arc::new(
         origin
             .with_manifest_filter(Arc::new(plugins::Filter(plugin_host.clone())))
+            .with_readiness(Arc::clone(&ready) as Arc<dyn weir_origin::Readiness>)
             .with_metrics(Arc::new(AllMetrics {
                 pipeline: Arc::clone(&metrics),
                 encoder: Arc::clone(&encoder_metrics),
@@ -530,11 +534,13 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     }
 
     print_banner(&config, http_addr, https_addr, rtmp_addr, srt_addr);
+    ready.listening();
 
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
     let outcome = tokio::select! {
         signal = stop_signal() => {
             let signal = signal.context("listening for SIGTERM/SIGINT")?;
+            ready.draining();
             info!(signal, grace = ?grace, "shutting down: no new publishers or connections; in-flight requests finish");
             Ok(())
         }

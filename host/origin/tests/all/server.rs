@@ -38,6 +38,36 @@ async fn health_and_static_assets() {
     assert_eq!(get(&bare, "/").await.status, 404, "no assets configured");
 }
 
+/// `/readyz` answers what the embedding binary's readiness says: 200 when ready, 503 with
+/// the reason when not; with no readiness set, ready whenever the origin serves.
+#[tokio::test]
+async fn readiness_is_the_binarys_to_say() {
+    struct Flag(std::sync::Mutex<Result<(), String>>);
+    impl weir_origin::Readiness for Flag {
+        fn ready(&self) -> Result<(), String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+    let bare = Origin::new(OriginSettings::default(), StreamRegistry::new()).unwrap();
+    let r = get(&bare, "/readyz").await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, "ready\n"));
+    let flag = Arc::new(Flag(std::sync::Mutex::new(Err(
+        "upstream unreachable".into()
+    ))));
+    let origin = Origin::new(OriginSettings::default(), StreamRegistry::new())
+        .unwrap()
+        .with_readiness(flag.clone());
+    let r = get(&origin, "/readyz").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "not ready: upstream unreachable\n");
+    assert_eq!(r.header("cache-control"), "no-store");
+    *flag.0.lock().unwrap() = Ok(());
+    assert_eq!(get(&origin, "/readyz").await.status, 200);
+    // Liveness does not depend on it.
+    *flag.0.lock().unwrap() = Err("draining".into());
+    assert_eq!(get(&origin, "/healthz").await.status, 200);
+}
+
 #[tokio::test]
 async fn head_options_and_other_methods() {
     let registry = StreamRegistry::new();
