@@ -87,6 +87,27 @@ fn simulated_player(addr: SocketAddr, until: Instant) -> u64 {
     fetched
 }
 
+/// hls.js on `hls` and Shaka on `shaka` at once, 12 s each: both play with no fatal error.
+fn play_both(how: &str, hls: &str, shaka: &str) {
+    let players = [
+        Player::start("hls", hls, 12).unwrap(),
+        Player::start("shaka", shaka, 12).unwrap(),
+    ];
+    for p in players {
+        let r = p.join().unwrap();
+        eprintln!(
+            "[{} {how}] played {:.1}s, latency p50 {:?}, fatal {:?}",
+            r.player, r.played, r.latency.p50, r.fatal
+        );
+        assert!(
+            r.started && r.fatal.is_empty() && r.played >= 10.0,
+            "{} {how}: {:?}",
+            r.player,
+            r.fatal
+        );
+    }
+}
+
 #[test]
 fn players_play_through_two_tiers_of_edges_and_the_primary_serves_one_request_per_part() {
     let _serial = serial();
@@ -124,39 +145,17 @@ fn players_play_through_two_tiers_of_edges_and_the_primary_serves_one_request_pe
     }
 
     // hls.js through the first edge, Shaka through the second.
-    let hls = Player::start("hls", &edge_a.url("/live/edge/master.m3u8"), 12).unwrap();
-    let shaka = Player::start("shaka", &master_b, 12).unwrap();
-    for r in [hls.join().unwrap(), shaka.join().unwrap()] {
-        eprintln!(
-            "[{} via edge] played {:.1}s, latency p50 {:?}, fatal {:?}",
-            r.player, r.played, r.latency.p50, r.fatal
-        );
-        assert!(
-            r.started && r.fatal.is_empty() && r.played >= 10.0,
-            "{}: {:?}",
-            r.player,
-            r.fatal
-        );
-    }
+    play_both(
+        "via an edge",
+        &edge_a.url("/live/edge/master.m3u8"),
+        &master_b,
+    );
 
     // nginx as a caching CDN in front of the first edge: both players through it.
     let cdn_dir = tempfile::tempdir().unwrap();
     let nginx = Nginx::start(cdn_dir.path(), edge_a.http).unwrap();
     let cdn = nginx.url("/live/edge/master.m3u8");
-    let hls = Player::start("hls", &cdn, 12).unwrap();
-    let shaka = Player::start("shaka", &cdn, 12).unwrap();
-    for r in [hls.join().unwrap(), shaka.join().unwrap()] {
-        eprintln!(
-            "[{} via nginx and the edge] played {:.1}s, latency p50 {:?}, fatal {:?}",
-            r.player, r.played, r.latency.p50, r.fatal
-        );
-        assert!(
-            r.started && r.fatal.is_empty() && r.played >= 10.0,
-            "{}: {:?}",
-            r.player,
-            r.fatal
-        );
-    }
+    play_both("via nginx and the edge", &cdn, &cdn);
     drop(nginx);
 
     // 50 simulated players on the first edge for 8 s: the primary sees the first edge's
