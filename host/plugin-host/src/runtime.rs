@@ -145,8 +145,10 @@ impl weir::plugin::host::Host for HostState {
 }
 
 /// Bytes of a linear memory's pool slot that are reset in place when its instance is
-/// dropped, and so stay resident for the next call (see [`engine_config`]). A Rust guest's
-/// call writes ~100 KiB of its memory (the top of its stack, its data, the heap it used).
+/// dropped, and so stay resident for the next call (see [`engine_config`]). A call of the
+/// Rust scte35 plugin on a 4 KB playlist writes 8 pages of memory and tables (the top of
+/// its stack, its data, the heap it used), the JavaScript cue-out plugin ~540 KiB; what a
+/// call writes beyond this is given back as before.
 const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
 /// The same for tables (a Rust guest's function table is a few hundred bytes).
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
