@@ -83,9 +83,15 @@ impl Origin {
     /// latency covers every layer. Latency ends at the response head (for a part in
     /// progress, once it is complete). The query is not logged (it may carry CDN tokens), nor is any
     /// `/api/…` path (it may carry a stream key); the path is escaped (`{:?}`).
+    ///
+    /// The span is at debug, like the per-request line: at info, creating, entering and
+    /// recording an info span for every request was about a quarter of weir's own CPU time
+    /// serving a cached part (perf on bench/serve.sh: the fmt layer formats the span's fields
+    /// into a new string per request). A 5xx line names the method and path itself, and
+    /// carries the connection's span (its id) as before.
     #[allow(clippy::disallowed_methods)] // the access log's request duration
     async fn access_log(&self, head: http::request::Parts) -> Response<Body> {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "request",
             method = ?head.method,
             path = ?loggable_path(head.uri.path()),
@@ -93,6 +99,9 @@ impl Origin {
             status = field::Empty,
             latency_ms = field::Empty,
         );
+        // Cheap: a standard method is inline, a URI shares the request's buffer.
+        let method = head.method.clone();
+        let uri = head.uri.clone();
         let started = tokio::time::Instant::now();
         let response = self.cors(head).instrument(span.clone()).await;
         let status = response.status().as_u16();
@@ -102,7 +111,13 @@ impl Origin {
         span.record("latency_ms", latency_ms);
         span.in_scope(|| {
             if response.status().is_server_error() {
-                tracing::warn!(status, latency_ms, "served");
+                tracing::warn!(
+                    status,
+                    latency_ms,
+                    method = ?method,
+                    path = ?loggable_path(uri.path()),
+                    "served"
+                );
             } else {
                 // One line per request at info would dominate the log at thousands of
                 // viewers (each polls every part); enable with WEIR_LOG=weir_origin=debug.
