@@ -13,8 +13,8 @@
 #     wake spread), and
 #   - "pdt": the awaited part's end by its EXT-X-PROGRAM-DATE-TIME in the answer (weir cuts
 #     a part when the frame after it arrives; latencies from it include that cut).
-# weir's RSS is read from /proc/<pid>/status (VmRSS before and after the connections open,
-# VmHWM for the peak). weir's config sets max_connections_per_ip = 0 (every waiter comes
+# weir's RSS is read from /proc/<pid>/status (VmRSS before and after the connections open and
+# after the last round, VmHWM for the peak). Each case's JSON is kept in target/bench-ingest/. weir's config sets max_connections_per_ip = 0 (every waiter comes
 # from 127.0.0.1) and keeps max_connections at its default (16,384).
 #
 # Output: progress on stderr, then
@@ -60,6 +60,7 @@ for c in $CASES; do
     --streams "$streams" --waiters "$waiters" --rounds "$ROUNDS" --weir-pid "$WEIR_PID" \
     --max-seconds 110 > "$RESULTS/$c.json"
   stop_weir
+  cp "$RESULTS/$c.json" "$CLIPS/fanout-$c.json" # kept for a look after the run
 done
 
 python3 - "$RESULTS" "$ROUNDS" "$*" <<'PY'
@@ -82,13 +83,13 @@ print(f"HTTP/1.1 keep-alive connections, one `_HLS_msn=M&_HLS_part=P` blocked re
       "'from first' = answer time minus the round's earliest answer on that stream (the wake spread); "
       "'from part end' = answer time minus the awaited part's end by its program date time.")
 print()
-print("| streams × waiters | answers / expected | errors | armed early | from first p50 / p99 / last (ms) | from part end p50 / p99 / max (ms) | weir RSS idle → connected (MiB) | weir peak RSS (MiB) |")
+print("| streams × waiters | answers / expected | errors | armed early | from first p50 / p99 / last (ms) | from part end p50 / p99 / max (ms) | weir RSS idle → connected → after (MiB) | weir peak RSS (MiB) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
     f, p, w = r["from_first_ms"], r["from_pdt_ms"], r["weir"]
     print(f"| {r['streams']} × {r['waiters_per_stream']} | {r['answers']} / {r['expected']} | {r['errors']} | {r['early']} "
           f"| {f['p50']:.1f} / {f['p99']:.1f} / {f['max']:.1f} | {p['p50']:.1f} / {p['p99']:.1f} / {p['max']:.1f} "
-          f"| {w['rss_mib_idle']:.0f} → {w['rss_mib_connected']:.0f} | {w['peak_rss_mib']:.0f} |")
+          f"| {w['rss_mib_idle']:.0f} → {w['rss_mib_connected']:.0f} → {w['rss_mib_after']:.0f} | {w['peak_rss_mib']:.0f} |")
 print()
 print(f"Command: `bench/fanout.sh{(' ' + args) if args else ''}`")
 PY
