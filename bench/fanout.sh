@@ -28,6 +28,7 @@
 #   bench/fanout.sh           1 × 10,000 and 100 × 100, 5 rounds each
 #   bench/fanout.sh --smoke   (or BENCH_SMOKE=1) 1 × 200, 1 round
 #   CASES="1x10000" ROUNDS=3 bench/fanout.sh
+#   WEIR_BIN=/tmp/weir-old bench/fanout.sh    another weir binary
 #
 # 127.0.0.1 only; the load tool stops by itself (timeout), every process is killed on exit.
 set -euo pipefail
@@ -42,6 +43,7 @@ else
 fi
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+WEIR=${WEIR_BIN:-$WEIR} # WEIR_BIN=path: another weir build (before/after comparisons)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 stem=$(bench_clip 426x240 300k 120)
 cat > "$WORK/weir.toml" <<'TOML'

@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::stats::Refused;
 
@@ -98,29 +100,58 @@ impl Drop for ConnectionSlot {
 }
 
 /// Requests in flight on one connection, from the moment hyper hands one to the service
-/// until its response body is finished or dropped. The connection's driver watches it.
+/// until its response body is finished or dropped, and when the last one ended. The
+/// connection's driver reads it when its idle timer fires; counting wakes nobody, so a
+/// request costs two atomic operations here rather than two wake-ups of the connection's
+/// task (which re-polled hyper's connection and re-armed a timer each time).
 #[derive(Clone, Debug)]
-pub(crate) struct InFlight(Arc<watch::Sender<usize>>);
+pub(crate) struct InFlight(Arc<Counts>);
+
+#[derive(Debug)]
+struct Counts {
+    n: AtomicUsize,
+    /// When the count last fell to zero, in ms after `base`.
+    idle_at_ms: AtomicU64,
+    base: Instant,
+}
 
 impl InFlight {
-    pub fn new() -> (Self, watch::Receiver<usize>) {
-        let (tx, rx) = watch::channel(0);
-        (Self(Arc::new(tx)), rx)
+    #[allow(clippy::disallowed_methods)] // the connection's own idle clock, read by its driver
+    pub fn new() -> Self {
+        Self(Arc::new(Counts {
+            n: AtomicUsize::new(0),
+            idle_at_ms: AtomicU64::new(0),
+            base: Instant::now(),
+        }))
     }
 
     /// Counts one request until the guard drops.
     pub fn begin(&self) -> RequestGuard {
-        self.0.send_modify(|n| *n += 1);
+        self.0.n.fetch_add(1, Ordering::AcqRel);
         RequestGuard(Arc::clone(&self.0))
+    }
+
+    /// Requests in flight now.
+    pub fn count(&self) -> usize {
+        self.0.n.load(Ordering::Acquire)
+    }
+
+    /// When the connection last became idle (its start if no request ever ended).
+    pub fn idle_since(&self) -> Instant {
+        self.0.base + Duration::from_millis(self.0.idle_at_ms.load(Ordering::Acquire))
     }
 }
 
 #[derive(Debug)]
-pub(crate) struct RequestGuard(Arc<watch::Sender<usize>>);
+pub(crate) struct RequestGuard(Arc<Counts>);
 
 impl Drop for RequestGuard {
+    #[allow(clippy::disallowed_methods)] // see `InFlight::new`
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        // Stamped before the count falls, so a driver that sees zero sees this end too.
+        let ms = u64::try_from(self.0.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_at_ms.fetch_max(ms, Ordering::AcqRel);
+        self.0.n.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -169,12 +200,16 @@ mod tests {
 
     #[test]
     fn in_flight_counts_guards() {
-        let (in_flight, rx) = InFlight::new();
+        let in_flight = InFlight::new();
+        let started = in_flight.idle_since();
         let a = in_flight.begin();
         let b = in_flight.begin();
-        assert_eq!(*rx.borrow(), 2);
+        assert_eq!(in_flight.count(), 2);
         drop(a);
+        assert_eq!(in_flight.count(), 1);
+        std::thread::sleep(Duration::from_millis(5));
         drop(b);
-        assert_eq!(*rx.borrow(), 0);
+        assert_eq!(in_flight.count(), 0);
+        assert!(in_flight.idle_since() >= started + Duration::from_millis(5));
     }
 }

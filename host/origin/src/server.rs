@@ -164,7 +164,8 @@ impl Origin {
 
 /// Drives one connection until it ends, the server stops, or it sits idle (no request in
 /// flight) for `idle_timeout`. Idle or stopping, it is asked to close gracefully, and dropped
-/// if it is still idle [`CLOSE_GRACE`] later.
+/// if it is still idle [`CLOSE_GRACE`] later. One timer, re-armed only when it fires: then
+/// the in-flight count says whether the connection is busy and since when it is idle.
 #[allow(clippy::disallowed_methods)] // a connection's task is its driver: idle timeout
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
@@ -175,11 +176,12 @@ async fn serve_connection<I>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let idle_timeout = origin.settings.idle_timeout;
-    let (in_flight, mut requests) = InFlight::new();
+    let in_flight = InFlight::new();
+    let counter = in_flight.clone();
     let service_origin = Arc::clone(&origin);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let origin = Arc::clone(&service_origin);
-        let guard = in_flight.begin();
+        let guard = counter.begin();
         async move {
             let response = if origin.is_api(request.uri().path()) {
                 origin.handle_api(request).await
@@ -194,12 +196,11 @@ async fn serve_connection<I>(
     });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut idle_since = Instant::now();
-    let mut closing = false;
-    let mut counting = true;
+    // Idle since: the later of the last request's end and the moment it was asked to close.
+    let mut closing_since: Option<Instant> = None;
+    let timer = tokio::time::sleep(idle_timeout);
+    tokio::pin!(timer);
     loop {
-        let busy = counting && *requests.borrow_and_update() > 0;
-        let wait = if closing { CLOSE_GRACE } else { idle_timeout };
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -208,30 +209,34 @@ async fn serve_connection<I>(
                 }
                 return;
             }
-            changed = requests.changed(), if counting => {
-                if changed.is_err() {
-                    // hyper dropped the service: nothing more will be counted.
-                    counting = false;
-                }
-                if !counting || *requests.borrow() == 0 {
-                    idle_since = Instant::now();
-                }
-            }
-            Ok(_) = stop.wait_for(|stop| *stop), if !closing => {
+            Ok(_) = stop.wait_for(|stop| *stop), if closing_since.is_none() => {
                 connection.as_mut().graceful_shutdown();
-                closing = true;
-                idle_since = Instant::now();
+                let now = Instant::now();
+                closing_since = Some(now);
+                timer.as_mut().reset(now + CLOSE_GRACE);
             }
-            () = tokio::time::sleep_until(idle_since + wait), if !busy => {
-                if closing {
+            () = timer.as_mut() => {
+                let now = Instant::now();
+                let wait = if closing_since.is_some() { CLOSE_GRACE } else { idle_timeout };
+                if in_flight.count() > 0 {
+                    // Busy: idle at the earliest a whole wait after its last request ends.
+                    timer.as_mut().reset(now + wait);
+                    continue;
+                }
+                let since = in_flight.idle_since().max(closing_since.unwrap_or(now - wait));
+                if since + wait > now {
+                    timer.as_mut().reset(since + wait);
+                    continue;
+                }
+                if closing_since.is_some() {
                     tracing::debug!("connection dropped: still open after being asked to close");
                     return;
                 }
                 origin.stats.idle_closed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(idle_timeout = ?idle_timeout, "idle connection closed");
                 connection.as_mut().graceful_shutdown();
-                closing = true;
-                idle_since = Instant::now();
+                closing_since = Some(now);
+                timer.as_mut().reset(now + CLOSE_GRACE);
             }
         }
     }
