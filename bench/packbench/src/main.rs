@@ -5,8 +5,9 @@
 //! [`weir_packager::Packager`] into CMAF parts and segments on a virtual clock (each sample is
 //! pushed at the wall-clock time its DTS says, as if it arrived live), rendering the media
 //! playlist (and its delta-update form, as weir's stream driver does) after every completed
-//! part. Only that loop is timed. Chunks are counted and dropped, as the stream driver hands
-//! them on to the part store by reference.
+//! part. Only that loop is timed. Chunks are held for the parts of one 30 s window, then
+//! dropped, as the origin's part store holds them (the stream driver hands them on by
+//! reference), so their memory is not just reused hot from the allocator.
 //!
 //! The peer is ffmpeg's hls muxer remuxing the same file (`-c copy -f hls -hls_segment_type
 //! fmp4 -hls_time 2`), timed as a child process (wall and CPU from /proc), and ffmpeg's own
@@ -277,7 +278,8 @@ fn main() -> anyhow::Result<()> {
          AAC 96 kbit/s from one MPEG-TS file ({:.1} MB, {} samples). weir: \
          `weir_packager::Packager` on a virtual clock, default settings (2 s segments, 0.5 s \
          parts, 30 s window), the media playlist rendered in full and as a delta update after \
-         each part as weir's stream driver does; the samples were demuxed beforehand by weir's \
+         each part as weir's stream driver does, the chunks of the last 64 parts held in memory \
+         as the origin holds them; the samples were demuxed beforehand by weir's \
          TS demuxer (shown, not counted in the headline). ffmpeg {}: `-c copy -bsf:a aac_adtstoasc -f hls \
          -hls_segment_type fmp4 -hls_time 2` (2 s fMP4 segments: this ffmpeg's hls muxer has \
          no LL-HLS parts) into a tmpfs, and `-c copy -f null` to measure its demux alone. \
@@ -348,8 +350,10 @@ fn package(tracks: &[Track], samples: Vec<Sample>, digest: bool) -> anyhow::Resu
         digest: if digest { FNV_OFFSET } else { 0 },
         ..PackRun::default()
     };
-    // The latest rendered playlists, replaced at each part as the stream driver's snapshot is.
-    let mut latest: (Bytes, Option<Bytes>) = (Bytes::new(), None);
+    // What the origin would hold: the latest rendered playlists (replaced at each part, as the
+    // stream driver's snapshot is) and the chunks of the parts in the window, so that the
+    // chunks' memory is not simply reused at once (ffmpeg's segments fill a tmpfs).
+    let mut latest = Held::default();
     let (allocs0, bytes0) = alloc::counts();
     let (cpu0, wall0) = (thread_cpu()?, Instant::now());
 
@@ -373,16 +377,36 @@ fn package(tracks: &[Track], samples: Vec<Sample>, digest: bool) -> anyhow::Resu
     Ok(run)
 }
 
-fn drain(packager: &mut Packager, run: &mut PackRun, latest: &mut (Bytes, Option<Bytes>)) {
+/// The parts of a 30 s window of 0.5 s parts, and a few more.
+const HELD_PARTS: u64 = 64;
+
+#[derive(Default)]
+struct Held {
+    playlist: Bytes,
+    skip: Option<Bytes>,
+    chunks: std::collections::VecDeque<(u64, Bytes)>,
+}
+
+fn drain(packager: &mut Packager, run: &mut PackRun, latest: &mut Held) {
     let mut published_part = false;
     while let Some(out) = packager.poll_output() {
         match out {
-            Output::Chunk { bytes, .. } => {
+            Output::Chunk { seq, bytes } => {
                 run.chunks += 1;
                 run.media_bytes += bytes.len() as u64;
                 fnv(&mut run.digest, &bytes);
+                latest.chunks.push_back((seq, bytes));
             }
-            Output::PartCompleted { gap: false, .. } => {
+            Output::PartCompleted {
+                seq, gap: false, ..
+            } => {
+                while latest
+                    .chunks
+                    .front()
+                    .is_some_and(|(s, _)| s + HELD_PARTS <= seq)
+                {
+                    latest.chunks.pop_front();
+                }
                 run.parts += 1;
                 published_part = true;
             }
@@ -398,7 +422,8 @@ fn drain(packager: &mut Packager, run: &mut PackRun, latest: &mut (Bytes, Option
         fnv(&mut run.digest, &full);
         fnv(&mut run.digest, skip.as_deref().unwrap_or_default());
         run.playlist_bytes += full.len() as u64 + skip.as_ref().map_or(0, |s| s.len() as u64);
-        *latest = (full, skip);
+        latest.playlist = full;
+        latest.skip = skip;
     }
 }
 
