@@ -14,8 +14,9 @@
 #   - "pdt": the awaited part's end by its EXT-X-PROGRAM-DATE-TIME in the answer (weir cuts
 #     a part when the frame after it arrives; latencies from it include that cut).
 # weir's RSS is read from /proc/<pid>/status (VmRSS before and after the connections open and
-# after the last round, VmHWM for the peak). Each case's JSON is kept in target/bench-ingest/. weir's config sets max_connections_per_ip = 0 (every waiter comes
-# from 127.0.0.1) and keeps max_connections at its default (16,384).
+# after the last round, VmHWM for the peak). Each case's JSON is kept in target/bench-ingest/.
+# weir's config sets [server] and [ingest] max_connections_per_ip = 0 (every waiter and
+# publisher comes from 127.0.0.1) and keeps [server] max_connections at its default (16,384).
 #
 # Output: progress on stderr, then
 #   RESULT fanout_<streams>x<waiters>_wake_p99_ms <p99 from first answer>
@@ -48,6 +49,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 stem=$(bench_clip 426x240 300k 120)
 cat > "$WORK/weir.toml" <<'TOML'
 [server]
+max_connections_per_ip = 0
+[ingest]
 max_connections_per_ip = 0
 TOML
 RESULTS=$WORK/results
