@@ -114,3 +114,69 @@ fn readyz_follows_the_listeners_and_an_edges_upstream() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `POST /api/v1/streams/{key}/kick` ends the publisher's session (ffmpeg sees its
+/// connection closed and exits) and the stream goes on, as after a loss, on the stand-by
+/// slate. The token is required; an unknown stream is 404.
+#[test]
+fn a_kicked_publisher_is_disconnected_and_the_stream_goes_on() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    const TOKEN: &str = "kick-test-token-0123456789";
+    let weir = Weir::start(&["--no-test-source", "--api-token", TOKEN]).unwrap();
+    let mut ffmpeg = ffmpeg_publish(&weir.rtmp_url("kickme"), 60, "640x360", 60).unwrap();
+    let playlist = weir.url("/live/kickme/src/index.m3u8");
+    wait_for_200(&playlist, Duration::from_secs(20)).unwrap();
+    let kick = weir.url("/api/v1/streams/kickme/kick");
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    assert_eq!(
+        curl_post(&kick, &["Authorization: Bearer wrong-token-0123456789"], "")
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        curl_post(&weir.url("/api/v1/streams/nobody/kick"), &[&auth], "")
+            .unwrap()
+            .0,
+        404
+    );
+    assert!(ffmpeg.is_running());
+    let edge_before = media_sequence_end(&curl(&playlist, &[]).unwrap().1);
+    let (code, body) = curl_post(&kick, &[&auth], "").unwrap();
+    assert_eq!(code, 202, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        ffmpeg.wait_timeout(Duration::from_secs(10)).is_some(),
+        "the kicked publisher is still connected"
+    );
+    // The stream goes on: gap parts, then the stand-by slate, on the same playlist.
+    std::thread::sleep(Duration::from_secs(6));
+    let (code, text) = curl(&playlist, &[]).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        media_sequence_end(&text) >= edge_before + 2,
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    assert!(
+        String::from_utf8_lossy(&text).contains("#EXT-X-DISCONTINUITY"),
+        "no slate after the kick"
+    );
+}
+
+/// The msn after the last complete segment of a media playlist.
+fn media_sequence_end(text: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(text);
+    let first: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    first
+        + text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count() as u64
+}

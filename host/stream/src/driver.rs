@@ -44,6 +44,8 @@ enum Control {
     Attach(mpsc::Receiver<MediaEvent>),
     /// A cue from the operator API.
     Cue(CueEvent),
+    /// The operator API ends the publisher's session (the stream goes on, as after a loss).
+    Kick,
     /// The process is stopping for good (`server.end_streams_on_shutdown`): end the stream
     /// now, with `EXT-X-ENDLIST`.
     End,
@@ -153,6 +155,15 @@ impl Streams {
         let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         let ctl = tasks.get(name).ok_or(NoSuchStream)?;
         ctl.try_send(Control::Cue(cue)).map_err(|_| NoSuchStream)
+    }
+
+    /// Ends stream `name`'s publisher session: its channel closes, so the ingest session
+    /// ends (the RTMP or SRT connection is closed), and the stream goes on as after a loss
+    /// (gap, then the stand-by slate, until a publisher returns).
+    pub fn kick(&self, name: &str) -> Result<(), NoSuchStream> {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let ctl = tasks.get(name).ok_or(NoSuchStream)?;
+        ctl.try_send(Control::Kick).map_err(|_| NoSuchStream)
     }
 
     /// Starts the built-in test pattern as stream `name`, through `encoder`'s ladder.
@@ -327,6 +338,13 @@ impl Driver {
                         Input::Attach
                     }
                     Some(Control::Cue(cue)) => Input::Cue(cue),
+                    Some(Control::Kick) => match self.session.take() {
+                        Some(_) => {
+                            tracing::info!("publisher kicked (operator API)");
+                            Input::Detach
+                        }
+                        None => continue,
+                    },
                     Some(Control::End) | None => Input::End,
                 },
                 // Backpressure: while the encoder has no room, the publisher is not read.

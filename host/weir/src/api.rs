@@ -8,6 +8,9 @@
 //!   `{"scte35": "<base64 splice_info_section>"}`. Either way the splice happens at the live
 //!   edge (the section's own splice_time refers to the contribution's clock, which an API
 //!   caller does not see).
+//! - `POST /api/v1/streams/{key}/kick`: end the stream's publisher session (the connection
+//!   is closed); the stream goes on as after a loss, on the stand-by slate, until a
+//!   publisher returns.
 //! - `GET /api/v1/tenants/{tenant}/plugins`: the tenant's plugin chain, in order.
 //! - `PUT /api/v1/tenants/{tenant}/plugins/{name}`: push a plugin. The body is the component
 //!   (`application/wasm`, up to 64 MiB); its config text travels base64-encoded in the
@@ -86,7 +89,9 @@ fn loggable_path(path: &str) -> String {
             let key = StreamKey::new(*key);
             match rest {
                 [] => format!("/api/v1/streams/{}", key.redacted()),
-                ["cues"] => format!("/api/v1/streams/{}/cues", key.redacted()),
+                [tail @ ("cues" | "kick")] => {
+                    format!("/api/v1/streams/{}/{tail}", key.redacted())
+                }
                 _ => format!("/api/v1/streams/{}/…", key.redacted()),
             }
         }
@@ -123,6 +128,7 @@ impl Api {
                 )
             }
             (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => self.post_cue(key, body),
+            (&Method::POST, ["", "api", "v1", "streams", key, "kick"]) => self.kick(key),
             (&Method::GET, ["", "api", "v1", "tenants", tenant, "plugins"]) => {
                 match self.plugins.list(tenant) {
                     Ok(list) => json_response(
@@ -141,7 +147,7 @@ impl Api {
                     Err(e) => push_error(&e),
                 }
             }
-            (_, ["", "api", "v1", "streams", _, "cues"])
+            (_, ["", "api", "v1", "streams", _, "cues" | "kick"])
             | (_, ["", "api", "v1", "streams"])
             | (_, ["", "api", "v1", "tenants", _, "plugins", ..]) => {
                 text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -187,6 +193,20 @@ impl Api {
                 serde_json::to_string(&summary).unwrap_or_default(),
             ),
             Err(e) => push_error(&e),
+        }
+    }
+
+    fn kick(&self, key: &str) -> Response<Body> {
+        let key = StreamKey::new(key);
+        let Some(name) = (self.resolve)(&key) else {
+            return text_response(StatusCode::NOT_FOUND, "unknown stream key\n");
+        };
+        match self.streams.kick(&name) {
+            Ok(()) => json_response(
+                StatusCode::ACCEPTED,
+                serde_json::json!({ "stream": name, "kicked": true }).to_string(),
+            ),
+            Err(_) => text_response(StatusCode::NOT_FOUND, "stream is not live\n"),
         }
     }
 
