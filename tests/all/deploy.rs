@@ -180,3 +180,93 @@ fn media_sequence_end(text: &[u8]) -> u64 {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .count() as u64
 }
+
+/// Per-tenant API tokens (`[[tenants]] api_token`): a tenant's token lists, cues, kicks and
+/// pushes only for its own streams and plugins (403 elsewhere); the admin token reaches all.
+#[test]
+fn a_tenants_token_cannot_touch_another_tenant() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    const ADMIN: &str = "admin-token-0123456789";
+    const ACME: &str = "acme-token-0123456789";
+    const BETA: &str = "beta-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\ntoken = \"{ADMIN}\"\n\
+             [[tenants]]\nname = \"acme\"\nstreams = [\"acme1\"]\napi_token = \"{ACME}\"\n\
+             [[tenants]]\nname = \"beta\"\nstreams = [\"beta1\"]\napi_token = \"{BETA}\"\n"
+        ),
+    )
+    .unwrap();
+    let weir = Weir::start(&["--no-test-source", "--config", config.to_str().unwrap()]).unwrap();
+    let _a = ffmpeg_publish(&weir.rtmp_url("acme1"), 40, "320x180", 60).unwrap();
+    let _b = ffmpeg_publish(&weir.rtmp_url("beta1"), 40, "320x180", 60).unwrap();
+    for s in ["acme1", "beta1"] {
+        wait_for_200(
+            &weir.url(&format!("/live/{s}/master.m3u8")),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    }
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    let listed = |t: &str| {
+        let (code, body) = curl(&weir.url("/api/v1/streams"), &[&bearer(t)]).unwrap();
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(ACME), vec!["acme1"]);
+    assert_eq!(listed(BETA), vec!["beta1"]);
+    assert_eq!(listed(ADMIN), vec!["acme1", "beta1"]);
+    let out = r#"{"type":"out","duration":10,"id":7}"#;
+    let post = |path: &str, t: &str, body: &str| {
+        curl_post(&weir.url(path), &[&bearer(t)], body).unwrap().0
+    };
+    assert_eq!(post("/api/v1/streams/beta1/cues", ACME, out), 403);
+    assert_eq!(post("/api/v1/streams/beta1/kick", ACME, ""), 403);
+    assert_eq!(post("/api/v1/streams/acme1/cues", ACME, out), 202);
+    assert_eq!(post("/api/v1/streams/beta1/cues", BETA, out), 202);
+    let get = |path: &str, t: &str| curl(&weir.url(path), &[&bearer(t)]).unwrap().0;
+    assert_eq!(get("/api/v1/tenants/beta/plugins", ACME), 403);
+    assert_eq!(get("/api/v1/tenants/acme/plugins", ACME), 200);
+    assert_eq!(get("/api/v1/tenants/beta/plugins", ADMIN), 200);
+    assert_eq!(get("/api/v1/streams", "not-a-token-0123456789"), 401);
+    // The same through the CLI wrapper (`weir streams …`).
+    let cli = |args: &[&str], token: &str| {
+        std::process::Command::new(weir_bin())
+            .args(["streams", "--server", &weir.url(""), "--token", token])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["list"], ACME);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"streams":["acme1"]}"#
+    );
+    let out = cli(&["kick", "beta1"], ACME);
+    assert!(
+        !out.status.success(),
+        "a tenant kicked another tenant's publisher"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tenant beta"));
+    let out = cli(&["cue", "acme1", "--out", "5", "--id", "9"], ACME);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The admin kicks a tenant's publisher.
+    assert!(cli(&["kick", "beta1"], ADMIN).status.success());
+}

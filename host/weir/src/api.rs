@@ -35,7 +35,10 @@ use weir_stream::Streams;
 pub type KeyResolver = Arc<dyn Fn(&StreamKey) -> Option<String> + Send + Sync>;
 
 pub struct Api {
-    pub token: String,
+    /// The admin token: every route.
+    pub token: Option<String>,
+    /// (tenant, token): that tenant's streams and plugins only.
+    pub tenant_tokens: Vec<(String, String)>,
     pub streams: Streams,
     pub registry: StreamRegistry,
     pub resolve: KeyResolver,
@@ -57,7 +60,7 @@ impl ApiHandler for Api {
     }
 
     fn admit(&self, head: &http::request::Parts) -> Admission {
-        if !self.authorized(head) {
+        if self.principal(head).is_none() {
             let mut r = text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
             r.headers_mut().insert(
                 http::header::WWW_AUTHENTICATE,
@@ -99,36 +102,85 @@ fn loggable_path(path: &str) -> String {
     }
 }
 
+/// Who a request's bearer token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Principal {
+    Admin,
+    Tenant(String),
+}
+
 impl Api {
-    fn authorized(&self, head: &http::request::Parts) -> bool {
-        let Some(value) = head.headers.get(http::header::AUTHORIZATION) else {
-            return false;
-        };
-        let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
-            return false;
-        };
-        crate::auth::secret_eq(token.trim().as_bytes(), self.token.as_bytes())
+    fn principal(&self, head: &http::request::Parts) -> Option<Principal> {
+        let value = head.headers.get(http::header::AUTHORIZATION)?;
+        let token = value
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?
+            .trim()
+            .as_bytes();
+        // Every token is compared, in constant time, whichever matches.
+        let admin = self
+            .token
+            .as_deref()
+            .is_some_and(|t| crate::auth::secret_eq(token, t.as_bytes()));
+        let mut tenant = None;
+        for (name, t) in &self.tenant_tokens {
+            if crate::auth::secret_eq(token, t.as_bytes()) {
+                tenant = Some(name.clone());
+            }
+        }
+        if admin {
+            Some(Principal::Admin)
+        } else {
+            tenant.map(Principal::Tenant)
+        }
+    }
+
+    /// 403 unless `who` may act for `tenant`.
+    fn forbid(who: &Principal, tenant: &str) -> Option<Response<Body>> {
+        match who {
+            Principal::Tenant(t) if t != tenant => Some(text_response(
+                StatusCode::FORBIDDEN,
+                format!("this token is tenant {t}'s; this belongs to tenant {tenant}\n"),
+            )),
+            _ => None,
+        }
     }
 
     /// Runs an admitted request (the origin called [`ApiHandler::admit`] first).
     async fn route(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
-        if !self.authorized(head) {
+        let Some(who) = self.principal(head) else {
             // Not reached through the origin, which calls `admit` first; kept so that no
             // other caller can skip the token.
             return text_response(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-        }
+        };
         let path = head.uri.path();
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        if let ["", "api", "v1", "tenants", tenant, ..] = parts.as_slice() {
+            if let Some(refused) = Self::forbid(&who, tenant) {
+                return refused;
+            }
+        }
         match (&head.method, parts.as_slice()) {
             (&Method::GET, ["", "api", "v1", "streams"]) => {
-                let names = self.registry.names();
+                let names: Vec<String> = match &who {
+                    Principal::Admin => self.registry.names(),
+                    Principal::Tenant(t) => self
+                        .registry
+                        .names()
+                        .into_iter()
+                        .filter(|n| self.plugins.tenant_of(n) == *t)
+                        .collect(),
+                };
                 json_response(
                     StatusCode::OK,
                     serde_json::json!({ "streams": names }).to_string(),
                 )
             }
-            (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => self.post_cue(key, body),
-            (&Method::POST, ["", "api", "v1", "streams", key, "kick"]) => self.kick(key),
+            (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => {
+                self.post_cue(&who, key, body)
+            }
+            (&Method::POST, ["", "api", "v1", "streams", key, "kick"]) => self.kick(&who, key),
             (&Method::GET, ["", "api", "v1", "tenants", tenant, "plugins"]) => {
                 match self.plugins.list(tenant) {
                     Ok(list) => json_response(
@@ -196,10 +248,22 @@ impl Api {
         }
     }
 
-    fn kick(&self, key: &str) -> Response<Body> {
+    /// The stream `key` names, if `who` may act on it; else the answer (404, 403).
+    fn stream_for(&self, who: &Principal, key: &str) -> Result<String, Response<Body>> {
         let key = StreamKey::new(key);
         let Some(name) = (self.resolve)(&key) else {
-            return text_response(StatusCode::NOT_FOUND, "unknown stream key\n");
+            return Err(text_response(StatusCode::NOT_FOUND, "unknown stream key\n"));
+        };
+        match Self::forbid(who, &self.plugins.tenant_of(&name)) {
+            Some(refused) => Err(refused),
+            None => Ok(name),
+        }
+    }
+
+    fn kick(&self, who: &Principal, key: &str) -> Response<Body> {
+        let name = match self.stream_for(who, key) {
+            Ok(n) => n,
+            Err(r) => return r,
         };
         match self.streams.kick(&name) {
             Ok(()) => json_response(
@@ -210,10 +274,10 @@ impl Api {
         }
     }
 
-    fn post_cue(&self, key: &str, body: &[u8]) -> Response<Body> {
-        let key = StreamKey::new(key);
-        let Some(name) = (self.resolve)(&key) else {
-            return text_response(StatusCode::NOT_FOUND, "unknown stream key\n");
+    fn post_cue(&self, who: &Principal, key: &str, body: &[u8]) -> Response<Body> {
+        let name = match self.stream_for(who, key) {
+            Ok(n) => n,
+            Err(r) => return r,
         };
         let cue = match weir_origin::parse_cue_request(body)
             .map_err(|e| match e {

@@ -70,6 +70,9 @@ pub struct TenantConfig {
     pub transcode: Option<bool>,
     /// This tenant's ladder (default: `encoder.ladder`).
     pub ladder: Option<Vec<RungConfig>>,
+    /// A bearer token for the operator API that reaches only this tenant: its streams'
+    /// listing, cues and kicks, and its plugins (403 elsewhere). At least 16 characters.
+    pub api_token: Option<String>,
     /// The chain, in order. Also changed at runtime with `weir plugin push`; SIGHUP
     /// re-reads this list (and replaces what was pushed).
     #[serde(default)]
@@ -425,6 +428,27 @@ impl Config {
             Duration::from_secs(self.ingest.idle_end_s),
         )
         .map_err(anyhow::Error::msg)?;
+        for t in &self.tenants {
+            if let Some(token) = &t.api_token {
+                if token.trim().len() < 16 {
+                    bail!(
+                        "tenants.{}.api_token must be at least 16 characters",
+                        t.name
+                    );
+                }
+                if self.api.token.as_deref() == Some(token.as_str())
+                    || self
+                        .tenants
+                        .iter()
+                        .any(|o| o.name != t.name && o.api_token.as_deref() == Some(token.as_str()))
+                {
+                    bail!(
+                        "tenants.{}.api_token is also another principal's token",
+                        t.name
+                    );
+                }
+            }
+        }
         if let Some(t) = &self.api.token {
             if t.len() < 16 {
                 bail!("api.token must be at least 16 characters");

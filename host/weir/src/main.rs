@@ -12,6 +12,7 @@ mod plugin_cli;
 mod plugins;
 mod ready;
 mod state;
+mod stream_cli;
 mod testsrc;
 
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ enum Command {
     Plugin(plugin_cli::PluginArgs),
     /// Follow an LL-HLS stream (weir's or any other) and report the rules it breaks.
     Check(check_cli::CheckArgs),
+    /// List a running server's streams, kick a publisher, splice at the live edge.
+    Streams(stream_cli::StreamsArgs),
     /// Serve an upstream weir's streams as a regional edge: one upstream request per
     /// rendition, whatever the number of viewers (no ingest).
     Edge(EdgeArgs),
@@ -228,6 +231,11 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 .context("starting the tokio runtime")?
                 .block_on(serve(config, args.serve.config.clone()))?;
         }
+        Command::Streams(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?
+            .block_on(stream_cli::run(args))?,
         Command::Plugin(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -407,10 +415,16 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         registry.clone(),
     )
     .context("origin settings")?;
-    if let Some(token) = config.api.token.clone() {
+    let tenant_tokens: Vec<(String, String)> = config
+        .tenants
+        .iter()
+        .filter_map(|t| Some((t.name.clone(), t.api_token.clone()?)))
+        .collect();
+    if config.api.token.is_some() || !tenant_tokens.is_empty() {
         let resolver_config = config.clone();
         origin = origin.with_api(Arc::new(api::Api {
-            token,
+            token: config.api.token.clone(),
+            tenant_tokens,
             streams: streams.clone(),
             registry: registry.clone(),
             resolve: {

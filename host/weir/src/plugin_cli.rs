@@ -107,7 +107,7 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn call(
+pub(crate) async fn call(
     server: &str,
     token: &str,
     method: Method,
@@ -130,12 +130,17 @@ async fn call(
         .await
         .context("HTTP handshake")?;
     tokio::spawn(conn);
+    let content_type = if config.is_some() || method == Method::PUT {
+        "application/wasm"
+    } else {
+        "application/json"
+    };
     let mut request = Request::builder()
         .method(method)
         .uri(path)
         .header(http::header::HOST, authority.as_str())
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(http::header::CONTENT_TYPE, "application/wasm");
+        .header(http::header::CONTENT_TYPE, content_type);
     if let Some(c) = config {
         request = request.header(
             CONFIG_HEADER,
