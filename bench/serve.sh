@@ -15,7 +15,7 @@
 # certificate made with openssl here. weir's config sets max_connections_per_ip = 0 (no
 # limit; the default 256 would refuse most of the 1,000 connections from 127.0.0.1).
 #
-# Each run lasts $SECS s (default 5): wrk -t2 -cC -d, h2load -t2 -cC -m1 -D (after a 1 s
+# Each run lasts $SECS s (default 5): wrk -t2 -cC -d, h2load -t"$threads" -cC -m1 -D (after a 1 s
 # warm-up; p99 from its per-request log). Load tool and server share the machine's cores.
 # weir's CPU is read from /proc/<pid>/stat (utime+stime) before and after each run, nginx's
 # from its workers; bytes served = responses × body bytes (headers not counted).
@@ -175,11 +175,12 @@ run() { # server obj proto conns → appends a row to $RESULTS
   local t0 t1
   # shellcheck disable=SC2086
   t0=$(ticks $pids)
+  local threads=$((conns < 2 ? conns : 2))
   if [[ $proto == h1 ]]; then
-    wrk -t2 -c"$conns" -d"${SECS}s" --latency "$url" > "$out" 2>&1 || true
+    wrk -t"$threads" -c"$conns" -d"${SECS}s" --latency "$url" > "$out" 2>&1 || true
   else
     rm -f "$WORK/h2.log"
-    h2load -t2 -c"$conns" -m1 -D "$SECS" --warm-up-time=1 --log-file="$WORK/h2.log" "$url" > "$out" 2>&1 || true
+    h2load -t"$threads" -c"$conns" -m1 -D "$SECS" --warm-up-time=1 --log-file="$WORK/h2.log" "$url" > "$out" 2>&1 || true
   fi
   # shellcheck disable=SC2086
   t1=$(ticks $pids)
