@@ -15,7 +15,7 @@
 # certificate made with openssl here. weir's config sets max_connections_per_ip = 0 (no
 # limit; the default 256 would refuse most of the 1,000 connections from 127.0.0.1).
 #
-# Each run lasts $SECS s (default 5): wrk -t2 -cC -d, h2load -t"$threads" -cC -m1 -D (after a 1 s
+# Each run lasts $SECS s (default 5): wrk -t2 -cC -d, h2load -t2 -cC -m1 -D (after a 1 s
 # warm-up; p99 from its per-request log). Load tool and server share the machine's cores.
 # weir's CPU is read from /proc/<pid>/stat (utime+stime) before and after each run, nginx's
 # from its workers; bytes served = responses × body bytes (headers not counted).
