@@ -1,7 +1,7 @@
 //! The wasmtime side: one [`Engine`] (pooling allocator, epoch interruption), components
 //! compiled once into an `InstancePre`, and a fresh [`Store`] with limits for every call.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -192,13 +192,73 @@ fn engine_config(limits: &Limits) -> Config {
     config
 }
 
+/// The epoch ticker: a thread that advances the engine's epoch every `epoch_tick` while a
+/// call is in flight, so a guest past its deadline traps. With no call in flight for
+/// [`IDLE_TICKS_BEFORE_PARK`] ticks it parks, and the next call wakes it: an idle host
+/// takes no timer wake-ups (it took 1,000 a second).
+struct Ticker {
+    stop: AtomicBool,
+    /// Calls in flight.
+    active: AtomicUsize,
+    /// Set by the ticker just before it parks.
+    parked: AtomicBool,
+}
+
+const IDLE_TICKS_BEFORE_PARK: u32 = 100;
+
+impl Ticker {
+    fn run(&self, engine: &Engine, tick: Duration) {
+        let mut idle = 0;
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(tick);
+            if self.active.load(Ordering::SeqCst) > 0 {
+                engine.increment_epoch();
+                idle = 0;
+                continue;
+            }
+            idle += 1;
+            if idle >= IDLE_TICKS_BEFORE_PARK {
+                // Either a call's `enter` sees `parked` and unparks this thread, or this
+                // load sees its call: both sides are SeqCst.
+                self.parked.store(true, Ordering::SeqCst);
+                if self.active.load(Ordering::SeqCst) == 0 && !self.stop.load(Ordering::SeqCst) {
+                    std::thread::park();
+                }
+                self.parked.store(false, Ordering::SeqCst);
+                idle = 0;
+            }
+        }
+    }
+}
+
+/// A call in flight, for the [`Ticker`]: counted from before its store exists until after
+/// it is dropped.
+struct InFlight<'a>(&'a Runtime);
+
+impl<'a> InFlight<'a> {
+    fn enter(rt: &'a Runtime) -> Self {
+        rt.ticker.active.fetch_add(1, Ordering::SeqCst);
+        if rt.ticker.parked.load(Ordering::SeqCst) {
+            rt.ticker_thread.unpark();
+        }
+        InFlight(rt)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.ticker.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The engine and linker every plugin shares, and the epoch ticker.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
     deadline_ticks: u64,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
+    ticker_thread: std::thread::Thread,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -211,7 +271,8 @@ impl std::fmt::Debug for Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.stop.store(true, Ordering::SeqCst);
+        self.ticker_thread.unpark();
     }
 }
 
@@ -221,16 +282,17 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         ManifestPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (e, stop, tick) = (engine.clone(), ticker_stop.clone(), limits.epoch_tick);
-        std::thread::Builder::new()
+        let ticker = Arc::new(Ticker {
+            stop: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+        });
+        let (e, t, tick) = (engine.clone(), ticker.clone(), limits.epoch_tick);
+        let ticker_thread = std::thread::Builder::new()
             .name("weir-plugin-epoch".to_owned())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    e.increment_epoch();
-                }
-            })?;
+            .spawn(move || t.run(&e, tick))?
+            .thread()
+            .clone();
         let tick_ms = limits.epoch_tick.as_micros().max(1);
         let deadline_ticks = u64::try_from(limits.call_timeout.as_micros().div_ceil(tick_ms))
             .unwrap_or(u64::MAX)
@@ -240,7 +302,8 @@ impl Runtime {
             linker,
             limits,
             deadline_ticks,
-            ticker_stop,
+            ticker,
+            ticker_thread,
         })
     }
 
@@ -297,6 +360,7 @@ impl Runtime {
         reinit: Option<&str>,
         f: impl FnOnce(&ManifestPlugin, &mut Store<HostState>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, Failure> {
+        let _in_flight = InFlight::enter(self);
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .table_elements(self.limits.table_elements)
@@ -464,6 +528,27 @@ mod tests {
         } else {
             assert_eq!(resident, 0);
         }
+    }
+
+    /// Waits (up to 5 s) for the ticker's `parked` flag to be `want`.
+    fn ticker_parked(rt: &Runtime, want: bool) -> bool {
+        for _ in 0..500 {
+            if rt.ticker.parked.load(Ordering::SeqCst) == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn the_ticker_parks_when_idle_and_a_call_wakes_it() {
+        let rt = Runtime::new(Limits::default()).expect("runtime");
+        assert!(ticker_parked(&rt, true), "an idle ticker parks");
+        let call = InFlight::enter(&rt);
+        assert!(ticker_parked(&rt, false), "a call wakes it");
+        drop(call);
+        assert!(ticker_parked(&rt, true), "and it parks again");
     }
 
     #[test]

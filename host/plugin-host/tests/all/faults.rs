@@ -56,6 +56,36 @@ async fn each_failure_is_contained_counted_and_passed_through() {
     ));
 }
 
+/// The epoch ticker parks when no call has run for 100 ticks; the next call must wake it,
+/// or a looping plugin would hold its worker for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_is_cut_off_after_the_host_was_idle() {
+    let host = host();
+    let headers = HeaderMap::new();
+    host.push("acme", spec("fault-loop", "fault-loop", ""))
+        .await
+        .unwrap();
+    for round in 0..2u64 {
+        // Idle for 300 ticks of 1 ms: the ticker is parked.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let playlist = media_playlist(200 + round * 10, 4);
+        assert_eq!(transform(&host, &playlist, &headers).await, playlist);
+        let mut timeouts = 0;
+        for _ in 0..100 {
+            timeouts = host.metrics().failures_of("acme", "fault-loop");
+            if timeouts > round {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            timeouts,
+            round + 1,
+            "round {round}: the loop was not cut off"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_init_rejects_the_push_and_keeps_the_chain() {
     let host = host();
