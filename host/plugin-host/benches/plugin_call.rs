@@ -31,6 +31,14 @@
 //!
 //! Timings are wall clock per call (`Instant` around it), on whatever core the thread runs;
 //! nothing is pinned.
+//!
+//! Measured 2026-12-07 08:49 UTC on the 2-core KVM dev machine (load 0.0-0.8; five runs each,
+//! before and after the in-place pool-slot reset, interleaved), p50 / p99 µs:
+//!   scte35         before 57.9-58.7 / 106.2-125.6   after 31.6-32.2 / 66.2-73.3
+//!   fault-garbage  before 17.9-18.4 / 44.0-46.7     after 8.0-8.2 / 9.5-12.9
+//! What is left of scte35's tail has no page fault and no context switch in it
+//! (`PLUGIN_CALL_TAIL=1`): it is the guest's 21 µs of work meeting this VM's timer interrupts
+//! (~1,200/s on the bench's CPU then); a native loop of 18.6 µs shows p99 36.7 µs there.
 
 #![allow(clippy::disallowed_methods)] // tests and benches drive real peers on the real clock
 
