@@ -215,7 +215,7 @@ fn a_tenants_token_cannot_touch_another_tenant() {
     }
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     let listed = |t: &str| {
-        let (code, body) = curl(&weir.url("/api/v1/streams"), &[&bearer(t)]).unwrap();
+        let (code, body) = curl(&weir.url("/api/v1/streams"), &["-H", &bearer(t)]).unwrap();
         assert_eq!(code, 200);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         v["streams"]
@@ -236,7 +236,7 @@ fn a_tenants_token_cannot_touch_another_tenant() {
     assert_eq!(post("/api/v1/streams/beta1/kick", ACME, ""), 403);
     assert_eq!(post("/api/v1/streams/acme1/cues", ACME, out), 202);
     assert_eq!(post("/api/v1/streams/beta1/cues", BETA, out), 202);
-    let get = |path: &str, t: &str| curl(&weir.url(path), &[&bearer(t)]).unwrap().0;
+    let get = |path: &str, t: &str| curl(&weir.url(path), &["-H", &bearer(t)]).unwrap().0;
     assert_eq!(get("/api/v1/tenants/beta/plugins", ACME), 403);
     assert_eq!(get("/api/v1/tenants/acme/plugins", ACME), 200);
     assert_eq!(get("/api/v1/tenants/beta/plugins", ADMIN), 200);

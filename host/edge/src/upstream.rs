@@ -15,6 +15,9 @@ use weir_media::{rendition_channel, RenditionProducer, RenditionSnapshot, Stream
 use crate::follow::{Action, Follower};
 use crate::Error;
 
+/// How often a followed stream's multivariant playlist is fetched again.
+const MULTIVARIANT_REFRESH: Duration = Duration::from_secs(2);
+
 #[derive(Clone, Debug)]
 pub struct EdgeSettings {
     /// One upstream request's limit. A blocking reload upstream answers within three target
@@ -97,18 +100,30 @@ impl Upstream {
             followers.push((rendition.to_owned(), url, producer));
         }
         // Registered whole: no reader sees the stream without its renditions.
-        let _stream = self
+        let stream = self
             .registry
             .publish_with(&name, Some(master.body.clone()), renditions);
-        let mut tasks = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         for (rendition, url, producer) in followers {
             info!(stream = %name, %rendition, "following upstream rendition");
-            tasks.push(tokio::spawn(
-                Arc::clone(&self).follow_rendition(url, producer),
-            ));
+            tasks.spawn(Arc::clone(&self).follow_rendition(url, producer));
         }
-        for t in tasks {
-            let _ = t.await;
+        // The multivariant playlist changes upstream too (BANDWIDTH and AVERAGE-BANDWIDTH
+        // as segments are measured): fetched again every few seconds while followed.
+        let mut last = master.body;
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => if done.is_none() { break },
+                () = tokio::time::sleep(MULTIVARIANT_REFRESH) => {
+                    let timeout = self.settings.request_timeout;
+                    if let Ok(f) = self.client.get(&master_url, None, timeout).await {
+                        if f.status == 200 && f.body != last {
+                            stream.set_multivariant(f.body.clone());
+                            last = f.body;
+                        }
+                    }
+                }
+            }
         }
         info!(stream = %name, "upstream stream over");
         Ok(())
