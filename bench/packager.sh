@@ -34,7 +34,10 @@ for tool in ffmpeg cargo python3; do
   command -v "$tool" >/dev/null || { echo "needs $tool (scripts/setup.sh)"; exit 1; }
 done
 
-cargo build --release -q -p weir-packbench
+# Release; the smoke run (CI) takes the debug profile CI has already built most of.
+PROFILE=release
+[[ -n $smoke ]] && PROFILE=debug
+cargo build $([[ $PROFILE == release ]] && echo --release) -q -p weir-packbench
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 CLIPS=$TARGET/bench-packager
 mkdir -p "$CLIPS"
@@ -56,4 +59,4 @@ trap 'rm -rf "$SCRATCH"' EXIT
 
 cmd="bench/packager.sh"
 [[ -n $smoke ]] && cmd="BENCH_SMOKE=1 bench/packager.sh"
-"$TARGET/release/weir-packbench" --input "$clip" --scratch "$SCRATCH" --command "$cmd" "${reps[@]}"
+"$TARGET/$PROFILE/weir-packbench" --input "$clip" --scratch "$SCRATCH" --command "$cmd" "${reps[@]}"
