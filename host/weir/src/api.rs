@@ -249,13 +249,16 @@ impl Api {
     }
 
     /// The stream `key` names, if `who` may act on it; else the answer (404, 403).
-    fn stream_for(&self, who: &Principal, key: &str) -> Result<String, Response<Body>> {
+    fn stream_for(&self, who: &Principal, key: &str) -> Result<String, Box<Response<Body>>> {
         let key = StreamKey::new(key);
         let Some(name) = (self.resolve)(&key) else {
-            return Err(text_response(StatusCode::NOT_FOUND, "unknown stream key\n"));
+            return Err(Box::new(text_response(
+                StatusCode::NOT_FOUND,
+                "unknown stream key\n",
+            )));
         };
         match Self::forbid(who, &self.plugins.tenant_of(&name)) {
-            Some(refused) => Err(refused),
+            Some(refused) => Err(Box::new(refused)),
             None => Ok(name),
         }
     }
@@ -263,7 +266,7 @@ impl Api {
     fn kick(&self, who: &Principal, key: &str) -> Response<Body> {
         let name = match self.stream_for(who, key) {
             Ok(n) => n,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         match self.streams.kick(&name) {
             Ok(()) => json_response(
@@ -277,7 +280,7 @@ impl Api {
     fn post_cue(&self, who: &Principal, key: &str, body: &[u8]) -> Response<Body> {
         let name = match self.stream_for(who, key) {
             Ok(n) => n,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let cue = match weir_origin::parse_cue_request(body)
             .map_err(|e| match e {
