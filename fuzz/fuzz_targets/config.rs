@@ -29,6 +29,10 @@ fuzz_target!(|data: &[u8]| {
         let per_ip = config.ingest.max_connections_per_ip;
         let _ = config.rtmp.settings(per_ip);
         let _ = config.srt.settings(&config.rtmp.app, per_ip);
-        let _ = config.encoder.settings(&config.encoder.ladder, config.segment_target());
+        let _ = config.encoder.settings(
+            &config.encoder.ladder,
+            config.segment_target(),
+            config.part_target(),
+        );
     }
 });
