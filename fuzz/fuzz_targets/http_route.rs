@@ -18,6 +18,7 @@ fn safe_name(s: &str) -> bool {
 fn path_of(route: &Route) -> String {
     match route {
         Route::Health => "/healthz".into(),
+        Route::Ready => "/readyz".into(),
         Route::Metrics => "/metrics".into(),
         Route::PlayerPage => "/".into(),
         Route::PlayerScript => "/hls.min.js".into(),
