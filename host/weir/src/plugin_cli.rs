@@ -15,6 +15,14 @@ use crate::api::CONFIG_HEADER;
 pub struct PluginArgs {
     #[command(subcommand)]
     pub command: PluginCommand,
+    #[command(flatten)]
+    pub client: ApiClient,
+}
+
+/// Where the operator API is and the token for it: shared by `weir plugin` and
+/// `weir streams`.
+#[derive(clap::Args, Debug)]
+pub struct ApiClient {
     /// The weir server's HTTP address.
     #[arg(
         long,
@@ -23,9 +31,33 @@ pub struct PluginArgs {
         env = "WEIR_SERVER"
     )]
     pub server: String,
-    /// The operator API's bearer token (`api.token`).
+    /// The operator API's bearer token (`api.token`, or a tenant's `api_token`).
     #[arg(long, global = true, env = "WEIR_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+impl ApiClient {
+    /// Sends one API call, prints the answer, and fails on a non-2xx status.
+    pub async fn run(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        config: Option<String>,
+    ) -> anyhow::Result<()> {
+        let Some(token) = self.token.as_deref() else {
+            bail!("give the API token with --token or WEIR_API_TOKEN");
+        };
+        let (status, text) = call(&self.server, token, method, path, body, config).await?;
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+        if !status.is_success() {
+            bail!("server answered {status}");
+        }
+        Ok(())
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -57,9 +89,6 @@ pub enum PluginCommand {
 }
 
 pub async fn run(args: PluginArgs) -> anyhow::Result<()> {
-    let Some(token) = args.token.as_deref() else {
-        bail!("give the API token with --token or WEIR_API_TOKEN");
-    };
     let (method, path, body, config) = match &args.command {
         PluginCommand::Push {
             tenant,
@@ -96,18 +125,10 @@ pub async fn run(args: PluginArgs) -> anyhow::Result<()> {
             None,
         ),
     };
-    let (status, text) = call(&args.server, token, method, &path, body, config).await?;
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
-    }
-    if !status.is_success() {
-        bail!("server answered {status}");
-    }
-    Ok(())
+    args.client.run(method, &path, body, config).await
 }
 
-pub(crate) async fn call(
+async fn call(
     server: &str,
     token: &str,
     method: Method,

@@ -5,23 +5,14 @@ use anyhow::bail;
 use bytes::Bytes;
 use http::Method;
 
-use crate::plugin_cli::call;
+use crate::plugin_cli::ApiClient;
 
 #[derive(clap::Args, Debug)]
 pub struct StreamsArgs {
     #[command(subcommand)]
     pub command: StreamsCommand,
-    /// The weir server's HTTP address.
-    #[arg(
-        long,
-        global = true,
-        default_value = "http://127.0.0.1:8080",
-        env = "WEIR_SERVER"
-    )]
-    pub server: String,
-    /// The operator API's bearer token (`api.token`, or a tenant's `api_token`).
-    #[arg(long, global = true, env = "WEIR_API_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub client: ApiClient,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -47,9 +38,6 @@ pub enum StreamsCommand {
 }
 
 pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
-    let Some(token) = args.token.as_deref() else {
-        bail!("give the API token with --token or WEIR_API_TOKEN");
-    };
     let (method, path, body) = match &args.command {
         StreamsCommand::List => (Method::GET, "/api/v1/streams".to_owned(), String::new()),
         StreamsCommand::Kick { key } => (
@@ -75,13 +63,7 @@ pub async fn run(args: StreamsArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let (status, text) = call(&args.server, token, method, &path, Bytes::from(body), None).await?;
-    print!("{text}");
-    if !text.ends_with('\n') {
-        println!();
-    }
-    if !status.is_success() {
-        bail!("server answered {status}");
-    }
-    Ok(())
+    args.client
+        .run(method, &path, Bytes::from(body), None)
+        .await
 }
