@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A short, bounded cargo-fuzz run of every fuzz target (default 8 s each), seeded with the
 # real captures in host/*/tests/data. Longer runs: FUZZ_SECONDS=600 scripts/fuzz-smoke.sh.
+# FUZZ_CLEAN=1 (CI) removes the ASan build afterwards: several GB, needed by nothing later.
 # cargo-fuzz needs nightly features; the one toolchain here is stable, so it runs with
 # RUSTC_BOOTSTRAP=1 (sanitizer flags), which is what the build below relies on.
 set -euo pipefail
@@ -33,3 +34,7 @@ for t in $(cargo fuzz list); do
   fi
   rm -rf "$corpus"
 done
+if [ "${FUZZ_CLEAN:-0}" = 1 ]; then
+  echo "fuzz: removing $CARGO_TARGET_DIR ($(du -sh "$CARGO_TARGET_DIR" | cut -f1))"
+  rm -rf "$CARGO_TARGET_DIR"
+fi
