@@ -191,3 +191,118 @@ fn players_play_through_two_tiers_of_edges_and_the_primary_serves_one_request_pe
     );
     assert!(primary.log().iter().all(|l| !l.contains("panicked")));
 }
+
+/// `weir sign-url` for `stream` with the keys in `config`, pointing at `base`.
+fn sign_url(config: &std::path::Path, stream: &str, ttl_s: u32, base: &str) -> String {
+    let out = std::process::Command::new(weir_bin())
+        .args(["sign-url", "--stream", stream, "--base", base, "--ttl-s"])
+        .arg(ttl_s.to_string())
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn signed_urls_play_at_the_primary_and_at_an_edge_and_nothing_else_does() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        r#"
+[edge]
+token = "shared-edge-token-for-the-test"
+[[tenants]]
+name = "acme"
+streams = ["signed"]
+playback_keys = ["acme-playback-key-0123456789abcdef"]
+"#,
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let primary = Weir::start(&["--no-test-source", "--config", cfg]).unwrap();
+    let _ffmpeg = ffmpeg_publish(&primary.rtmp_url("signed"), 60, "640x360", 60).unwrap();
+    // The edge has the same tenants (it checks viewers' tokens itself) and the edge token
+    // (the primary lets it pull without a viewer's token).
+    let edge = Weir::start_edge(&primary.url(""), &["--config", cfg]).unwrap();
+    // An edge without the edge token cannot pull the protected stream.
+    let stranger = Weir::start_edge(&primary.url(""), &[]).unwrap();
+
+    for (name, weir) in [("primary", &primary), ("edge", &edge)] {
+        let base = weir.url("");
+        let url = sign_url(&config, "signed", 600, &base);
+        wait_for_200(&url, Duration::from_secs(20)).unwrap();
+        let token_path = url.strip_prefix(base.trim_end_matches('/')).unwrap();
+        let prefix = token_path.strip_suffix("master.m3u8").unwrap();
+        // The whole chain under the token: a media playlist and its newest part.
+        let (code, text) = curl(&weir.url(&format!("{prefix}src/index.m3u8")), &[]).unwrap();
+        assert_eq!(code, 200, "{name}: media playlist");
+        let text = String::from_utf8(text).unwrap();
+        let part = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+            .next_back()
+            .map(|a| attributes(a)["URI"].clone())
+            .unwrap();
+        let (code, _) = curl(&weir.url(&format!("{prefix}src/{part}")), &[]).unwrap();
+        assert_eq!(code, 200, "{name}: {part}");
+
+        let expired = sign_url(&config, "signed", 0, &base);
+        let valid_sig = prefix.rsplit('.').next().unwrap().trim_end_matches('/');
+        let mut forged_sig = valid_sig.to_owned();
+        let last = forged_sig.pop().unwrap();
+        forged_sig.push(if last == 'A' { 'B' } else { 'A' });
+        let forged = url.replace(valid_sig, &forged_sig);
+        for (case, url) in [
+            ("missing", weir.url("/live/signed/master.m3u8")),
+            ("missing", weir.url("/live/signed/src/index.m3u8")),
+            ("expired", expired),
+            ("forged", forged),
+        ] {
+            let (code, body) = curl(&url, &[]).unwrap();
+            assert_eq!(code, 403, "{name}, {case}: {url}");
+            eprintln!(
+                "[{name} {case}] 403 {}",
+                String::from_utf8_lossy(&body).trim()
+            );
+        }
+    }
+
+    // A valid URL plays in both players, at the primary and at the edge.
+    let at_primary = sign_url(&config, "signed", 600, &primary.url(""));
+    let at_edge = sign_url(&config, "signed", 600, &edge.url(""));
+    play_both(
+        "signed, hls.js at the primary, Shaka at the edge",
+        &at_primary,
+        &at_edge,
+    );
+    play_both(
+        "signed, hls.js at the edge, Shaka at the primary",
+        &at_edge,
+        &at_primary,
+    );
+
+    // The stranger edge has no keys, so it would serve the stream openly: the primary
+    // refuses it, and the stream never appears there.
+    let (code, _) = curl(&stranger.url("/live/signed/master.m3u8"), &[]).unwrap();
+    assert_ne!(
+        code, 200,
+        "an edge without the edge token pulled a protected stream"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, _) = curl(&stranger.url("/live/signed/master.m3u8"), &[]).unwrap();
+    assert_ne!(
+        code, 200,
+        "an edge without the edge token pulled a protected stream"
+    );
+}

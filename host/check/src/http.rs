@@ -78,6 +78,8 @@ impl Fetched {
 pub struct Client {
     inner: hyper_util::client::legacy::Client<Connector, Empty<Bytes>>,
     alpn: AlpnLog,
+    /// Sent as `Authorization` on every request (an edge's shared token, upstream).
+    authorization: Option<http::HeaderValue>,
 }
 
 impl Client {
@@ -121,7 +123,20 @@ impl Client {
         let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Self { inner, alpn })
+        Ok(Self {
+            inner,
+            alpn,
+            authorization: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer {token}` with every request.
+    pub fn with_bearer(mut self, token: &str) -> Result<Self> {
+        let mut value =
+            http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| Error::BadToken)?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
     }
 
     /// GETs `url`, reading the whole body, within `timeout`.
@@ -137,6 +152,9 @@ impl Client {
         );
         if let Some(r) = range {
             req = req.header("range", r);
+        }
+        if let Some(auth) = &self.authorization {
+            req = req.header(http::header::AUTHORIZATION, auth.clone());
         }
         let req = req.body(Empty::new()).map_err(|e| Error::Http {
             url: url.to_string(),

@@ -186,6 +186,8 @@ pub enum Error {
     Playlist { url: String, reason: String },
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error("the bearer token is not a valid header value (visible ASCII only)")]
+    BadToken,
     #[error("reading {path}: {source}")]
     Io {
         path: String,

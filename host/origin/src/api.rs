@@ -44,7 +44,7 @@ pub trait ApiHandler: Send + Sync + 'static {
     /// The path as logs may show it, with any secret in it (a stream key) redacted. The
     /// origin escapes it. The default shows none of it.
     fn loggable_path(&self, path: &str) -> String {
-        crate::layers::loggable_path(path).to_owned()
+        crate::layers::loggable_path(path).into_owned()
     }
 }
 

@@ -19,6 +19,9 @@ pub enum Error {
     /// No such route, stream or rendition.
     #[error("not found")]
     NotFound,
+    /// A stream that needs a signed playback URL, asked for without a valid one (403).
+    #[error("{0}")]
+    Forbidden(#[from] crate::signed::Denied),
     /// Only GET, HEAD and OPTIONS are served.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -113,6 +116,9 @@ impl Error {
             // A blocking request too far ahead becomes valid later: never let a CDN keep it.
             Error::BadRequest(_) => c(StatusCode::BAD_REQUEST, Downstream, false, "no-store"),
             Error::NotFound => c(StatusCode::NOT_FOUND, Downstream, false, "no-cache"),
+            // The URL carries the token: a CDN that keys on it must not keep the answer, and
+            // one that drops it from the key must not serve it to the next viewer.
+            Error::Forbidden(_) => c(StatusCode::FORBIDDEN, Downstream, false, "no-store"),
             Error::MethodNotAllowed => c(
                 StatusCode::METHOD_NOT_ALLOWED,
                 Downstream,

@@ -59,14 +59,14 @@ pub(crate) fn connection_builder(settings: &OriginSettings) -> auto::Builder<Tok
 }
 
 /// The request path as the logs show it. Under `/api/` a path may carry a stream key, and
-/// without an API handler to redact it nothing of it is shown. Anything else from the
-/// network is logged with `{:?}`, so a client cannot forge log lines.
-pub(crate) fn loggable_path(path: &str) -> &str {
+/// without an API handler to redact it nothing of it is shown. A signed playback URL's
+/// signature is left out (its expiry stays). Anything else from the network is logged with
+/// `{:?}`, so a client cannot forge log lines.
+pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     if path.starts_with("/api/") {
-        "/api/…"
-    } else {
-        path
+        return "/api/…".into();
     }
+    crate::signed::redacted(path).map_or(path.into(), Into::into)
 }
 
 impl Origin {

@@ -25,7 +25,8 @@
 //!                                                                            │
 //!  ┌─────────────────────────────────────────────────────────────────────────┘
 //!  ▼
-//!  1 route         path + query → Route (404 unknown, 400 malformed _HLS_*)
+//!  1 route         path + query → Route (404 unknown, 400 malformed _HLS_*); a signed
+//!                  URL's token segment is taken out and checked (403, see [`signed`])
 //!  2 cache key     Route → "stream/rendition/seg7.m4s", "…/index.m3u8?_HLS_msn=…"
 //!  3 fetch         registry → stream → rendition window:
 //!                    playlist  latest snapshot, or block on wait_for(msn, part)
@@ -97,6 +98,7 @@ mod range;
 mod route;
 mod server;
 mod settings;
+pub mod signed;
 mod stats;
 mod tls;
 
@@ -123,6 +125,7 @@ pub struct Origin {
     api: Option<Arc<dyn ApiHandler>>,
     metrics: Option<Arc<dyn MetricsSource>>,
     readiness: Option<Arc<dyn Readiness>>,
+    playback_auth: Option<Arc<dyn signed::PlaybackAuth>>,
     stats: stats::OriginStats,
     /// Open connections, shared by every listener `serve` runs.
     connections: Arc<limits::ConnectionTable>,
@@ -164,6 +167,7 @@ impl Origin {
             api: None,
             metrics: None,
             readiness: None,
+            playback_auth: None,
             stats: stats::OriginStats::default(),
             connections: Arc::default(),
             cors_allow_origin,
@@ -179,6 +183,13 @@ impl Origin {
     /// Answers `/readyz` from `readiness` (without one, ready whenever it serves).
     pub fn with_readiness(mut self, readiness: Arc<dyn Readiness>) -> Self {
         self.readiness = Some(readiness);
+        self
+    }
+
+    /// Checks every request that reads a stream with `auth` (signed playback URLs, see
+    /// [`signed`]); without one every stream is open.
+    pub fn with_playback_auth(mut self, auth: Arc<dyn signed::PlaybackAuth>) -> Self {
+        self.playback_auth = Some(auth);
         self
     }
 

@@ -14,7 +14,7 @@ use crate::body::{self, Body};
 use crate::range;
 use crate::route::{self, HlsQuery, Route, Skip};
 use crate::settings::BLOCKING_RELOAD_TARGETS;
-use crate::{Error, Origin, Result};
+use crate::{signed, Error, Origin, Result};
 
 pub(crate) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 /// `video/mp4` for init, parts and segments alike: hls.js, Shaka and AVPlayer all accept it
@@ -187,7 +187,11 @@ impl Origin {
         if request.method != Method::GET && request.method != Method::HEAD {
             return Err(Error::MethodNotAllowed);
         }
-        let route = route::parse(request.uri.path(), request.uri.query())?;
+        let (path, token) = signed::split(request.uri.path());
+        let route = route::parse(&path, request.uri.query())?;
+        if let (Some(auth), Some(stream)) = (&self.playback_auth, route.stream()) {
+            auth.authorize(stream, token, &request)?;
+        }
         // Phase 2: cache key.
         let cache_key = cache_key(&route);
         let mut ctx = RequestCtx {

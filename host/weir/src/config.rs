@@ -73,6 +73,13 @@ pub struct TenantConfig {
     /// A bearer token for the operator API that reaches only this tenant: its streams'
     /// listing, cues and kicks, and its plugins (403 elsewhere). At least 16 characters.
     pub api_token: Option<String>,
+    /// Signed playback URLs (docs/design/010-signed-urls.md): with keys set, this tenant's
+    /// streams play only through `/live/{stream}/~{expires}.{signature}/…` URLs signed with
+    /// one of them (`weir sign-url` makes one). The first key signs; every key is accepted,
+    /// so a key is rotated by putting the new one first and dropping the old one once its
+    /// URLs have expired. Each at least 32 characters.
+    #[serde(default)]
+    pub playback_keys: Vec<String>,
     /// The chain, in order. Also changed at runtime with `weir plugin push`; SIGHUP
     /// re-reads this list (and replaces what was pushed).
     #[serde(default)]
@@ -307,6 +314,10 @@ pub struct EdgeConfig {
     pub ca: Option<PathBuf>,
     /// Accept any upstream certificate (tests, self-signed primaries).
     pub insecure: bool,
+    /// The shared edge token (at least 16 characters). An edge sends it upstream as
+    /// `Authorization: Bearer …`; a weir with it set (a primary, or an edge that edges pull
+    /// from) lets a request that carries it read any stream without a signed playback URL.
+    pub token: Option<String>,
 }
 
 /// `ingest.on_publish`: the publish-authorization callback.
@@ -447,6 +458,21 @@ impl Config {
                         t.name
                     );
                 }
+            }
+        }
+        for t in &self.tenants {
+            for (i, key) in t.playback_keys.iter().enumerate() {
+                if key.len() < 32 {
+                    bail!(
+                        "tenants.{}.playback_keys[{i}] must be at least 32 characters",
+                        t.name
+                    );
+                }
+            }
+        }
+        if let Some(t) = &self.edge.token {
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!("edge.token must be at least 16 visible ASCII characters");
             }
         }
         if let Some(t) = &self.api.token {

@@ -23,6 +23,12 @@ pub fn follow_on_miss(
     let base = url::Url::parse(upstream).with_context(|| format!("edge.upstream {upstream}"))?;
     let client = weir_check::http::Client::new(config.ca.as_deref(), config.insecure)
         .context("edge.ca / TLS setup")?;
+    // The shared edge token goes upstream with every request: a primary with signed
+    // playback URLs lets this edge pull its streams without one.
+    let client = match &config.token {
+        Some(token) => client.with_bearer(token).context("edge.token")?,
+        None => client,
+    };
     let health: UpstreamHealth = Arc::new(Mutex::new(Err("upstream not checked yet".into())));
     let (probe, h, healthz) = (client.clone(), Arc::clone(&health), base.join("/healthz")?);
     tokio::spawn(async move {

@@ -8,6 +8,7 @@ mod auth;
 mod check_cli;
 mod config;
 mod edge;
+mod playback;
 mod plugin_cli;
 mod plugins;
 mod ready;
@@ -65,6 +66,8 @@ enum Command {
     /// Serve an upstream weir's streams as a regional edge: one upstream request per
     /// rendition, whatever the number of viewers (no ingest).
     Edge(EdgeArgs),
+    /// Print a signed playback URL for a stream whose tenant has `playback_keys`.
+    SignUrl(playback::SignArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -241,6 +244,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             .build()
             .context("starting the tokio runtime")?
             .block_on(plugin_cli::run(args))?,
+        Command::SignUrl(args) => println!("{}", playback::sign_url(&args)?),
         Command::Check(args) => {
             return tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -434,8 +438,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             plugins: plugin_host.clone(),
         }));
     }
+    let playback = Arc::new(playback::Playback::new(&config, plugin_host.clone()));
     let origin = Arc::new(
         origin
+            .with_playback_auth(Arc::clone(&playback) as Arc<dyn weir_origin::signed::PlaybackAuth>)
             .with_manifest_filter(Arc::new(plugins::Filter(plugin_host.clone())))
             .with_readiness(Arc::clone(&ready) as Arc<dyn weir_origin::Readiness>)
             .with_metrics(Arc::new(AllMetrics {
@@ -472,6 +478,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             path,
             plugins: plugin_host.clone(),
             auth: Arc::clone(&auth),
+            playback,
             tls: tls_reloader,
         }));
     }
@@ -642,6 +649,7 @@ struct Reload {
     path: PathBuf,
     plugins: weir_plugin_host::Plugins,
     auth: Arc<auth::AuthHandle>,
+    playback: Arc<playback::Playback>,
     tls: Option<Arc<weir_origin::ReloadableTls>>,
 }
 
@@ -657,7 +665,7 @@ async fn reload_on_sighup(reload: Reload) {
         }
     };
     while hup.recv().await.is_some() {
-        info!(path = %reload.path.display(), "SIGHUP: reloading keys, tenants, plugins and the TLS certificate");
+        info!(path = %reload.path.display(), "SIGHUP: reloading keys, tenants, playback keys, plugins and the TLS certificate");
         match reload.run().await {
             Ok(()) => info!("reload done"),
             Err(e) => error!(error = %format!("{e:#}"), "reload failed; nothing changed"),
@@ -679,6 +687,7 @@ impl Reload {
         // or fails having changed nothing; what follows cannot fail.
         plugins::load_chains(&self.plugins, &config, &dir).await?;
         self.auth.set(auth);
+        self.playback.set(&config);
         if let (Some(tls), Some(cert)) = (&self.tls, cert) {
             tls.install(cert);
         }

@@ -8,6 +8,7 @@ mod limits;
 mod query;
 mod ranges;
 mod server;
+mod signed;
 mod streaming;
 mod support;
 mod tls;
