@@ -214,20 +214,50 @@ fn a_tenants_token_cannot_touch_another_tenant() {
         .unwrap();
     }
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
-    let listed = |t: &str| {
+    let streams = |t: &str| {
         let (code, body) = curl(&weir.url("/api/v1/streams"), &["-H", &bearer(t)]).unwrap();
         assert_eq!(code, 200);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        v["streams"]
-            .as_array()
-            .unwrap()
+        v["streams"].as_array().unwrap().clone()
+    };
+    let listed = |t: &str| {
+        streams(t)
             .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
+            .map(|s| s["name"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
     assert_eq!(listed(ACME), vec!["acme1"]);
     assert_eq!(listed(BETA), vec!["beta1"]);
     assert_eq!(listed(ADMIN), vec!["acme1", "beta1"]);
+    // Each stream's state: its publisher, uptime, bitrate in, request rate, the renditions'
+    // live edge. The rates are computed every 2 s: played for 5 s first.
+    let _player = Player::start("hls", &weir.url("/live/acme1/master.m3u8"), 5)
+        .unwrap()
+        .join()
+        .unwrap();
+    let acme = streams(ACME)[0].clone();
+    eprintln!("acme1: {acme}");
+    assert_eq!(acme["tenant"], "acme");
+    assert_eq!(acme["state"], "live");
+    assert_eq!(acme["publisher"]["protocol"], "rtmp");
+    assert!(acme["publisher"]["addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(acme["uptime_s"].as_f64().unwrap() > 4.0, "{acme}");
+    assert!(
+        acme["publisher"]["connected_s"].as_f64().unwrap() > 4.0,
+        "{acme}"
+    );
+    // 320x180 ffmpeg test source: tens of kbit/s at least.
+    assert!(acme["bitrate_in_bps"].as_u64().unwrap() > 20_000, "{acme}");
+    assert!(acme["bytes_in"].as_u64().unwrap() > 10_000, "{acme}");
+    assert!(acme["requests_total"].as_u64().unwrap() > 10, "{acme}");
+    assert!(acme["requests_per_s"].as_f64().unwrap() > 0.0, "{acme}");
+    let src = &acme["renditions"][0];
+    assert_eq!(src["name"], "src");
+    assert!(src["latest_msn"].as_u64().unwrap() > 0, "{acme}");
+    assert!(acme["last_error"].is_null(), "{acme}");
     let out = r#"{"type":"out","duration":10,"id":7}"#;
     let post = |path: &str, t: &str, body: &str| {
         curl_post(&weir.url(path), &[&bearer(t)], body).unwrap().0
@@ -251,10 +281,9 @@ fn a_tenants_token_cannot_touch_another_tenant() {
     };
     let out = cli(&["list"], ACME);
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        r#"{"streams":["acme1"]}"#
-    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["streams"][0]["name"], "acme1", "{v}");
+    assert_eq!(v["streams"].as_array().unwrap().len(), 1, "{v}");
     let out = cli(&["kick", "beta1"], ACME);
     assert!(
         !out.status.success(),
@@ -267,6 +296,19 @@ fn a_tenants_token_cannot_touch_another_tenant() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The admin kicks a tenant's publisher.
+    // The admin kicks a tenant's publisher: the stream stays, with no publisher and the
+    // kick as its last error.
     assert!(cli(&["kick", "beta1"], ADMIN).status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let beta = streams(BETA)[0].clone();
+    eprintln!("beta1 after the kick: {beta}");
+    assert_eq!(beta["state"], "no-publisher", "{beta}");
+    assert!(beta["publisher"].is_null(), "{beta}");
+    assert!(
+        beta["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kicked"),
+        "{beta}"
+    );
 }

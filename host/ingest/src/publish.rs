@@ -115,6 +115,14 @@ pub trait PublishHandler: Send + Sync + 'static {
         session: &SessionInfo,
         key: &StreamKey,
     ) -> Result<mpsc::Sender<MediaEvent>, Refusal>;
+
+    /// A session that [`publish`](Self::publish) answered has ended: `error` says why when
+    /// it failed (a protocol error, a stalled pipeline, a takeover), `None` when the
+    /// publisher finished or went away. For the operator's view of the stream; the session
+    /// logs its end itself.
+    fn ended(&self, session: &SessionInfo, key: &StreamKey, error: Option<&str>) {
+        let _ = (session, key, error);
+    }
 }
 
 /// Caps the connections (or sessions) one address holds at once. Clone it to share the

@@ -72,7 +72,13 @@ pub(crate) fn start<S, T>(
             public_text: refusal.public_text(),
             error: Error::Refused(format!("publish refused: {refusal}")),
         })?;
-    Ok(Publishing { claim, tx, state })
+    Ok(Publishing {
+        claim,
+        tx,
+        info: info.clone(),
+        key: key.clone(),
+        state,
+    })
 }
 
 /// A session that publishes: its hold on the key, where its media goes, and the protocol's
@@ -80,10 +86,24 @@ pub(crate) fn start<S, T>(
 pub(crate) struct Publishing<T> {
     claim: KeyClaim,
     tx: mpsc::Sender<MediaEvent>,
+    info: SessionInfo,
+    key: StreamKey,
     pub(crate) state: T,
 }
 
 impl<T> Publishing<T> {
+    /// Tells the handler how the session ended (see [`PublishHandler::ended`]).
+    pub(crate) fn ended<S>(&self, ctx: &Ctx<S>, result: &Result<End>) {
+        let error = match result {
+            Ok(End::TakenOver) => {
+                Some("another publisher took over this idle stream key".to_owned())
+            }
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        ctx.handler.ended(&self.info, &self.key, error.as_deref());
+    }
+
     /// Media arrived now: the key is not idle (see [`ActiveKeys`]).
     pub(crate) fn touch(&self) {
         self.claim.touch();

@@ -1,6 +1,7 @@
 //! The streams that are live right now, by name.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -14,6 +15,8 @@ struct StreamShared {
     /// The multivariant playlist, re-rendered when renditions change.
     multivariant: watch::Sender<Option<Bytes>>,
     renditions: RwLock<HashMap<String, RenditionConsumer>>,
+    /// Requests served for this stream (the origin counts them), for its request rate.
+    requests: AtomicU64,
 }
 
 /// Called with the name of a stream a request asked for and nobody publishes: an edge
@@ -63,6 +66,7 @@ impl StreamRegistry {
             name: name.to_owned(),
             multivariant: tx,
             renditions: RwLock::new(renditions.into_iter().collect()),
+            requests: AtomicU64::new(0),
         });
         self.streams
             .write()
@@ -154,6 +158,11 @@ impl StreamProducer {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), rendition);
     }
+
+    /// Requests served for this stream so far ([`StreamConsumer::count_request`]).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for StreamProducer {
@@ -194,6 +203,30 @@ impl StreamConsumer {
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .cloned()
+    }
+
+    /// Every rendition, sorted by name.
+    pub fn renditions(&self) -> Vec<(String, RenditionConsumer)> {
+        let mut v: Vec<_> = self
+            .shared
+            .renditions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Counts one request served for this stream (one relaxed atomic add).
+    pub fn count_request(&self) {
+        self.shared.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests served for this stream so far.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
     }
 }
 

@@ -445,18 +445,21 @@ impl Origin {
 
     /// The stream, or at an edge (a registry with a miss hook) the stream once it is
     /// followed from upstream, within the first-playlist wait.
+    /// The stream a request reads, counted for its request rate (the operator API).
     async fn stream(&self, stream: &str) -> Result<StreamConsumer> {
-        if let Some(s) = self.registry.get(stream) {
-            return Ok(s);
-        }
-        tokio::time::timeout(
-            self.settings.first_playlist_wait,
-            self.registry.get_or_wait(stream),
-        )
-        .await
-        .ok()
-        .flatten()
-        .ok_or(Error::NotFound)
+        let found = match self.registry.get(stream) {
+            Some(s) => s,
+            None => tokio::time::timeout(
+                self.settings.first_playlist_wait,
+                self.registry.get_or_wait(stream),
+            )
+            .await
+            .ok()
+            .flatten()
+            .ok_or(Error::NotFound)?,
+        };
+        found.count_request();
+        Ok(found)
     }
 
     async fn rendition(&self, stream: &str, rendition: &str) -> Result<RenditionConsumer> {

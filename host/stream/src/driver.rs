@@ -22,6 +22,7 @@ use weir_media::{
 
 use crate::core::{Input, Now, Output, StreamCore, StreamKind, SLATE_RENDITION};
 use crate::rendition::RenditionOutput;
+use crate::status::{self, LastError, Meter, PublisherInfo, StatusCell, StreamStatus};
 use crate::{StreamMetrics, StreamSettings};
 
 /// Media events buffered between an ingest session and its stream task.
@@ -41,7 +42,7 @@ pub trait Clips: Send + Sync + 'static {
 
 enum Control {
     /// A publisher for this stream: its media replaces the current publisher's.
-    Attach(mpsc::Receiver<MediaEvent>),
+    Attach(mpsc::Receiver<MediaEvent>, Option<PublisherInfo>),
     /// A cue from the operator API.
     Cue(CueEvent),
     /// The operator API ends the publisher's session (the stream goes on, as after a loss).
@@ -67,7 +68,13 @@ pub struct Streams {
     metrics: Arc<StreamMetrics>,
     encoder_metrics: Arc<EncoderMetrics>,
     clips: Arc<dyn Clips>,
-    tasks: Arc<Mutex<HashMap<String, mpsc::Sender<Control>>>>,
+    tasks: Arc<Mutex<HashMap<String, Task>>>,
+}
+
+/// A stream's task: its control channel and its state for the operator API.
+struct Task {
+    ctl: mpsc::Sender<Control>,
+    status: StatusCell,
 }
 
 /// How a stream is encoded: the settings, and the test pattern's size when the pattern
@@ -110,6 +117,17 @@ impl Streams {
         name: &str,
         max_streams: usize,
     ) -> Result<mpsc::Sender<MediaEvent>, AtCapacity> {
+        self.attach_publisher(name, max_streams, None)
+    }
+
+    /// [`attach_within`](Self::attach_within), naming the publisher for
+    /// [`status`](Self::status).
+    pub fn attach_publisher(
+        &self,
+        name: &str,
+        max_streams: usize,
+        publisher: Option<PublisherInfo>,
+    ) -> Result<mpsc::Sender<MediaEvent>, AtCapacity> {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         if !tasks.contains_key(name) && tasks.len() >= max_streams {
             return Err(AtCapacity);
@@ -118,9 +136,9 @@ impl Streams {
             .sessions_started
             .fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        let mut control = Control::Attach(rx);
-        if let Some(ctl) = tasks.get(name) {
-            match ctl.try_send(control) {
+        let mut control = Control::Attach(rx, publisher);
+        if let Some(task) = tasks.get(name) {
+            match task.ctl.try_send(control) {
                 Ok(()) => return Ok(tx),
                 // The task is ending (or wedged): start a fresh one below.
                 Err(mpsc::error::TrySendError::Closed(c) | mpsc::error::TrySendError::Full(c)) => {
@@ -130,7 +148,14 @@ impl Streams {
         }
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
         let _ = ctl_tx.try_send(control);
-        tasks.insert(name.to_owned(), ctl_tx.clone());
+        let status = new_status();
+        tasks.insert(
+            name.to_owned(),
+            Task {
+                ctl: ctl_tx.clone(),
+                status: Arc::clone(&status),
+            },
+        );
         drop(tasks);
         let encode = self
             .settings
@@ -138,23 +163,39 @@ impl Streams {
             .for_stream(name)
             .encoder
             .map(|e| (e, None));
-        self.spawn(name, ctl_tx, ctl_rx, encode);
+        self.spawn(name, ctl_tx, ctl_rx, status, encode);
         Ok(tx)
+    }
+
+    /// Stream `name`'s state, if it has a task.
+    pub fn status(&self, name: &str) -> Option<StreamStatus> {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks.get(name).map(|t| status::read(&t.status))
+    }
+
+    /// Records `message` as stream `name`'s last error (an ingest session that failed).
+    pub fn note_error(&self, name: &str, message: &str) {
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = tasks.get(name) {
+            set_error(&t.status, now().unix_ms, message);
+        }
     }
 
     /// Ends every stream now (`EXT-X-ENDLIST`), for a shutdown that is not a restart.
     pub fn end_all(&self) {
         let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-        for ctl in tasks.values() {
-            let _ = ctl.try_send(Control::End);
+        for task in tasks.values() {
+            let _ = task.ctl.try_send(Control::End);
         }
     }
 
     /// Hands a cue to stream `name`.
     pub fn inject_cue(&self, name: &str, cue: CueEvent) -> Result<(), NoSuchStream> {
         let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-        let ctl = tasks.get(name).ok_or(NoSuchStream)?;
-        ctl.try_send(Control::Cue(cue)).map_err(|_| NoSuchStream)
+        let task = tasks.get(name).ok_or(NoSuchStream)?;
+        task.ctl
+            .try_send(Control::Cue(cue))
+            .map_err(|_| NoSuchStream)
     }
 
     /// Ends stream `name`'s publisher session: its channel closes, so the ingest session
@@ -162,8 +203,8 @@ impl Streams {
     /// (gap, then the stand-by slate, until a publisher returns).
     pub fn kick(&self, name: &str) -> Result<(), NoSuchStream> {
         let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-        let ctl = tasks.get(name).ok_or(NoSuchStream)?;
-        ctl.try_send(Control::Kick).map_err(|_| NoSuchStream)
+        let task = tasks.get(name).ok_or(NoSuchStream)?;
+        task.ctl.try_send(Control::Kick).map_err(|_| NoSuchStream)
     }
 
     /// Starts the built-in test pattern as stream `name`, through `encoder`'s ladder.
@@ -175,11 +216,24 @@ impl Streams {
         height: u32,
     ) {
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
+        let status = new_status();
         self.tasks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_owned(), ctl_tx.clone());
-        self.spawn(name, ctl_tx, ctl_rx, Some((encoder, Some((width, height)))));
+            .insert(
+                name.to_owned(),
+                Task {
+                    ctl: ctl_tx.clone(),
+                    status: Arc::clone(&status),
+                },
+            );
+        self.spawn(
+            name,
+            ctl_tx,
+            ctl_rx,
+            status,
+            Some((encoder, Some((width, height)))),
+        );
     }
 
     fn spawn(
@@ -187,6 +241,7 @@ impl Streams {
         name: &str,
         ctl_tx: mpsc::Sender<Control>,
         ctl_rx: mpsc::Receiver<Control>,
+        status: StatusCell,
         encode: Option<Encode>,
     ) {
         let kind = match &encode {
@@ -203,7 +258,11 @@ impl Streams {
             Arc::clone(&self.metrics),
             now(),
         );
+        let started = now();
         let driver = Driver {
+            meter: Meter::new(started.at),
+            status,
+            bytes_in: 0,
             core,
             stream: self.registry.publish(name),
             renditions: Vec::new(),
@@ -230,7 +289,7 @@ impl Streams {
                 let kept = driver.run(ctl_rx).await;
                 {
                     let mut t = tasks.lock().unwrap_or_else(PoisonError::into_inner);
-                    if t.get(&name).is_some_and(|c| c.same_channel(&ctl_tx)) {
+                    if t.get(&name).is_some_and(|t| t.ctl.same_channel(&ctl_tx)) {
                         t.remove(&name);
                     }
                 }
@@ -298,6 +357,10 @@ impl Drop for Playing {
 }
 
 struct Driver {
+    status: StatusCell,
+    meter: Meter,
+    /// Media bytes from publishers so far.
+    bytes_in: u64,
     core: StreamCore,
     stream: StreamProducer,
     renditions: Vec<RenditionIo>,
@@ -321,7 +384,42 @@ struct Kept {
     _renditions: Vec<RenditionIo>,
 }
 
+fn new_status() -> StatusCell {
+    Arc::new(std::sync::Mutex::new(StreamStatus {
+        started_unix_ms: now().unix_ms,
+        ..StreamStatus::default()
+    }))
+}
+
+fn set_error(cell: &StatusCell, at_unix_ms: u64, message: &str) {
+    status::update(cell, |s| {
+        s.last_error = Some(LastError {
+            at_unix_ms,
+            message: message.to_owned(),
+        });
+    });
+}
+
 impl Driver {
+    fn publisher_gone(&self) {
+        status::update(&self.status, |s| {
+            s.publisher = None;
+            s.publisher_since_unix_ms = None;
+        });
+    }
+
+    /// Once per [`status::METER_WINDOW`]: the bitrate in and the request rate.
+    fn meter_tick(&mut self, at: std::time::Instant) {
+        let (bytes, requests) = (self.bytes_in, self.stream.requests());
+        if let Some((bps, rps)) = self.meter.tick(at, bytes, requests) {
+            status::update(&self.status, |s| {
+                s.bytes_in = bytes;
+                s.bitrate_in_bps = bps;
+                s.requests_per_s = rps;
+            });
+        }
+    }
+
     async fn run(mut self, mut ctl: mpsc::Receiver<Control>) -> Kept {
         let mut ticker = tokio::time::interval(self.core.tick_interval());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -333,14 +431,21 @@ impl Driver {
             let encoder_in = self.encoder_in.clone();
             let input = tokio::select! {
                 c = ctl.recv() => match c {
-                    Some(Control::Attach(rx)) => {
+                    Some(Control::Attach(rx, publisher)) => {
                         self.session = Some(rx);
+                        let since = now().unix_ms;
+                        status::update(&self.status, |s| {
+                            s.publisher_since_unix_ms = publisher.as_ref().map(|_| since);
+                            s.publisher = publisher;
+                        });
                         Input::Attach
                     }
                     Some(Control::Cue(cue)) => Input::Cue(cue),
                     Some(Control::Kick) => match self.session.take() {
                         Some(_) => {
                             tracing::info!("publisher kicked (operator API)");
+                            set_error(&self.status, now().unix_ms, "publisher kicked (operator API)");
+                            self.publisher_gone();
                             Input::Detach
                         }
                         None => continue,
@@ -349,9 +454,15 @@ impl Driver {
                 },
                 // Backpressure: while the encoder has no room, the publisher is not read.
                 event = next(self.session.as_mut()), if self.to_encoder.is_empty() => match event {
-                    Some(event) => Input::Media(event),
+                    Some(event) => {
+                        if let MediaEvent::Sample(s) = &event {
+                            self.bytes_in += s.data.len() as u64;
+                        }
+                        Input::Media(event)
+                    }
                     None => {
                         self.session = None;
+                        self.publisher_gone();
                         Input::Detach
                     }
                 },
@@ -392,7 +503,11 @@ impl Driver {
                 },
                 _ = ticker.tick() => Input::Tick,
             };
-            self.core.handle_input(now(), input);
+            let now = now();
+            if matches!(input, Input::Tick) {
+                self.meter_tick(now.at);
+            }
+            self.core.handle_input(now, input);
         }
         Kept {
             _stream: self.stream,
@@ -514,6 +629,11 @@ impl Driver {
             }
             Err(e) => {
                 warn!(error = %e, "cannot start the encoder");
+                set_error(
+                    &self.status,
+                    now().unix_ms,
+                    &format!("cannot start the encoder: {e}"),
+                );
                 self.core.handle_input(now(), Input::EncoderFailed);
             }
         }

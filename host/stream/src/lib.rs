@@ -40,6 +40,7 @@ mod ladder;
 mod metrics;
 mod rendition;
 mod settings;
+mod status;
 
 pub use crate::core::{
     Input, Now, Output, StreamCore, StreamKind, SLATE_RENDITION, SOURCE_RENDITION,
@@ -50,6 +51,7 @@ pub use crate::rendition::{RenditionId, RenditionOutput};
 pub use crate::settings::{
     validate_timings, StreamOptions, StreamPolicy, StreamSettings, MIN_LOSS_TIMEOUT,
 };
+pub use crate::status::{LastError, PublisherInfo, StreamStatus, METER_WINDOW};
 
 /// Where renditions keep the numbering reservations that outlive a restart
 /// (`server.state_dir`, docs/design/003).

@@ -1,6 +1,8 @@
 //! The operator API, under `/api/v1/`, behind a bearer token (`api.token` in the config).
 //!
-//! - `GET /api/v1/streams`: the live streams.
+//! - `GET /api/v1/streams`: the live streams and their state: tenant, publisher (protocol,
+//!   address, since when), uptime, bytes and bitrate in, requests per second, each
+//!   rendition's live edge (media sequence number and parts), and the last error.
 //! - `POST /api/v1/streams/{key}/cues`: inject a splice into a live stream, for operators whose
 //!   contribution carries no SCTE-35. The body is either a splice,
 //!   `{"type": "out", "duration": 30.0, "id": 42}` / `{"type": "in", "id": 42}`, which
@@ -163,18 +165,20 @@ impl Api {
         }
         match (&head.method, parts.as_slice()) {
             (&Method::GET, ["", "api", "v1", "streams"]) => {
-                let names: Vec<String> = match &who {
-                    Principal::Admin => self.registry.names(),
-                    Principal::Tenant(t) => self
-                        .registry
-                        .names()
-                        .into_iter()
-                        .filter(|n| self.plugins.tenant_of(n) == *t)
-                        .collect(),
-                };
+                let now = unix_ms();
+                let streams: Vec<serde_json::Value> = self
+                    .registry
+                    .names()
+                    .into_iter()
+                    .filter(|n| match &who {
+                        Principal::Admin => true,
+                        Principal::Tenant(t) => self.plugins.tenant_of(n) == *t,
+                    })
+                    .map(|n| self.describe(&n, now))
+                    .collect();
                 json_response(
                     StatusCode::OK,
-                    serde_json::json!({ "streams": names }).to_string(),
+                    serde_json::json!({ "streams": streams }).to_string(),
                 )
             }
             (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => {
@@ -263,6 +267,59 @@ impl Api {
         }
     }
 
+    /// One stream's entry in `GET /api/v1/streams`.
+    fn describe(&self, name: &str, now_ms: u64) -> serde_json::Value {
+        let secs = |since: u64| now_ms.saturating_sub(since) as f64 / 1000.0;
+        let renditions: Vec<serde_json::Value> = self
+            .registry
+            .get(name)
+            .map(|s| s.renditions())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(rendition, r)| {
+                let snap = r.snapshot();
+                serde_json::json!({
+                    "name": rendition,
+                    "latest_msn": snap.as_ref().map(|s| s.next_msn),
+                    "parts_in_latest": snap.as_ref().map(|s| s.parts_done),
+                    "ended": snap.as_ref().is_some_and(|s| s.ended),
+                })
+            })
+            .collect();
+        let requests_total = self.registry.get(name).map_or(0, |s| s.requests());
+        // An edge's streams have no stream task (they are followed upstream).
+        let Some(st) = self.streams.status(name) else {
+            return serde_json::json!({
+                "name": name,
+                "tenant": self.plugins.tenant_of(name),
+                "state": "followed",
+                "requests_total": requests_total,
+                "renditions": renditions,
+            });
+        };
+        serde_json::json!({
+            "name": name,
+            "tenant": self.plugins.tenant_of(name),
+            "state": if st.publisher.is_some() { "live" } else { "no-publisher" },
+            "publisher": st.publisher.as_ref().map(|p| serde_json::json!({
+                "protocol": p.protocol,
+                "addr": p.addr,
+                "connected_s": st.publisher_since_unix_ms.map(secs),
+            })),
+            "uptime_s": secs(st.started_unix_ms),
+            "bytes_in": st.bytes_in,
+            "bitrate_in_bps": st.bitrate_in_bps,
+            "requests_total": requests_total,
+            "requests_per_s": (st.requests_per_s * 10.0).round() / 10.0,
+            "renditions": renditions,
+            "last_error": st.last_error.as_ref().map(|e| serde_json::json!({
+                "message": e.message,
+                "at_unix_ms": e.at_unix_ms,
+                "age_s": secs(e.at_unix_ms),
+            })),
+        })
+    }
+
     fn kick(&self, who: &Principal, key: &str) -> Response<Body> {
         let name = match self.stream_for(who, key) {
             Ok(n) => n,
@@ -343,6 +400,14 @@ fn cue_from_spec(spec: CueSpec) -> Result<CueEvent, String> {
             })
         }
     }
+}
+
+/// The API's own clock read (uptimes and ages): the handler is a driver.
+fn unix_ms() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -274,18 +274,29 @@ impl weir_ingest::PublishHandler for Publisher {
 
     fn publish(
         &self,
-        _session: &weir_ingest::SessionInfo,
+        session: &weir_ingest::SessionInfo,
         key: &StreamKey,
     ) -> Result<tokio::sync::mpsc::Sender<MediaEvent>, weir_ingest::Refusal> {
         let name = self.auth.get().stream_for(key)?;
+        let publisher = weir_stream::PublisherInfo {
+            protocol: session.protocol.as_str().to_owned(),
+            addr: session.peer.to_string(),
+        };
         self.streams
-            .attach_within(&name, self.max_streams)
+            .attach_publisher(&name, self.max_streams, Some(publisher))
             .map_err(|_| {
                 weir_ingest::Refusal::Overloaded(format!(
                     "{} streams are running (ingest.max_streams)",
                     self.max_streams
                 ))
             })
+    }
+
+    fn ended(&self, _session: &weir_ingest::SessionInfo, key: &StreamKey, error: Option<&str>) {
+        if let (Some(error), Ok(name)) = (error, self.auth.get().stream_for(key)) {
+            self.streams
+                .note_error(&name, &format!("publisher session ended: {error}"));
+        }
     }
 }
 

@@ -87,6 +87,9 @@ pub(crate) async fn run(
             )
             .await;
         }
+        if let Some(p) = &session.publishing {
+            p.ended(&session.ctx, &result);
+        }
         let stats = session.publishing.as_ref().map(|p| p.state.demux.stats());
         let (video, audio, dropped) =
             stats.map_or((0, 0, 0), |s| (s.video_samples, s.audio_samples, s.dropped));

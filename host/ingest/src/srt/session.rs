@@ -110,6 +110,9 @@ pub(crate) async fn run(
         let result = session
             .drive(socket, admitted.info, admitted.key, shutdown)
             .await;
+        if let Some(p) = &session.publishing {
+            p.ended(&session.ctx, &result);
+        }
         let counts = session.publishing.as_ref().map(|p| {
             let ts = &p.state;
             let s = ts.demux.stats();

@@ -394,6 +394,10 @@ async fn an_idle_key_is_taken_over() {
     let stale_events = collect(stale_rx).await;
     assert!(!stale_events.is_empty());
     assert!(closed_by_server(&mut stale.sock, Duration::from_secs(2)).await);
+    assert_eq!(
+        server.ended("k").await.as_deref(),
+        Some("another publisher took over this idle stream key")
+    );
     // The newcomer streams normally.
     let collector = tokio::spawn(collect(fresh_rx));
     fresh.replay(&all, Duration::ZERO).await.unwrap();
@@ -442,6 +446,9 @@ async fn a_stalled_pipeline_closes_the_session_instead_of_blocking_forever() {
     let (_, rx) = server.next_publish().await; // never read
     let _ = p.replay(&tags("testsrc.flv"), Duration::ZERO).await;
     assert!(closed_by_server(&mut p.sock, Duration::from_secs(3)).await);
+    // The operator's view of the stream says why.
+    let error = server.ended("slow").await.expect("an error");
+    assert!(error.contains("did not accept a frame"), "{error}");
     drop(rx);
     server.stop().await;
 }

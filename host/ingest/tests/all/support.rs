@@ -85,7 +85,11 @@ pub struct Handler {
     publishes: mpsc::UnboundedSender<(StreamKey, mpsc::Receiver<MediaEvent>)>,
     deny: Option<&'static str>,
     capacity: usize,
+    ended: Ended,
 }
+
+/// Every `PublishHandler::ended` call: (key, error).
+pub type Ended = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
 
 impl PublishHandler for Handler {
     fn authorize<'a>(
@@ -111,12 +115,21 @@ impl PublishHandler for Handler {
             .map_err(|_| Refusal::new("test over"))?;
         Ok(tx)
     }
+
+    fn ended(&self, _: &SessionInfo, key: &StreamKey, error: Option<&str>) {
+        self.ended
+            .lock()
+            .unwrap()
+            .push((key.expose().to_owned(), error.map(str::to_owned)));
+    }
 }
 
 pub struct Server {
     pub addr: SocketAddr,
     pub publishes: mpsc::UnboundedReceiver<(StreamKey, mpsc::Receiver<MediaEvent>)>,
     pub keys: ActiveKeys,
+    /// What the handler was told of each ended session.
+    pub ended: Ended,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -139,7 +152,9 @@ impl Server {
             publishes: ptx,
             deny,
             capacity,
+            ended: Ended::default(),
         });
+        let ended = Arc::clone(&handler.ended);
         let keys = ActiveKeys::new(settings.takeover_after);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(weir_ingest::serve_rtmp_with_keys(
@@ -155,9 +170,28 @@ impl Server {
             addr,
             publishes,
             keys,
+            ended,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// Waits (up to 5 s) until the handler has heard that `key`'s session ended: its error.
+    pub async fn ended(&self, key: &str) -> Option<String> {
+        for _ in 0..100 {
+            let found = self
+                .ended
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k == key)
+                .cloned();
+            if let Some((_, error)) = found {
+                return error;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the handler never heard that {key}'s session ended");
     }
 
     /// The next accepted publish.
