@@ -11,6 +11,7 @@ mod bad_input;
 mod byterange;
 mod check;
 mod continuity;
+mod dashboard;
 mod deploy;
 mod edge;
 mod encoder;

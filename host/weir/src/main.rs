@@ -415,12 +415,35 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         .await
         .with_context(|| format!("binding server.http {}", config.server.http))?;
     let http_addr = http.local_addr()?;
+    // The ingest listeners are bound before the origin is built, so the dashboard page can
+    // show the publish URLs with their real ports; they start accepting further down.
+    let rtmp_listener = match config.rtmp.enabled && !edge {
+        true => Some(
+            TcpListener::bind(config.rtmp.listen)
+                .await
+                .with_context(|| format!("binding rtmp.listen {}", config.rtmp.listen))?,
+        ),
+        false => None,
+    };
+    let srt_socket = match config.srt.enabled && !edge {
+        true => Some(
+            weir_ingest::bind_srt(config.srt.listen)
+                .await
+                .with_context(|| format!("binding srt.listen {}", config.srt.listen))?,
+        ),
+        false => None,
+    };
+    let rtmp_addr = rtmp_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let srt_addr = srt_socket.as_ref().map(|s| s.local_addr()).transpose()?;
     let mut origin = weir_origin::Origin::new(
         weir_origin::OriginSettings {
             cors_allow_origin: config.server.cors_allow_origin.clone(),
             assets_dir: config.server.assets_dir.clone(),
             assets: weir_origin::StaticAssets {
-                index_html: Bytes::from_static(include_bytes!("../assets/index.html")),
+                index_html: dashboard_page(&config, rtmp_addr, srt_addr, edge),
                 hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
             },
             cache: config.cache_settings(),
@@ -501,12 +524,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         streams: streams.clone(),
         max_streams: config.ingest.max_streams,
     });
-    let mut rtmp_addr = None;
-    if config.rtmp.enabled && !edge {
-        let l = TcpListener::bind(config.rtmp.listen)
-            .await
-            .with_context(|| format!("binding rtmp.listen {}", config.rtmp.listen))?;
-        rtmp_addr = Some(l.local_addr()?);
+    if let Some(l) = rtmp_listener {
         let rtmp_settings = config.rtmp.settings(config.ingest.max_connections_per_ip);
         let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());
         tasks.spawn(async move {
@@ -514,12 +532,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             Ok(())
         });
     }
-    let mut srt_addr = None;
-    if config.srt.enabled && !edge {
-        let socket = weir_ingest::bind_srt(config.srt.listen)
-            .await
-            .with_context(|| format!("binding srt.listen {}", config.srt.listen))?;
-        srt_addr = Some(socket.local_addr()?);
+    if let Some(socket) = srt_socket {
         let srt_settings = config
             .srt
             .settings(&config.rtmp.app, config.ingest.max_connections_per_ip);
@@ -606,6 +619,30 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         warn!(grace = ?grace, "shutdown grace period over; closing what is left");
     }
     outcome
+}
+
+/// The dashboard page (`/`) with what it cannot learn from the browser: the ingest ports
+/// and the RTMP application, for its publish URLs (nothing secret).
+fn dashboard_page(
+    config: &Config,
+    rtmp: Option<SocketAddr>,
+    srt: Option<SocketAddr>,
+    edge: bool,
+) -> Bytes {
+    let page = include_str!("../assets/index.html");
+    let info = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "app": config.rtmp.app,
+        "rtmp_port": rtmp.map(|a| a.port()),
+        "srt_port": srt.map(|a| a.port()),
+        "srt_passphrase": config.srt.passphrase.is_some(),
+        "edge": edge,
+        "api": config.api.token.is_some() || config.tenants.iter().any(|t| t.api_token.is_some()),
+        "test_stream": (config.test_source.enabled && !edge).then(|| config.test_source.name.clone()),
+    });
+    // JSON in a <script> element: `<` is escaped so no value can close the element.
+    let info = info.to_string().replace('<', "\\u003c");
+    Bytes::from(page.replacen("/*weir-info*/null", &info, 1))
 }
 
 /// With `server.end_streams_on_shutdown`, how long the ended playlists are served before
