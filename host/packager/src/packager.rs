@@ -267,6 +267,15 @@ impl Packager {
         self.byterange_parts = on;
     }
 
+    /// Starts `EXT-X-DISCONTINUITY-SEQUENCE` at `base` instead of 0, before anything is
+    /// packaged. A stream that restarts (the process, or its task after an idle end) gets a
+    /// base above every discontinuity number its earlier run served, so a player or an edge
+    /// that follows the playlist across the restart sees the numbers go on, and the new
+    /// timeline as a discontinuity (RFC 8216bis 6.2.2: the sequence never goes back).
+    pub fn set_discontinuity_base(&mut self, base: u64) {
+        self.window.set_discontinuity_base(base);
+    }
+
     /// The part the preload hint names: the one being written, or the next one to open.
     pub fn next_part_seq(&self) -> u64 {
         self.part.as_ref().map_or(self.next_seq, |p| p.seq)

@@ -163,6 +163,21 @@ pub struct StreamCore {
     /// A publisher is attached.
     session: bool,
     ended: bool,
+    /// Every rendition's `EXT-X-DISCONTINUITY-SEQUENCE` starts here (see
+    /// [`discontinuity_base`]).
+    discontinuity_base: u64,
+}
+
+/// Where a stream's discontinuity sequence starts: the wall clock in tenths of a second
+/// when its task starts. A stream that restarts (the process, or its task after an idle
+/// end) starts above every number its earlier run could have reached, which would take
+/// more than ten discontinuities a second, so the sequence never goes back for a player or
+/// an edge that follows the playlist across the restart (RFC 8216bis 6.2.2), and the new
+/// timeline reads as a discontinuity. Shared by all of the stream's renditions, so their
+/// discontinuity numbers agree (players align renditions by them). Like the clock-derived
+/// media sequence numbers (docs/design/003), this assumes the clock does not step back.
+pub fn discontinuity_base(now_unix_ms: u64) -> u64 {
+    now_unix_ms / 100
 }
 
 impl StreamCore {
@@ -190,6 +205,7 @@ impl StreamCore {
             },
             session: false,
             ended: false,
+            discontinuity_base: discontinuity_base(now.unix_ms),
         };
         match kind {
             StreamKind::Passthrough => {
@@ -400,6 +416,7 @@ impl StreamCore {
             &self.settings,
             numbering,
             now.at,
+            self.discontinuity_base,
         ));
         id
     }

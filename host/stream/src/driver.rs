@@ -259,12 +259,16 @@ impl Streams {
             now(),
         );
         let started = now();
+        let stream = self.registry.publish(name);
+        stream.set_started_unix_ms(started.unix_ms);
+        // The test pattern is its own publisher.
+        stream.set_publisher_live(matches!(&encode, Some((_, Some(_)))));
         let driver = Driver {
             meter: Meter::new(started.at),
             status,
             bytes_in: 0,
             core,
-            stream: self.registry.publish(name),
+            stream,
             renditions: Vec::new(),
             encode,
             encoder_metrics: Arc::clone(&self.encoder_metrics),
@@ -402,6 +406,7 @@ fn set_error(cell: &StatusCell, at_unix_ms: u64, message: &str) {
 
 impl Driver {
     fn publisher_gone(&self) {
+        self.stream.set_publisher_live(false);
         status::update(&self.status, |s| {
             s.publisher = None;
             s.publisher_since_unix_ms = None;
@@ -433,6 +438,7 @@ impl Driver {
                 c = ctl.recv() => match c {
                     Some(Control::Attach(rx, publisher)) => {
                         self.session = Some(rx);
+                        self.stream.set_publisher_live(true);
                         let since = now().unix_ms;
                         status::update(&self.status, |s| {
                             s.publisher_since_unix_ms = publisher.as_ref().map(|_| since);

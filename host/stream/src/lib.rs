@@ -43,7 +43,8 @@ mod settings;
 mod status;
 
 pub use crate::core::{
-    Input, Now, Output, StreamCore, StreamKind, SLATE_RENDITION, SOURCE_RENDITION,
+    discontinuity_base, Input, Now, Output, StreamCore, StreamKind, SLATE_RENDITION,
+    SOURCE_RENDITION,
 };
 pub use crate::driver::{AtCapacity, Clips, NoSuchStream, Playout, Streams, CHANNEL_DEPTH};
 pub use crate::metrics::StreamMetrics;

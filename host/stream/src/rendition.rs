@@ -59,6 +59,8 @@ struct Returning {
 }
 
 pub(crate) struct RenditionCore {
+    /// Where the packager's discontinuity sequence starts (the stream's).
+    discontinuity_base: u64,
     pub id: RenditionId,
     pub name: String,
     /// In the multivariant playlist (and in its siblings' rendition reports); the slate
@@ -127,8 +129,10 @@ impl RenditionCore {
         settings: &crate::StreamSettings,
         numbering: Option<Box<dyn Reservation>>,
         now: Instant,
+        discontinuity_base: u64,
     ) -> Self {
         Self {
+            discontinuity_base,
             id,
             name: spec.name,
             listed: spec.listed,
@@ -429,6 +433,7 @@ impl RenditionCore {
         match Packager::new(self.settings.clone(), tracks.clone(), msn, seq) {
             Ok(mut p) => {
                 p.set_byterange_parts(self.byterange_parts);
+                p.set_discontinuity_base(self.discontinuity_base);
                 info!(rendition = %self.name, tracks = %describe(&tracks), first_msn = msn, "packaging");
                 let init = RenditionOutput::Init {
                     generation: p.init_generation(),

@@ -127,6 +127,12 @@ impl Window {
         self.first_msn
     }
 
+    /// Before the first segment: the discontinuity sequence starts at `base`.
+    pub(super) fn set_discontinuity_base(&mut self, base: u64) {
+        debug_assert!(self.segments.is_empty());
+        self.discontinuity_sequence = base;
+    }
+
     /// `EXT-X-DISCONTINUITY-SEQUENCE`: the discontinuities that left the window.
     pub(super) fn discontinuity_sequence(&self) -> u64 {
         self.discontinuity_sequence

@@ -216,10 +216,16 @@ pub struct Harness {
     pub renditions: Vec<RenditionLog>,
     pub multivariant: Option<String>,
     pub events: Vec<(Duration, Event)>,
+    t0_unix_ms: u64,
 }
 
 impl Harness {
     pub fn new(settings: StreamSettings, kind: StreamKind) -> Self {
+        Self::starting_at(settings, kind, T0_UNIX_MS)
+    }
+
+    /// A core whose wall clock starts at `unix_ms` (a restart, later than [`T0_UNIX_MS`]).
+    pub fn starting_at(settings: StreamSettings, kind: StreamKind, unix_ms: u64) -> Self {
         let metrics = Arc::new(StreamMetrics::default());
         let tick = settings.tick();
         #[allow(clippy::disallowed_methods)] // the virtual clock's origin; it only moves by hand
@@ -229,12 +235,10 @@ impl Harness {
             settings,
             kind,
             Arc::clone(&metrics),
-            Now {
-                at: t0,
-                unix_ms: T0_UNIX_MS,
-            },
+            Now { at: t0, unix_ms },
         );
         let mut h = Self {
+            t0_unix_ms: unix_ms,
             core,
             metrics,
             t0,
@@ -255,7 +259,7 @@ impl Harness {
     pub fn now(&self) -> Now {
         Now {
             at: self.t0 + self.elapsed,
-            unix_ms: T0_UNIX_MS + self.elapsed.as_millis() as u64,
+            unix_ms: self.t0_unix_ms + self.elapsed.as_millis() as u64,
         }
     }
 

@@ -90,3 +90,53 @@ fn end_finishes_every_listed_rendition_at_once() {
     assert_eq!(h.events(), vec![Event::Ended]);
     assert!(h.rendition("src").last().ended);
 }
+
+/// The discontinuity number of a playlist's last segment: its
+/// `EXT-X-DISCONTINUITY-SEQUENCE` plus the `EXT-X-DISCONTINUITY` tags it lists.
+fn last_discontinuity_number(text: &str) -> u64 {
+    let base = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+        .map_or(0, |v| v.parse().unwrap());
+    base + text
+        .lines()
+        .filter(|l| *l == "#EXT-X-DISCONTINUITY")
+        .count() as u64
+}
+
+#[test]
+fn a_restarted_stream_goes_on_with_higher_discontinuity_numbers() {
+    // The first run: a publisher, a loss and a return (a discontinuity), 20 s in all.
+    let mut h = Harness::passthrough(settings(2000, 500));
+    h.input(Input::Attach);
+    let mut first = Source::video(Duration::ZERO);
+    h.progress(secs(8.0), &mut [(&mut first, Feed::Publisher)]);
+    h.input(Input::Detach);
+    h.idle(secs(10.0));
+    h.input(Input::Attach);
+    let mut back = Source::video(secs(10.0));
+    h.progress(secs(20.0), &mut [(&mut back, Feed::Publisher)]);
+    let before = h.rendition("src").last_text();
+    assert!(before.contains("#EXT-X-DISCONTINUITY\n"), "{before}");
+    let served = last_discontinuity_number(&before);
+
+    // The process restarts 3 s later: a new core, a new publisher.
+    let mut h = Harness::starting_at(
+        settings(2000, 500),
+        weir_stream::StreamKind::Passthrough,
+        T0_UNIX_MS + 23_000,
+    );
+    h.input(Input::Attach);
+    let mut again = Source::video(Duration::ZERO);
+    h.progress(secs(6.0), &mut [(&mut again, Feed::Publisher)]);
+    let after = h.rendition("src").last_text();
+    let base = after
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+        .map(|v| v.parse::<u64>().unwrap())
+        .expect("a discontinuity sequence");
+    // Every segment of the new run numbers above every segment the first run served, so
+    // a player that follows the playlist across the restart sees a new discontinuity.
+    assert!(base > served, "{served} then {base}:\n{before}\n{after}");
+    assert_eq!(base, weir_stream::discontinuity_base(T0_UNIX_MS + 23_000));
+}
