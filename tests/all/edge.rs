@@ -306,3 +306,197 @@ playback_keys = ["acme-playback-key-0123456789abcdef"]
         "an edge without the edge token pulled a protected stream"
     );
 }
+
+/// The edge's media playlist of `stream`: (MEDIA-SEQUENCE, DISCONTINUITY-SEQUENCE, the
+/// discontinuity tags listed), or `None` when it does not answer 200.
+fn sequence_numbers(edge: SocketAddr, stream: &str) -> Option<(u64, u64, u64)> {
+    let (code, body) = get(edge, &format!("/live/{stream}/src/index.m3u8")).ok()?;
+    if code != 200 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body);
+    let num = |tag: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(tag))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let tags = text
+        .lines()
+        .filter(|l| *l == "#EXT-X-DISCONTINUITY")
+        .count() as u64;
+    Some((
+        num("#EXT-X-MEDIA-SEQUENCE:")?,
+        num("#EXT-X-DISCONTINUITY-SEQUENCE:").unwrap_or(0),
+        tags,
+    ))
+}
+
+/// A primary killed and restarted (same address and state directory, the publisher
+/// reconnecting) while hls.js and Shaka play through an edge: the edge keeps its window
+/// through the outage and then follows the new run, its media sequence and discontinuity
+/// numbers never go back, and neither player fails.
+#[test]
+fn a_primary_restart_under_an_edge_keeps_players_playing_and_numbers_monotonic() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let state = tempfile::tempdir().unwrap();
+    let args = [
+        "--no-test-source",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ];
+    let mut primary = Some(Weir::start_on(&http, &args, &[]).unwrap());
+    let rtmp = primary.as_ref().unwrap().rtmp_url("restart");
+    let mut ffmpeg = Some(ffmpeg_publish(&rtmp, 90, "640x360", 60).unwrap());
+    let edge = Weir::start_edge(&format!("http://{http}"), &[]).unwrap();
+    let master = edge.url("/live/restart/master.m3u8");
+    wait_for_200(&master, Duration::from_secs(20)).unwrap();
+
+    // The edge's playlist, sampled every 100 ms from here to the end.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_sequence_numbers(edge.http, "restart", std::sync::Arc::clone(&stop));
+    let players = [
+        Player::start("hls", &master, 40).unwrap(),
+        Player::start("shaka", &master, 40).unwrap(),
+    ];
+    std::thread::sleep(Duration::from_secs(12));
+    // The primary dies with its publisher; a new process takes its place and the
+    // publisher comes back to it.
+    drop(ffmpeg.take());
+    drop(primary.take());
+    std::thread::sleep(Duration::from_secs(1));
+    let restarted = Weir::start_on(&http, &args, &[]).unwrap();
+    let _ffmpeg = ffmpeg_publish(&restarted.rtmp_url("restart"), 60, "640x360", 60).unwrap();
+    for p in players {
+        let r = p.join().unwrap();
+        eprintln!(
+            "[{} through the restart] played {:.1}s, stalls {:?}, latency p50 {:?}, fatal {:?}",
+            r.player, r.played, r.stalls, r.latency.p50, r.fatal
+        );
+        assert!(
+            r.started && r.fatal.is_empty(),
+            "{}: {:?}",
+            r.player,
+            r.fatal
+        );
+        // 40 s of wall clock, a few of them without media.
+        assert!(r.played >= 25.0, "{} played {:.1} s", r.player, r.played);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_monotonic_with_a_new_timeline(&sampler.join().unwrap());
+}
+
+/// Samples `stream`'s media playlist at `edge` every 100 ms until `stop`: the
+/// (MEDIA-SEQUENCE, DISCONTINUITY-SEQUENCE, discontinuity tags) seen.
+fn sample_sequence_numbers(
+    edge: SocketAddr,
+    stream: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u64, u64, u64)>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(n) = sequence_numbers(edge, stream) {
+                seen.push(n);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        seen
+    })
+}
+
+/// Media sequence and discontinuity numbers never went back, and the last segment's
+/// discontinuity number went up (a new timeline came in).
+fn assert_monotonic_with_a_new_timeline(seen: &[(u64, u64, u64)]) {
+    for w in seen.windows(2) {
+        let ((msn_a, dseq_a, tags_a), (msn_b, dseq_b, tags_b)) = (w[0], w[1]);
+        assert!(
+            msn_b >= msn_a,
+            "MEDIA-SEQUENCE went back: {msn_a} then {msn_b}"
+        );
+        assert!(
+            dseq_b >= dseq_a,
+            "DISCONTINUITY-SEQUENCE went back: {dseq_a} then {dseq_b}"
+        );
+        assert!(
+            dseq_b + tags_b >= dseq_a + tags_a,
+            "{:?} then {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    let (first, last) = (seen[0], seen[seen.len() - 1]);
+    eprintln!(
+        "edge playlist: {first:?} → {last:?} over {} samples",
+        seen.len()
+    );
+    assert!(
+        last.1 + last.2 > first.1 + first.2,
+        "the new run is no discontinuity: {first:?} → {last:?}"
+    );
+}
+
+/// Two primaries behind one edge (`--upstream` twice): a stream published to each plays
+/// through the edge, and a publisher that moves from one primary to the other keeps
+/// playing at the edge, behind a discontinuity.
+#[test]
+fn two_primaries_one_edge_and_a_publisher_that_moves() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let p1 = Weir::start(&["--no-test-source"]).unwrap();
+    let p2 = Weir::start(&["--no-test-source"]).unwrap();
+    let mut alpha = Some(ffmpeg_publish(&p1.rtmp_url("alpha"), 90, "640x360", 60).unwrap());
+    let _beta = ffmpeg_publish(&p2.rtmp_url("beta"), 90, "640x360", 60).unwrap();
+    let mut edge = Weir::start_edge(&p1.url(""), &["--upstream", &p2.url("")]).unwrap();
+    let (at_alpha, at_beta) = (
+        edge.url("/live/alpha/master.m3u8"),
+        edge.url("/live/beta/master.m3u8"),
+    );
+    wait_for_200(&at_alpha, Duration::from_secs(20)).unwrap();
+    wait_for_200(&at_beta, Duration::from_secs(20)).unwrap();
+    play_both("two primaries, one edge", &at_alpha, &at_beta);
+
+    // alpha's publisher moves to the other primary while both players watch it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_sequence_numbers(edge.http, "alpha", std::sync::Arc::clone(&stop));
+    let players = [
+        Player::start("hls", &at_alpha, 35).unwrap(),
+        Player::start("shaka", &at_alpha, 35).unwrap(),
+    ];
+    std::thread::sleep(Duration::from_secs(8));
+    drop(alpha.take());
+    std::thread::sleep(Duration::from_secs(1));
+    let _moved = ffmpeg_publish(&p2.rtmp_url("alpha"), 60, "640x360", 60).unwrap();
+    for p in players {
+        let r = p.join().unwrap();
+        eprintln!(
+            "[{} through the move] played {:.1}s, stalls {:?}, latency p50 {:?}, fatal {:?}",
+            r.player, r.played, r.stalls, r.latency.p50, r.fatal
+        );
+        assert!(
+            r.started && r.fatal.is_empty(),
+            "{}: {:?}",
+            r.player,
+            r.fatal
+        );
+        assert!(r.played >= 25.0, "{} played {:.1} s", r.player, r.played);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_monotonic_with_a_new_timeline(&sampler.join().unwrap());
+    assert!(
+        edge.log()
+            .iter()
+            .any(|l| l.contains("the publisher moved; following it")),
+        "the edge never moved to the second primary"
+    );
+}

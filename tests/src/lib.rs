@@ -115,12 +115,18 @@ impl Weir {
 
     /// [`Weir::start`] with extra environment variables (failpoints, log filters).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_on("127.0.0.1:0", extra, env)
+    }
+
+    /// [`Weir::start_with_env`] with its HTTP listener on `http` (a fixed port, for a
+    /// process restarted where its clients expect it).
+    pub fn start_on(http: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
         cmd.envs(env.iter().copied());
         cmd.args([
             "serve",
             "--http",
-            "127.0.0.1:0",
+            http,
             "--rtmp",
             "127.0.0.1:0",
             "--srt",

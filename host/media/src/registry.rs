@@ -1,7 +1,7 @@
 //! The streams that are live right now, by name.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -17,6 +17,11 @@ struct StreamShared {
     renditions: RwLock<HashMap<String, RenditionConsumer>>,
     /// Requests served for this stream (the origin counts them), for its request rate.
     requests: AtomicU64,
+    /// Whether a publisher (or the test pattern) feeds it now; false between publishers.
+    /// An edge that can follow the stream from several primaries prefers one where it is.
+    publisher_live: AtomicBool,
+    /// When the stream's task started (Unix ms); the newer of two live copies wins.
+    started_unix_ms: AtomicU64,
 }
 
 /// Called with the name of a stream a request asked for and nobody publishes: an edge
@@ -67,6 +72,8 @@ impl StreamRegistry {
             multivariant: tx,
             renditions: RwLock::new(renditions.into_iter().collect()),
             requests: AtomicU64::new(0),
+            publisher_live: AtomicBool::new(false),
+            started_unix_ms: AtomicU64::new(0),
         });
         self.streams
             .write()
@@ -163,6 +170,18 @@ impl StreamProducer {
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
     }
+
+    /// Whether a publisher feeds the stream now ([`StreamConsumer::publisher_live`]).
+    pub fn set_publisher_live(&self, live: bool) {
+        self.shared.publisher_live.store(live, Ordering::Relaxed);
+    }
+
+    /// When the stream started (Unix ms), for [`StreamConsumer::started_unix_ms`].
+    pub fn set_started_unix_ms(&self, unix_ms: u64) {
+        self.shared
+            .started_unix_ms
+            .store(unix_ms, Ordering::Relaxed);
+    }
 }
 
 impl Drop for StreamProducer {
@@ -227,6 +246,16 @@ impl StreamConsumer {
     /// Requests served for this stream so far.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Whether a publisher feeds the stream now.
+    pub fn publisher_live(&self) -> bool {
+        self.shared.publisher_live.load(Ordering::Relaxed)
+    }
+
+    /// When the stream started (Unix ms; 0 when nobody said).
+    pub fn started_unix_ms(&self) -> u64 {
+        self.shared.started_unix_ms.load(Ordering::Relaxed)
     }
 }
 

@@ -107,7 +107,9 @@ pub use api::{
 };
 pub use body::Body;
 pub use error::{error_response, Classification, Error, Fault, Result};
-pub use phase::{Filtered, ManifestFilter, PassThrough, RequestCtx};
+pub use phase::{
+    Filtered, ManifestFilter, PassThrough, RequestCtx, PUBLISHER_HEADER, STARTED_HEADER,
+};
 pub use range::{parse as parse_range, Spec as RangeSpec};
 pub use route::{parse as parse_route, parse_hls_query, HlsQuery, Route, Skip};
 pub use settings::*;

@@ -17,6 +17,10 @@ use crate::settings::BLOCKING_RELOAD_TARGETS;
 use crate::{signed, Error, Origin, Result};
 
 pub(crate) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// On multivariant playlists: `live` while a publisher feeds the stream, else `none`.
+pub const PUBLISHER_HEADER: &str = "weir-publisher";
+/// On multivariant playlists: when the stream started, Unix milliseconds.
+pub const STARTED_HEADER: &str = "weir-stream-started";
 /// `video/mp4` for init, parts and segments alike: hls.js, Shaka and AVPlayer all accept it
 /// (`video/iso.segment` trips some players and CDN MIME filters).
 pub(crate) const MEDIA_TYPE: &str = "video/mp4";
@@ -246,6 +250,18 @@ impl Origin {
         };
         // Phase 5: response.
         let mut response = respond(fetched);
+        if let Route::Multivariant { stream } = &ctx.route {
+            // For an edge that can follow the stream from several primaries: whether a
+            // publisher feeds this copy, and how new it is (docs/design/009-edge.md).
+            if let Some(s) = self.registry.get(stream) {
+                let headers = response.headers_mut();
+                headers.insert(
+                    PUBLISHER_HEADER,
+                    HeaderValue::from_static(if s.publisher_live() { "live" } else { "none" }),
+                );
+                headers.insert(STARTED_HEADER, HeaderValue::from(s.started_unix_ms()));
+            }
+        }
         if matches!(ctx.route, Route::Segment { .. }) {
             // Byte-range parts are ranges of segments; a CDN serves them from its copy.
             response

@@ -310,6 +310,10 @@ pub struct EdgeConfig {
     /// The upstream weir (a primary or another edge), `http://` or `https://`. Unset: not
     /// an edge.
     pub upstream: Option<String>,
+    /// More upstreams (primaries) that may hold a stream, beside `upstream`: a stream is
+    /// followed from the one whose copy has a live publisher (the newest, if several do),
+    /// and followed to another when its publisher moves there (docs/design/009-edge.md).
+    pub upstreams: Vec<String>,
     /// A PEM file of roots to trust for an `https://` upstream (default: the system's).
     pub ca: Option<PathBuf>,
     /// Accept any upstream certificate (tests, self-signed primaries).
@@ -404,7 +408,10 @@ impl Config {
             );
         }
         self.packager.settings().validate()?;
-        if let Some(u) = &self.edge.upstream {
+        if !self.edge.upstreams.is_empty() && self.edge.upstream.is_none() {
+            bail!("edge.upstreams is set but edge.upstream is not (the first upstream goes there)");
+        }
+        for u in self.edge.upstream.iter().chain(&self.edge.upstreams) {
             let ok = u.parse::<http::Uri>().ok().is_some_and(|u| {
                 matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
             });

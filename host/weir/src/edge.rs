@@ -21,6 +21,10 @@ pub fn follow_on_miss(
     config: &EdgeConfig,
 ) -> anyhow::Result<UpstreamHealth> {
     let base = url::Url::parse(upstream).with_context(|| format!("edge.upstream {upstream}"))?;
+    let mut bases = vec![base];
+    for u in &config.upstreams {
+        bases.push(url::Url::parse(u).with_context(|| format!("edge.upstreams {u}"))?);
+    }
     let client = weir_check::http::Client::new(config.ca.as_deref(), config.insecure)
         .context("edge.ca / TLS setup")?;
     // The shared edge token goes upstream with every request: a primary with signed
@@ -30,20 +34,31 @@ pub fn follow_on_miss(
         None => client,
     };
     let health: UpstreamHealth = Arc::new(Mutex::new(Err("upstream not checked yet".into())));
-    let (probe, h, healthz) = (client.clone(), Arc::clone(&health), base.join("/healthz")?);
+    let healthz: Vec<url::Url> = bases
+        .iter()
+        .map(|b| b.join("/healthz"))
+        .collect::<Result<_, _>>()?;
+    let (probe, h) = (client.clone(), Arc::clone(&health));
     tokio::spawn(async move {
         loop {
-            let state = match probe.get(&healthz, None, Duration::from_secs(2)).await {
-                Ok(f) if f.status == 200 => Ok(()),
-                Ok(f) => Err(format!("upstream {healthz} answered {}", f.status)),
-                Err(e) => Err(format!("upstream unreachable: {e}")),
-            };
+            // Ready while any upstream answers: a stream on the others is still followed.
+            let mut state = Err("no upstream".to_owned());
+            for url in &healthz {
+                state = match probe.get(url, None, Duration::from_secs(2)).await {
+                    Ok(f) if f.status == 200 => Ok(()),
+                    Ok(f) => Err(format!("upstream {url} answered {}", f.status)),
+                    Err(e) => Err(format!("upstream unreachable: {e}")),
+                };
+                if state.is_ok() {
+                    break;
+                }
+            }
             *h.lock().unwrap_or_else(PoisonError::into_inner) = state;
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
     let up = Arc::new(Upstream::new(
-        base,
+        bases,
         client,
         registry.clone(),
         EdgeSettings::default(),

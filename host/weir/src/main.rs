@@ -72,9 +72,11 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct EdgeArgs {
-    /// The upstream weir, e.g. https://primary.example:8443 (`edge.upstream`).
-    #[arg(long, env = "WEIR_UPSTREAM")]
-    upstream: String,
+    /// The upstream weir, e.g. https://primary.example:8443 (`edge.upstream`). Give it once
+    /// per primary when several may hold a stream (`edge.upstreams`); comma-separated in
+    /// the environment variable.
+    #[arg(long, env = "WEIR_UPSTREAM", value_delimiter = ',', required = true)]
+    upstream: Vec<String>,
     /// Trust any upstream certificate (`edge.insecure`).
     #[arg(long)]
     insecure: bool,
@@ -224,7 +226,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Edge(args) => {
             let mut config = args.serve.config()?;
-            config.edge.upstream = Some(args.upstream.clone());
+            let (first, more) = args
+                .upstream
+                .split_first()
+                .context("--upstream is required")?;
+            config.edge.upstream = Some(first.clone());
+            config.edge.upstreams = more.to_vec();
             config.edge.insecure |= args.insecure;
             config.validate()?;
             tokio::runtime::Builder::new_multi_thread()
