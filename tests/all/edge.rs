@@ -500,3 +500,114 @@ fn two_primaries_one_edge_and_a_publisher_that_moves() {
         "the edge never moved to the second primary"
     );
 }
+
+/// A regional blackout: the blackout plugin runs at one edge only (its own tenant config),
+/// so a US viewer at that edge gets the slate while a US viewer at the other edge gets the
+/// programme. The slate is a hidden rendition at the primary; each edge follows it too
+/// (the primary names it in `Weir-Hidden-Renditions`).
+#[test]
+fn a_regional_blackout_at_one_edge_only() {
+    let _serial = serial();
+    if !require_tools() {
+        return;
+    }
+    let blackout_wasm = repo_root().join("plugins/dist/blackout.wasm");
+    assert!(
+        blackout_wasm.exists(),
+        "{} missing: scripts/build-plugins.sh",
+        blackout_wasm.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let primary_cfg = dir.path().join("primary.toml");
+    std::fs::write(
+        &primary_cfg,
+        "[[tenants]]\nname = \"default\"\nslate = true\n",
+    )
+    .unwrap();
+    let primary = Weir::start(&[
+        "--no-test-source",
+        "--config",
+        primary_cfg.to_str().unwrap(),
+    ])
+    .unwrap();
+    // The programme is 1280x720; the slate is 640x360.
+    let _ffmpeg = ffmpeg_publish(&primary.rtmp_url("region"), 90, "1280x720", 60).unwrap();
+    let slate = String::from_utf8(
+        wait_for_200(
+            &primary.url("/live/region/slate/index.m3u8"),
+            Duration::from_secs(20),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let slate_init = slate
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|u| u.split('"').next())
+        .unwrap()
+        .to_owned();
+    let (code, head) = curl(&primary.url("/live/region/master.m3u8"), &["-I"]).unwrap();
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(
+        code == 200 && head.contains("weir-hidden-renditions: slate"),
+        "{head}"
+    );
+
+    // Edge A applies the blackout to US viewers; edge B has no plugins.
+    let now = unix_ms();
+    let blackout = format!(
+        r#"{{"countries":["US"],"windows":[{{"start":{},"end":{}}}],"slate_rendition":"slate","slate_init":"{slate_init}"}}"#,
+        now - 60_000,
+        now + 600_000
+    );
+    let edge_cfg = dir.path().join("edge-a.toml");
+    std::fs::write(
+        &edge_cfg,
+        format!(
+            "[[tenants]]\nname = \"default\"\n[[tenants.plugins]]\nname = \"blackout\"\npath = \"{}\"\nconfig = '{blackout}'\n",
+            blackout_wasm.display()
+        ),
+    )
+    .unwrap();
+    let edge_a =
+        Weir::start_edge(&primary.url(""), &["--config", edge_cfg.to_str().unwrap()]).unwrap();
+    let edge_b = Weir::start_edge(&primary.url(""), &[]).unwrap();
+    for edge in [&edge_a, &edge_b] {
+        wait_for_200(
+            &edge.url("/live/region/master.m3u8"),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+    }
+    // The slate is followed at the edges before anyone asks for it.
+    wait_for_200(
+        &edge_a.url("/live/region/slate/index.m3u8"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+
+    let us = ["--header", "CF-IPCountry: US"];
+    let at_a = Player::start_with("hls", &edge_a.url("/live/region/master.m3u8"), 12, &us).unwrap();
+    let at_b = Player::start_with("hls", &edge_b.url("/live/region/master.m3u8"), 12, &us).unwrap();
+    let (a, b) = (at_a.join().unwrap(), at_b.join().unwrap());
+    for (r, at) in [(&a, "edge A"), (&b, "edge B")] {
+        eprintln!(
+            "[US viewer at {at}] played {:.1}s, width {:?}, slate requests {}, fatal {:?}",
+            r.played, r.video_width, r.requests.slate, r.fatal
+        );
+        assert!(r.started && r.fatal.is_empty(), "{at}: {:?}", r.fatal);
+        assert!(r.played >= 8.0, "{at}: played {:.1} s", r.played);
+    }
+    assert!(a.requests.slate > 0, "edge A: {:?}", a.requests);
+    assert_eq!(
+        a.video_width,
+        Some(640),
+        "the blacked-out viewer is not on the slate"
+    );
+    assert_eq!(b.requests.slate, 0, "edge B: {:?}", b.requests);
+    assert_eq!(
+        b.video_width,
+        Some(1280),
+        "the other region lost the programme"
+    );
+}

@@ -83,6 +83,16 @@ impl Copy {
 mod weir_origin_headers {
     pub const PUBLISHER: &str = "weir-publisher";
     pub const STARTED: &str = "weir-stream-started";
+    pub const HIDDEN: &str = "weir-hidden-renditions";
+}
+
+/// A rendition name as weir makes them (`[A-Za-z0-9_-]`, 1 to 128): anything else in the
+/// header is ignored.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn master_url(base: &Url, name: &str) -> Result<Url, Error> {
@@ -151,13 +161,33 @@ impl Upstream {
         let variants = parse_multivariant(text).map_err(Error::Playlist)?;
         let mut renditions = Vec::new();
         let mut followers = Vec::new();
-        for v in variants.variants.iter().chain(&variants.media) {
-            let Some((rendition, _)) = v.uri.split_once('/') else {
+        // The listed renditions, then the hidden ones the upstream names (a slate that a
+        // plugin here may point viewers at).
+        let hidden: Vec<String> = master
+            .header(weir_origin_headers::HIDDEN)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|n| valid_name(n))
+            .map(|n| format!("{n}/index.m3u8"))
+            .collect();
+        let uris = variants
+            .variants
+            .iter()
+            .chain(&variants.media)
+            .map(|v| v.uri.clone())
+            .chain(hidden);
+        let mut seen = std::collections::HashSet::new();
+        for uri in uris {
+            let Some((rendition, _)) = uri.split_once('/') else {
                 continue;
             };
+            if !seen.insert(rendition.to_owned()) {
+                continue;
+            }
             let url = master_url
-                .join(&v.uri)
-                .map_err(|e| Error::Upstream(format!("{}: {e}", v.uri)))?;
+                .join(&uri)
+                .map_err(|e| Error::Upstream(format!("{uri}: {e}")))?;
             let (producer, consumer) = rendition_channel();
             renditions.push((rendition.to_owned(), consumer));
             followers.push((rendition.to_owned(), url, producer));

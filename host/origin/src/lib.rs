@@ -108,7 +108,8 @@ pub use api::{
 pub use body::Body;
 pub use error::{error_response, Classification, Error, Fault, Result};
 pub use phase::{
-    Filtered, ManifestFilter, PassThrough, RequestCtx, PUBLISHER_HEADER, STARTED_HEADER,
+    Filtered, ManifestFilter, PassThrough, RequestCtx, HIDDEN_RENDITIONS_HEADER, PUBLISHER_HEADER,
+    STARTED_HEADER,
 };
 pub use range::{parse as parse_range, Spec as RangeSpec};
 pub use route::{parse as parse_route, parse_hls_query, HlsQuery, Route, Skip};

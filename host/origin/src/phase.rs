@@ -21,6 +21,9 @@ pub(crate) const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 pub const PUBLISHER_HEADER: &str = "weir-publisher";
 /// On multivariant playlists: when the stream started, Unix milliseconds.
 pub const STARTED_HEADER: &str = "weir-stream-started";
+/// On multivariant playlists: the stream's renditions the playlist does not list, comma
+/// separated (absent when there are none).
+pub const HIDDEN_RENDITIONS_HEADER: &str = "weir-hidden-renditions";
 /// `video/mp4` for init, parts and segments alike: hls.js, Shaka and AVPlayer all accept it
 /// (`video/iso.segment` trips some players and CDN MIME filters).
 pub(crate) const MEDIA_TYPE: &str = "video/mp4";
@@ -260,6 +263,20 @@ impl Origin {
                     HeaderValue::from_static(if s.publisher_live() { "live" } else { "none" }),
                 );
                 headers.insert(STARTED_HEADER, HeaderValue::from(s.started_unix_ms()));
+                // Renditions the playlist does not list (a blackout plugin's slate): an
+                // edge follows them too, so a regional plugin there can point at them.
+                let listed = self.filter_free_multivariant(&s);
+                let hidden: Vec<String> = s
+                    .renditions()
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .filter(|name| !listed.contains(&format!("{name}/index.m3u8")))
+                    .collect();
+                if !hidden.is_empty() {
+                    if let Ok(v) = HeaderValue::try_from(hidden.join(",")) {
+                        headers.insert(HIDDEN_RENDITIONS_HEADER, v);
+                    }
+                }
             }
         }
         if matches!(ctx.route, Route::Segment { .. }) {
@@ -461,6 +478,14 @@ impl Origin {
 
     /// The stream, or at an edge (a registry with a miss hook) the stream once it is
     /// followed from upstream, within the first-playlist wait.
+    /// The stream's multivariant playlist as packaged (before any plugin), as text.
+    fn filter_free_multivariant(&self, stream: &StreamConsumer) -> String {
+        stream
+            .multivariant()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
     /// The stream a request reads, counted for its request rate (the operator API).
     async fn stream(&self, stream: &str) -> Result<StreamConsumer> {
         let found = match self.registry.get(stream) {
