@@ -341,6 +341,8 @@ fn a_primary_restart_under_an_edge_keeps_players_playing_and_numbers_monotonic()
     if !require_tools() {
         return;
     }
+    // The restarted primary must answer where the edge expects it: a port the OS picked
+    // (127.0.0.1:0), released, and bound again by both runs of the primary.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
