@@ -112,7 +112,7 @@ fn a_returning_publisher_continues_behind_a_discontinuity_with_its_own_parameter
     let tail: Vec<&str> = text
         .lines()
         .rev()
-        .take_while(|l| !l.starts_with("#EXT-X-DISCONTINUITY"))
+        .take_while(|l| *l != "#EXT-X-DISCONTINUITY")
         .collect();
     assert!(tail.iter().all(|l| !l.contains("GAP")), "{text}");
     assert_eq!(
