@@ -148,14 +148,7 @@ impl Streams {
         }
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
         let _ = ctl_tx.try_send(control);
-        let status = new_status();
-        tasks.insert(
-            name.to_owned(),
-            Task {
-                ctl: ctl_tx.clone(),
-                status: Arc::clone(&status),
-            },
-        );
+        let status = register(&mut tasks, name, &ctl_tx);
         drop(tasks);
         let encode = self
             .settings
@@ -216,17 +209,11 @@ impl Streams {
         height: u32,
     ) {
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
-        let status = new_status();
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                name.to_owned(),
-                Task {
-                    ctl: ctl_tx.clone(),
-                    status: Arc::clone(&status),
-                },
-            );
+        let status = register(
+            &mut self.tasks.lock().unwrap_or_else(PoisonError::into_inner),
+            name,
+            &ctl_tx,
+        );
         self.spawn(
             name,
             ctl_tx,
@@ -260,7 +247,8 @@ impl Streams {
         );
         let started = now();
         let stream = self.registry.publish(name);
-        stream.set_started_unix_ms(started.unix_ms);
+        // The same start the operator API shows (one clock read, in `register`).
+        stream.set_started_unix_ms(status::read(&status).started_unix_ms);
         // The test pattern is its own publisher.
         stream.set_publisher_live(matches!(&encode, Some((_, Some(_)))));
         let driver = Driver {
@@ -388,11 +376,25 @@ struct Kept {
     _renditions: Vec<RenditionIo>,
 }
 
-fn new_status() -> StatusCell {
-    Arc::new(std::sync::Mutex::new(StreamStatus {
+/// Enters stream `name`'s task in `tasks` (its control channel and a fresh status, started
+/// now); returns the status for the task to keep.
+fn register(
+    tasks: &mut HashMap<String, Task>,
+    name: &str,
+    ctl: &mpsc::Sender<Control>,
+) -> StatusCell {
+    let status = Arc::new(std::sync::Mutex::new(StreamStatus {
         started_unix_ms: now().unix_ms,
         ..StreamStatus::default()
-    }))
+    }));
+    tasks.insert(
+        name.to_owned(),
+        Task {
+            ctl: ctl.clone(),
+            status: Arc::clone(&status),
+        },
+    );
+    status
 }
 
 fn set_error(cell: &StatusCell, at_unix_ms: u64, message: &str) {
