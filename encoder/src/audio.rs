@@ -25,16 +25,32 @@ pub fn output_config() -> AacConfig {
     }
 }
 
-/// Decodes a contribution's AAC frames into 48 kHz stereo planar float.
+/// Decodes a contribution's AAC (or Opus) frames into 48 kHz stereo planar float.
 pub struct AudioDecoder {
     dec: decoder::Audio,
-    config: AacConfig,
+    /// AAC: its config, for the ADTS header each frame gets. Opus: none.
+    config: Option<AacConfig>,
     resampler: Option<resampling::Context>,
 }
 
 impl AudioDecoder {
     pub fn new(config: AacConfig) -> Result<Self, EncoderError> {
-        let codec = decoder::find(codec::Id::AAC).ok_or(EncoderError::MissingCodec("aac"))?;
+        Self::open(codec::Id::AAC, "aac", Some(config))
+    }
+
+    /// An Opus decoder (RFC 7587 packets, as WebRTC carries them). Without an `OpusHead`
+    /// FFmpeg's decoder takes the stream as stereo, which is what WebRTC sends (mono is
+    /// decoded into both channels).
+    pub fn opus() -> Result<Self, EncoderError> {
+        Self::open(codec::Id::OPUS, "opus", None)
+    }
+
+    fn open(
+        id: codec::Id,
+        name: &'static str,
+        config: Option<AacConfig>,
+    ) -> Result<Self, EncoderError> {
+        let codec = decoder::find(id).ok_or(EncoderError::MissingCodec(name))?;
         let dec = codec::Context::new_with_codec(codec)
             .decoder()
             .audio()
@@ -47,9 +63,12 @@ impl AudioDecoder {
     }
 
     /// Decodes one raw AAC frame (wrapped in ADTS here, so the decoder needs no extradata)
-    /// into `out` (left, right).
+    /// or one Opus packet into `out` (left, right).
     pub fn decode(&mut self, raw: &[u8], out: &mut [Vec<f32>; 2]) -> Result<(), EncoderError> {
-        let pkt = Packet::copy(&adts(&self.config, raw));
+        let pkt = match &self.config {
+            Some(config) => Packet::copy(&adts(config, raw)),
+            None => Packet::copy(raw),
+        };
         self.dec
             .send_packet(&pkt)
             .map_err(|e| EncoderError::Ffmpeg("decoding audio", e))?;
@@ -190,6 +209,47 @@ impl AudioEncoder {
     }
 }
 
+/// Opus → AAC for a WebRTC publisher: its Opus packets decoded and re-encoded as AAC-LC
+/// (48 kHz stereo) on one continuous clock. A gap in the packets' times (loss, a muted
+/// sender that stopped sending) is filled with silence, so the AAC clock never drifts from
+/// the publisher's.
+pub struct OpusToAac {
+    dec: AudioDecoder,
+    enc: AudioEncoder,
+    pcm: [Vec<f32>; 2],
+}
+
+/// A gap longer than this is not filled (the clock restarts after it instead of writing
+/// minutes of silence for a sender that paused).
+const MAX_GAP: i64 = 10 * RATE as i64;
+
+impl OpusToAac {
+    /// `start`: the first packet's time, 48 kHz ticks.
+    pub fn new(bitrate: u64, start: i64) -> Result<Self, EncoderError> {
+        Ok(Self {
+            dec: AudioDecoder::opus()?,
+            enc: AudioEncoder::new(bitrate, start)?,
+            pcm: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// One Opus packet whose first sample is at `pts` (48 kHz). Returns the AAC frames
+    /// completed (track 1).
+    pub fn push(&mut self, pts: i64, opus: &[u8]) -> Result<Vec<Sample>, EncoderError> {
+        let at = self.enc.position();
+        // Up to one Opus frame (20 ms) of jitter is the packet's own placement; more is a gap.
+        if pts > at + 960 && pts - at <= MAX_GAP {
+            self.enc.push_silence(usize::try_from(pts - at).unwrap_or(0));
+        } else if pts + 960 <= at {
+            // Entirely in the past (a late duplicate): already covered.
+            return Ok(Vec::new());
+        }
+        self.dec.decode(opus, &mut self.pcm)?;
+        self.enc.push(&mut self.pcm);
+        self.enc.drain()
+    }
+}
+
 /// A 7-byte ADTS header (ISO/IEC 13818-7 6.2) in front of one raw AAC frame.
 fn adts(config: &AacConfig, raw: &[u8]) -> Vec<u8> {
     const RATES: [u32; 13] = [
@@ -243,5 +303,58 @@ mod tests {
             assert_eq!(s.dts, 4800 + i as i64 * 1024);
         }
         assert_eq!(enc.position(), 4800 + 6000);
+    }
+
+    #[test]
+    fn opus_becomes_aac_on_a_continuous_clock_with_gaps_filled() {
+        crate::init().unwrap();
+        // Real Opus packets: 20 ms frames of a tone from libopus (what browsers run).
+        let codec = encoder::find_by_name("libopus").unwrap();
+        let mut ctx = codec::Context::new_with_codec(codec).encoder().audio().unwrap();
+        ctx.set_rate(48_000);
+        ctx.set_channel_layout(ChannelLayout::STEREO);
+        ctx.set_format(SampleFormat::I16(SampleType::Packed));
+        ctx.set_bit_rate(64_000);
+        ctx.set_time_base((1, 48_000));
+        let mut opus = ctx.open_with(Dictionary::new()).unwrap();
+        let mut packets = Vec::new();
+        for i in 0..50i64 {
+            let mut f = frame::Audio::new(SampleFormat::I16(SampleType::Packed), 960, ChannelLayout::STEREO);
+            f.set_rate(48_000);
+            let tone = crate::picture::tone(i as u64 * 960, 960);
+            // Packed stereo: interleaved 16-bit samples in the first data plane.
+            let data = f.data_mut(0);
+            for (n, v) in tone.iter().enumerate() {
+                let s = ((v * 8000.0) as i16).to_ne_bytes();
+                data[4 * n..4 * n + 2].copy_from_slice(&s);
+                data[4 * n + 2..4 * n + 4].copy_from_slice(&s);
+            }
+            f.set_pts(Some(i * 960));
+            opus.send_frame(&f).unwrap();
+            let mut pkt = Packet::empty();
+            while opus.receive_packet(&mut pkt).is_ok() {
+                packets.push(pkt.data().unwrap().to_vec());
+            }
+        }
+        assert!(packets.len() >= 40, "{}", packets.len());
+        let mut t = OpusToAac::new(128_000, 4800).unwrap();
+        let mut out = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            // Packets 20..25 are lost: their 100 ms become silence.
+            if (20..25).contains(&i) {
+                continue;
+            }
+            out.extend(t.push(4800 + i as i64 * 960, p).unwrap());
+        }
+        assert!(out.len() > 30, "{}", out.len());
+        for (i, s) in out.iter().enumerate() {
+            assert_eq!(s.dts, 4800 + i as i64 * 1024);
+            assert_eq!(s.track, 1);
+        }
+        // Every packet's place was kept: 50 packets' worth of samples went in.
+        assert_eq!(t.enc.position(), 4800 + 50 * 960);
+        // A late duplicate adds nothing.
+        assert!(t.push(4800, &packets[0]).unwrap().is_empty());
+        assert_eq!(t.enc.position(), 4800 + 50 * 960);
     }
 }

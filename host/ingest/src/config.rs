@@ -1,4 +1,4 @@
-//! The `[rtmp]` and `[srt]` sections of `weir.toml`, as read from the file: the listeners'
+//! The `[rtmp]`, `[srt]` and `[whip]` sections of `weir.toml`, as read from the file: the listeners'
 //! addresses and what a publisher must match. Each has the one check of its values and
 //! becomes the listener's settings ([`RtmpSettings`], [`SrtSettings`]) with the values the
 //! binary takes from other sections (`ingest.max_connections_per_ip`, the SRT app).
@@ -131,6 +131,68 @@ impl SrtConfig {
             passphrase: self.passphrase.clone(),
             max_connections_per_ip,
             ..SrtSettings::default()
+        }
+    }
+}
+
+/// `[whip]`. Every key is optional; an unknown key is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhipConfig {
+    /// Set to `false` to disable WHIP (`POST /whip/{key}` answers 404).
+    pub enabled: bool,
+    /// The one UDP port every WebRTC session's media uses.
+    pub udp: SocketAddr,
+    /// Addresses handed to publishers as ICE candidates. Empty: the address each
+    /// publisher's HTTP request reached (right without NAT); behind a NAT or a load balancer
+    /// list the public address (NAT 1:1).
+    pub candidate_ips: Vec<std::net::IpAddr>,
+    /// WHIP sessions at once.
+    pub max_sessions: usize,
+    /// Ask the publisher for a keyframe when none came for this long. Unset: the packager's
+    /// segment target, so every segment can start on one.
+    pub keyframe_interval_ms: Option<u64>,
+}
+
+impl Default for WhipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            udp: SocketAddr::from(([0, 0, 0, 0], 8189)),
+            candidate_ips: Vec::new(),
+            max_sessions: 100,
+            keyframe_interval_ms: None,
+        }
+    }
+}
+
+impl WhipConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_sessions == 0 {
+            return Err(Error::Config("whip.max_sessions must be at least 1".into()));
+        }
+        if let Some(ip) = self.candidate_ips.iter().find(|ip| ip.is_unspecified()) {
+            return Err(Error::Config(format!(
+                "whip.candidate_ips: {ip} is not an address a publisher can reach"
+            )));
+        }
+        if self.keyframe_interval_ms.is_some_and(|ms| !(100..=60_000).contains(&ms)) {
+            return Err(Error::Config(
+                "whip.keyframe_interval_ms must be 100..=60000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sessions' settings; `segment_target` is the keyframe interval when none is set.
+    pub fn settings(&self, segment_target: Duration) -> crate::WhipSettings {
+        crate::WhipSettings {
+            candidate_ips: self.candidate_ips.clone(),
+            max_sessions: self.max_sessions,
+            keyframe_interval: self
+                .keyframe_interval_ms
+                .map_or(segment_target, Duration::from_millis),
+            ..crate::WhipSettings::default()
         }
     }
 }

@@ -177,6 +177,13 @@ impl Drop for KeyClaim {
     }
 }
 
+/// Whether `a` and `b` are the same key, in time that does not depend on where they differ.
+pub(crate) fn same_key(a: &StreamKey, b: &StreamKey) -> bool {
+    use subtle::ConstantTimeEq;
+    let (a, b) = (a.expose().as_bytes(), b.expose().as_bytes());
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

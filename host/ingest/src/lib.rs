@@ -15,6 +15,8 @@
 //! - [`ts`] is the pure MPEG-TS core: [`TsDemuxer`] turns transport stream bytes, fed in any
 //!   pieces, into H.264/AAC samples and SCTE-35 cues on one unwrapped 90 kHz timeline,
 //!   counting damage in [`TsStats`] instead of failing.
+//! - [`whip`] is WHIP (RFC 9725): WebRTC publishers (browsers, OBS) on one UDP port, H.264
+//!   passed through and Opus turned into AAC, behind the same publish contract.
 //! - [`scte35`] parses splice_info_sections ([`parse_splice_info_section`]) into
 //!   [`CueEvent`](weir_media::CueEvent)s; RTMP `onCuePoint`/`onAdCue` data messages become
 //!   cues too.
@@ -49,8 +51,9 @@ pub mod scte35;
 mod session;
 pub mod srt;
 pub mod ts;
+pub mod whip;
 
-pub use config::{RtmpConfig, SrtConfig};
+pub use config::{RtmpConfig, SrtConfig, WhipConfig};
 pub use error::{Error, Result};
 /// Annex B → length-prefixed access units and `avcC` from SPS/PPS: [`weir_media::h264`],
 /// re-exported at the path it had when it lived here.
@@ -74,3 +77,4 @@ pub use rtmp::{serve_rtmp, serve_rtmp_with_keys, RtmpSettings};
 pub use scte35::parse_splice_info_section;
 pub use srt::{bind_srt, serve_srt, SrtSettings};
 pub use ts::{TsDemuxer, TsSettings, TsStats};
+pub use whip::{Whip, WhipError, WhipSettings};

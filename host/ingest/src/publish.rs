@@ -25,6 +25,7 @@ pub const OVERLOADED: &str = "server busy";
 pub enum Protocol {
     Rtmp,
     Srt,
+    Whip,
 }
 
 impl Protocol {
@@ -32,6 +33,7 @@ impl Protocol {
         match self {
             Self::Rtmp => "rtmp",
             Self::Srt => "srt",
+            Self::Whip => "whip",
         }
     }
 }

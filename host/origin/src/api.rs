@@ -7,6 +7,7 @@
 //! and body. What the routes do belongs to the handler; the origin only knows the shape of
 //! a cue request ([`parse_cue_request`]), so that parser can be fuzzed without the binary.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,7 +77,14 @@ pub fn json_response(status: StatusCode, json: String) -> Response<Body> {
 impl Origin {
     /// Whether `path` belongs to the operator API (and one is configured).
     pub(crate) fn is_api(&self, path: &str) -> bool {
-        self.api.is_some() && path.starts_with("/api/")
+        self.handler_for(path).is_some()
+    }
+
+    fn handler_for(&self, path: &str) -> Option<&Arc<dyn ApiHandler>> {
+        self.handlers
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map(|(_, h)| h)
     }
 
     /// Admits the request on its head, reads the body (within the handler's limit and
@@ -86,7 +94,7 @@ impl Origin {
         B: http_body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Some(api) = self.api.as_ref() else {
+        let Some(api) = self.handler_for(request.uri().path()) else {
             return text_response(StatusCode::NOT_FOUND, "not found\n");
         };
         let (head, body) = request.into_parts();

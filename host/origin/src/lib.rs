@@ -106,6 +106,7 @@ pub use api::{
     json_response, parse_cue_request, text_response, Admission, ApiHandler, CueSpec, MAX_API_BODY,
 };
 pub use body::Body;
+pub use server::Connection;
 pub use error::{error_response, Classification, Error, Fault, Result};
 pub use phase::{
     Filtered, ManifestFilter, PassThrough, RequestCtx, HIDDEN_RENDITIONS_HEADER, PUBLISHER_HEADER,
@@ -125,7 +126,8 @@ pub struct Origin {
     /// Complete parts joined into one buffer, briefly (see `body::part_memo`).
     parts: Cache,
     filter: Arc<dyn ManifestFilter>,
-    api: Option<Arc<dyn ApiHandler>>,
+    /// Handlers the embedding binary routes by path prefix (`/api/`, `/whip`), first match.
+    handlers: Vec<(&'static str, Arc<dyn ApiHandler>)>,
     metrics: Option<Arc<dyn MetricsSource>>,
     readiness: Option<Arc<dyn Readiness>>,
     playback_auth: Option<Arc<dyn signed::PlaybackAuth>>,
@@ -167,7 +169,7 @@ impl Origin {
             settings,
             registry,
             filter: Arc::new(PassThrough),
-            api: None,
+            handlers: Vec::new(),
             metrics: None,
             readiness: None,
             playback_auth: None,
@@ -198,7 +200,14 @@ impl Origin {
 
     /// Routes `/api/…` to `api` (the operator API of the embedding binary).
     pub fn with_api(mut self, api: Arc<dyn ApiHandler>) -> Self {
-        self.api = Some(api);
+        self.handlers.push(("/api/", api));
+        self
+    }
+
+    /// Routes every path under `prefix` to `handler`, admitted and read as the API is
+    /// (head first, then a body within its limit). The binary's WHIP endpoint uses it.
+    pub fn with_handler(mut self, prefix: &'static str, handler: Arc<dyn ApiHandler>) -> Self {
+        self.handlers.push((prefix, handler));
         self
     }
 

@@ -105,8 +105,12 @@ impl Origin {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "set_nodelay failed");
                     }
+                    let conn = Connection {
+                        peer,
+                        local: stream.local_addr().unwrap_or(peer),
+                    };
                     let Some(acceptor) = acceptor else {
-                        serve_connection(&builder, origin, stream, stop).await;
+                        serve_connection(&builder, origin, stream, stop, conn).await;
                         return;
                     };
                     let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
@@ -139,7 +143,7 @@ impl Origin {
                                 .unwrap_or("none"),
                         ),
                     );
-                    serve_connection(&builder, origin, tls, stop).await;
+                    serve_connection(&builder, origin, tls, stop, conn).await;
                 }
                 .instrument(span),
             );
@@ -162,6 +166,14 @@ impl Origin {
     }
 }
 
+/// The connection a request came on, in its extensions: for handlers that answer with an
+/// address (WHIP's ICE candidates are the address the publisher reached). Never logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    pub peer: std::net::SocketAddr,
+    pub local: std::net::SocketAddr,
+}
+
 /// Drives one connection until it ends, the server stops, or it sits idle (no request in
 /// flight) for `idle_timeout`. Idle or stopping, it is asked to close gracefully, and dropped
 /// if it is still idle [`CLOSE_GRACE`] later. One timer, re-armed only when it fires: then
@@ -172,6 +184,7 @@ async fn serve_connection<I>(
     origin: Arc<Origin>,
     io: I,
     mut stop: watch::Receiver<bool>,
+    conn: Connection,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -179,8 +192,9 @@ async fn serve_connection<I>(
     let in_flight = InFlight::new();
     let counter = in_flight.clone();
     let service_origin = Arc::clone(&origin);
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         let origin = Arc::clone(&service_origin);
+        request.extensions_mut().insert(conn);
         let guard = counter.begin();
         async move {
             let response = if origin.is_api(request.uri().path()) {

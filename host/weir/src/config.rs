@@ -31,6 +31,7 @@ pub struct Config {
     pub packager: PackagerConfig,
     pub ingest: IngestConfig,
     pub srt: weir_ingest::SrtConfig,
+    pub whip: weir_ingest::WhipConfig,
     pub api: ApiConfig,
     pub edge: EdgeConfig,
     pub test_source: TestSourceConfig,
@@ -441,6 +442,7 @@ impl Config {
         self.rtmp.validate()?;
         self.validate_ingest()?;
         self.srt.validate()?;
+        self.whip.validate()?;
         weir_stream::validate_timings(
             Duration::from_millis(self.ingest.loss_timeout_ms),
             Duration::from_secs(self.ingest.idle_end_s),

@@ -15,6 +15,7 @@ mod ready;
 mod state;
 mod stream_cli;
 mod testsrc;
+mod whip;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -197,10 +198,14 @@ impl ServeArgs {
     }
 }
 
+/// `WEIR_LOG` unset: info, but the WebRTC stack (webrtc-rs's `rtc` crates) only for
+/// warnings: it reports each session's state changes at info, which weir's own lines do.
+const DEFAULT_LOG: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srtp=warn,rtc_interceptor=warn";
+
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let filter =
-        tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| DEFAULT_LOG.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -445,6 +450,27 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         .map(TcpListener::local_addr)
         .transpose()?;
     let srt_addr = srt_socket.as_ref().map(|s| s.local_addr()).transpose()?;
+    let keys = weir_ingest::ActiveKeys::new(weir_ingest::RtmpSettings::default().takeover_after);
+    let handler: Arc<dyn weir_ingest::PublishHandler> = Arc::new(Publisher {
+        auth: Arc::clone(&auth),
+        streams: streams.clone(),
+        max_streams: config.ingest.max_streams,
+    });
+    // WHIP: its sessions' media on one UDP port; offers come to the origin's port.
+    let whip = match config.whip.enabled && !edge {
+        true => Some(
+            weir_ingest::Whip::bind(
+                config.whip.udp,
+                config.whip.settings(config.segment_target()),
+                Arc::clone(&handler),
+                keys.clone(),
+                whip::transcoders(config.encoder.audio_bitrate),
+            )
+            .await
+            .with_context(|| format!("binding whip.udp {}", config.whip.udp))?,
+        ),
+        false => None,
+    };
     let mut origin = weir_origin::Origin::new(
         weir_origin::OriginSettings {
             cors_allow_origin: config.server.cors_allow_origin.clone(),
@@ -478,6 +504,16 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             },
             plugins: plugin_host.clone(),
         }));
+    }
+    if let Some(whip) = &whip {
+        origin = origin.with_handler(
+            "/whip",
+            Arc::new(whip::WhipHttp {
+                whip: whip.clone(),
+                cors_allow_origin: http::HeaderValue::from_str(&config.server.cors_allow_origin)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("*")),
+            }),
+        );
     }
     let playback = Arc::new(playback::Playback::new(&config, plugin_host.clone()));
     let origin = Arc::new(
@@ -524,13 +560,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         }));
     }
 
-    // Ingest: RTMP and SRT share one key registry, so one key is one stream on either.
-    let keys = weir_ingest::ActiveKeys::new(weir_ingest::RtmpSettings::default().takeover_after);
-    let handler: Arc<dyn weir_ingest::PublishHandler> = Arc::new(Publisher {
-        auth: Arc::clone(&auth),
-        streams: streams.clone(),
-        max_streams: config.ingest.max_streams,
-    });
+    // Ingest: RTMP, SRT and WHIP share one key registry, so one key is one stream on any.
     if let Some(l) = rtmp_listener {
         let rtmp_settings = config.rtmp.settings(config.ingest.max_connections_per_ip);
         let (handler, keys, stop) = (Arc::clone(&handler), keys.clone(), shutdown());

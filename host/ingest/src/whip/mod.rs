@@ -1,0 +1,547 @@
+//! WHIP (RFC 9725): WebRTC contribution from browsers and OBS, bridged into the same
+//! pipeline as RTMP and SRT.
+//!
+//! [`Whip`] is the protocol without HTTP: the embedding binary routes `POST /whip/{key}`
+//! to [`Whip::offer`] (the SDP offer in, the answer and a session resource out), and
+//! `DELETE` and `PATCH` on that resource to [`Whip::delete`] and [`Whip::patch`]. Every
+//! session shares one UDP socket ([`mux`]), so a firewall or a Kubernetes Service opens one
+//! port. Each session is a task that drives webrtc-rs's sans-IO peer connection
+//! (`rtc`; design 011 says why not the `webrtc` crate's socket-per-connection driver),
+//! rebuilds H.264 access units and Opus frames from RTP ([`depack`]), turns Opus into AAC
+//! through the binary's [`AudioTranscoder`], and publishes through the same contract as
+//! RTMP and SRT: one publisher per key, the same `on_publish` rules, the same ends.
+//!
+//! What an offer may carry: H.264 in packetization mode 1 (passed through: no decoding in
+//! ingest), Opus audio (optional). An offer with neither H.264 video is refused
+//! ([`WhipError::NoCodec`]).
+
+mod depack;
+mod mux;
+mod peer;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Cursor;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::RTCPeerConnectionBuilder;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sdp::description::session::SessionDescription;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{info, Instrument};
+use weir_media::StreamKey;
+
+pub use depack::{AudioTranscoder, Transcoders};
+
+use crate::keys::ActiveKeys;
+use crate::publish::{Protocol, PublishHandler, SessionInfo};
+use crate::session::{self, Ctx};
+use peer::{Control, Peer};
+
+/// A WHIP offer larger than this is refused (a browser's offer is 4–8 KB).
+pub const MAX_OFFER: usize = 64 * 1024;
+
+/// What WHIP sessions run with.
+#[derive(Debug, Clone)]
+pub struct WhipSettings {
+    /// Addresses given to publishers as ICE host candidates (with the UDP port). Empty: the
+    /// address the publisher's HTTP request reached, which is right unless a NAT or a load
+    /// balancer sits between (then list the public address here).
+    pub candidate_ips: Vec<IpAddr>,
+    /// Sessions at once; one more is refused (503).
+    pub max_sessions: usize,
+    /// A keyframe is asked for (PLI) when none came for this long: browsers send one only
+    /// when asked, and segments start on keyframes.
+    pub keyframe_interval: Duration,
+    /// A session with no WebRTC connection (ICE and DTLS) after this long ends.
+    pub connect_timeout: Duration,
+    /// How long a full pipeline may hold one event before the session fails.
+    pub sink_timeout: Duration,
+}
+
+impl Default for WhipSettings {
+    fn default() -> Self {
+        Self {
+            candidate_ips: Vec::new(),
+            max_sessions: 100,
+            keyframe_interval: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(15),
+            sink_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why an offer, a PATCH or a DELETE was refused: each maps to one HTTP status, and its
+/// text is safe to send to the publisher.
+#[derive(Debug, thiserror::Error)]
+pub enum WhipError {
+    /// 400: not an SDP offer we can read.
+    #[error("malformed SDP offer: {0}")]
+    BadOffer(String),
+    /// 406: no H.264 (packetization mode 1) video in the offer.
+    #[error("no usable codec: {0}")]
+    NoCodec(String),
+    /// 401 (a refused key) or 503 (a limit): the publish contract's public text.
+    #[error("{public}")]
+    Refused {
+        public: &'static str,
+        overloaded: bool,
+    },
+    /// 404: no such session (or not this key's).
+    #[error("no such WHIP session")]
+    UnknownSession,
+    /// 400: a PATCH body that is not a trickle-ice-sdpfrag.
+    #[error("malformed ICE fragment: {0}")]
+    BadFragment(String),
+    /// 422: an ICE restart, which this server does not do (publish again with a new POST).
+    #[error("ICE restart is not supported: end the session and publish again")]
+    IceRestart,
+    /// 500.
+    #[error("WebRTC setup failed: {0}")]
+    Internal(String),
+}
+
+/// A session's answer: the SDP and the resource that names the session.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub sdp: String,
+    /// The resource id (`/whip/session/{id}`): 128 random bits in hex.
+    pub id: String,
+    /// The ICE session's tag (RFC 9725 4.3.1), the answer's ufrag and password digest.
+    pub etag: String,
+}
+
+/// The WHIP sessions of one process, on one UDP socket.
+#[derive(Clone)]
+pub struct Whip {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) ctx: Ctx<WhipSettings>,
+    routes: Arc<mux::Routes>,
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    sessions: Mutex<HashMap<String, Entry>>,
+    transcoders: Transcoders,
+    next_id: AtomicU64,
+    random: std::collections::hash_map::RandomState,
+}
+
+struct Entry {
+    key: StreamKey,
+    etag: String,
+    remote_ufrag: String,
+    control: mpsc::Sender<Control>,
+}
+
+impl Shared {
+    /// A session ended: its resource and its routes go.
+    pub(crate) fn forget(&self, id: &str, ufrag: &str) {
+        self.lock().remove(id);
+        self.routes.remove(ufrag);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// 64 unpredictable bits (the std hasher's keys come from the OS's random source).
+    fn random(&self) -> u64 {
+        let mut h = self.random.build_hasher();
+        h.write_u64(self.next_id.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.finish()
+    }
+}
+
+impl Whip {
+    /// Binds the UDP socket every session shares and starts routing it.
+    pub async fn bind(
+        udp: SocketAddr,
+        settings: WhipSettings,
+        handler: Arc<dyn PublishHandler>,
+        keys: ActiveKeys,
+        transcoders: Transcoders,
+    ) -> std::io::Result<Self> {
+        let socket = Arc::new(UdpSocket::bind(udp).await?);
+        let local = socket.local_addr()?;
+        let routes = Arc::new(mux::Routes::default());
+        tokio::spawn(mux::run(Arc::clone(&socket), Arc::clone(&routes)));
+        info!(%local, "whip: webrtc media on one udp port");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                ctx: Ctx {
+                    settings,
+                    handler,
+                    keys,
+                },
+                routes,
+                socket,
+                local,
+                sessions: Mutex::new(HashMap::new()),
+                transcoders,
+                next_id: AtomicU64::new(1),
+                random: std::collections::hash_map::RandomState::new(),
+            }),
+        })
+    }
+
+    /// The UDP address sessions use.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Sessions now.
+    pub fn sessions(&self) -> usize {
+        self.shared.lock().len()
+    }
+
+    /// A publisher's offer for `key`, from `peer`, whose HTTP request reached `local_ip`.
+    /// Checks the offer, then the key (the publish contract), then answers.
+    pub fn offer(
+        &self,
+        peer: SocketAddr,
+        local_ip: IpAddr,
+        key: &StreamKey,
+        offer: &str,
+    ) -> Result<Answer, WhipError> {
+        let shared = &self.shared;
+        let audio = check_offer(offer)?;
+        if shared.lock().len() >= shared.ctx.settings.max_sessions {
+            return Err(WhipError::Refused {
+                public: crate::OVERLOADED,
+                overloaded: true,
+            });
+        }
+        let info = SessionInfo {
+            id: shared.next_id.fetch_add(1, Ordering::Relaxed),
+            peer,
+            app: "whip".to_owned(),
+            protocol: Protocol::Whip,
+        };
+        let span = tracing::info_span!(parent: None, "whip", session = info.id, peer = %peer, key = %key.redacted());
+        let _g = span.enter();
+        let publishing = session::start(&shared.ctx, &info, key, ()).map_err(|refused| {
+            info!(reason = %refused.error, "whip publish refused");
+            WhipError::Refused {
+                public: refused.public_text,
+                overloaded: refused.public_text == crate::OVERLOADED,
+            }
+        })?;
+
+        let mut pc = peer_connection().map_err(|e| WhipError::Internal(e.to_string()))?;
+        let offer_desc = RTCSessionDescription::offer(offer.to_owned())
+            .map_err(|e| WhipError::BadOffer(e.to_string()))?;
+        pc.set_remote_description(Instant::now(), offer_desc)
+            .map_err(|e| WhipError::BadOffer(e.to_string()))?;
+        let ips = if shared.ctx.settings.candidate_ips.is_empty() {
+            vec![local_ip]
+        } else {
+            shared.ctx.settings.candidate_ips.clone()
+        };
+        for ip in ips {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: ip.to_string(),
+                    port: shared.local.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| WhipError::Internal(e.to_string()))?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(|e| WhipError::Internal(e.to_string()))?;
+            pc.add_local_candidate(init)
+                .map_err(|e| WhipError::Internal(e.to_string()))?;
+        }
+        let answer = pc
+            .create_answer(None)
+            .map_err(|e| WhipError::NoCodec(e.to_string()))?;
+        pc.set_local_description(Instant::now(), answer)
+            .map_err(|e| WhipError::Internal(e.to_string()))?;
+        let sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| WhipError::Internal("no local description".into()))?;
+        if !answer_has_h264(&sdp) {
+            return Err(WhipError::NoCodec(
+                "the offer's video has no H.264 in packetization mode 1".into(),
+            ));
+        }
+        let ufrag = sdp_attr(&sdp, "ice-ufrag")
+            .ok_or_else(|| WhipError::Internal("answer has no ice-ufrag".into()))?;
+        let pwd = sdp_attr(&sdp, "ice-pwd").unwrap_or_default();
+        let remote_ufrag = sdp_attr(offer, "ice-ufrag").unwrap_or_default();
+        let id = format!("{:016x}{:016x}", shared.random(), shared.random());
+        let etag = {
+            let mut h = shared.random.build_hasher();
+            h.write(ufrag.as_bytes());
+            h.write(pwd.as_bytes());
+            format!("\"{:016x}\"", h.finish())
+        };
+
+        let (dg_tx, dg_rx) = mpsc::channel(1024);
+        let (ctl_tx, ctl_rx) = mpsc::channel(16);
+        shared.routes.add(&ufrag, dg_tx);
+        shared.lock().insert(
+            id.clone(),
+            Entry {
+                key: key.clone(),
+                etag: etag.clone(),
+                remote_ufrag,
+                control: ctl_tx,
+            },
+        );
+        let peer = Peer {
+            pc,
+            shared: Arc::clone(shared),
+            socket: Arc::clone(&shared.socket),
+            local: shared.local,
+            datagrams: dg_rx,
+            control: ctl_rx,
+            depack: depack::Depack::new(Instant::now(), audio, Arc::clone(&shared.transcoders)),
+            publishing,
+            id: id.clone(),
+            ufrag,
+        };
+        info!(resource = %id, audio, "whip session answered");
+        drop(_g);
+        tokio::spawn(peer.run().instrument(span));
+        Ok(Answer { sdp, id, etag })
+    }
+
+    /// DELETE on a session's resource: the session ends. The id (128 random bits, told only
+    /// to the publisher) names it; a `token` sent along must be the session's key.
+    pub fn delete(&self, id: &str, token: Option<&StreamKey>) -> Result<(), WhipError> {
+        let entry = self.entry(id, token)?;
+        let _ = entry.try_send(Control::Close);
+        Ok(())
+    }
+
+    /// PATCH with a trickle-ice-sdpfrag (RFC 8840): its candidates go to the session.
+    /// Returns whether any candidate was taken. A fragment with another ufrag is an ICE
+    /// restart ([`WhipError::IceRestart`]).
+    pub fn patch(
+        &self,
+        id: &str,
+        token: Option<&StreamKey>,
+        fragment: &str,
+    ) -> Result<usize, WhipError> {
+        let control = self.entry(id, token)?;
+        let remote_ufrag = self
+            .shared
+            .lock()
+            .get(id)
+            .map(|e| e.remote_ufrag.clone())
+            .unwrap_or_default();
+        let mut ufrag = None;
+        let mut candidates = Vec::new();
+        let mut mid: Option<String> = None;
+        for line in fragment.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
+                ufrag = Some(u.to_owned());
+            } else if let Some(m) = line.strip_prefix("a=mid:") {
+                mid = Some(m.to_owned());
+            } else if let Some(c) = line.strip_prefix("a=candidate:") {
+                candidates.push(RTCIceCandidateInit {
+                    candidate: format!("candidate:{c}"),
+                    sdp_mid: mid.clone(),
+                    ..Default::default()
+                });
+            } else if line.starts_with("a=") || line.starts_with("m=") {
+                // ice-pwd, ice-options, group, end-of-candidates: nothing to do.
+            } else {
+                return Err(WhipError::BadFragment(format!(
+                    "not an SDP attribute line: {:?}",
+                    line.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+        if ufrag.is_some_and(|u| !remote_ufrag.is_empty() && u != remote_ufrag) {
+            return Err(WhipError::IceRestart);
+        }
+        let n = candidates.len();
+        if n > 0 {
+            let _ = control.try_send(Control::Candidates(candidates));
+        }
+        Ok(n)
+    }
+
+    /// The session's tag, for `If-Match` on PATCH.
+    pub fn etag(&self, id: &str) -> Option<String> {
+        self.shared.lock().get(id).map(|e| e.etag.clone())
+    }
+
+    fn entry(
+        &self,
+        id: &str,
+        token: Option<&StreamKey>,
+    ) -> Result<mpsc::Sender<Control>, WhipError> {
+        let sessions = self.shared.lock();
+        match sessions.get(id) {
+            Some(e) if token.is_none_or(|t| crate::keys::same_key(&e.key, t)) => {
+                Ok(e.control.clone())
+            }
+            _ => Err(WhipError::UnknownSession),
+        }
+    }
+}
+
+/// The codecs weir takes: H.264 in packetization mode 1 (the profiles browsers offer), and
+/// Opus. No RTX: retransmissions (NACK) come on the media's own SSRC.
+fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
+    let mut m = MediaEngine::default();
+    m.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: 111,
+            ..Default::default()
+        },
+        RtpCodecKind::Audio,
+    )?;
+    let feedback = |typ: &str, parameter: &str| rtc::rtp_transceiver::rtp_sender::RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    for (pt, profile) in [(102, "42001f"), (125, "42e01f"), (127, "4d001f"), (123, "640032")] {
+        m.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_H264.to_owned(),
+                    clock_rate: 90000,
+                    channels: 0,
+                    sdp_fmtp_line: format!(
+                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+                    ),
+                    rtcp_feedback: vec![
+                        feedback("ccm", "fir"),
+                        feedback("nack", ""),
+                        feedback("nack", "pli"),
+                    ],
+                },
+                payload_type: pt,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        )?;
+    }
+    Ok(m)
+}
+
+fn peer_connection() -> Result<rtc::peer_connection::RTCPeerConnection, rtc::shared::error::Error> {
+    let mut m = media_engine()?;
+    let registry = register_default_interceptors(Registry::new(), &mut m)?;
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(m)
+        .with_interceptor_registry(registry)
+        .build(Instant::now())?;
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )?;
+    }
+    Ok(pc)
+}
+
+/// Reads the offer as SDP and checks that it can work: a video section offering H.264 in
+/// packetization mode 1. Returns whether it offers Opus audio.
+fn check_offer(offer: &str) -> Result<bool, WhipError> {
+    let sd = SessionDescription::unmarshal(&mut Cursor::new(offer.as_bytes()))
+        .map_err(|e| WhipError::BadOffer(e.to_string()))?;
+    if sd.media_descriptions.is_empty() {
+        return Err(WhipError::BadOffer("no media sections".into()));
+    }
+    let mut h264 = false;
+    let mut opus = false;
+    for md in &sd.media_descriptions {
+        let rtpmaps: Vec<(&str, String)> = md
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rtpmap")
+            .filter_map(|a| {
+                let v = a.value.as_deref()?;
+                let (pt, codec) = v.split_once(' ')?;
+                Some((pt, codec.to_ascii_lowercase()))
+            })
+            .collect();
+        match md.media_name.media.as_str() {
+            "video" => {
+                for (pt, codec) in &rtpmaps {
+                    if !codec.starts_with("h264/90000") {
+                        continue;
+                    }
+                    let mode1 = md.attributes.iter().any(|a| {
+                        a.key == "fmtp"
+                            && a.value.as_deref().is_some_and(|v| {
+                                v.split_once(' ').is_some_and(|(p, params)| {
+                                    p == *pt && params.contains("packetization-mode=1")
+                                })
+                            })
+                    });
+                    h264 |= mode1;
+                }
+            }
+            "audio" => opus |= rtpmaps.iter().any(|(_, c)| c.starts_with("opus/48000")),
+            _ => {}
+        }
+    }
+    if !h264 {
+        return Err(WhipError::NoCodec(
+            "weir takes H.264 video in packetization mode 1 (and Opus audio); the offer has none"
+                .into(),
+        ));
+    }
+    Ok(opus)
+}
+
+fn answer_has_h264(sdp: &str) -> bool {
+    sdp.lines()
+        .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_lowercase().contains(" h264/90000"))
+}
+
+/// The first `a={name}:` value in an SDP.
+fn sdp_attr(sdp: &str, name: &str) -> Option<String> {
+    let prefix = format!("a={name}:");
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

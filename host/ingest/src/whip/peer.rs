@@ -1,0 +1,242 @@
+//! One WHIP session's task: it drives the sans-IO peer connection with the datagrams the
+//! mux routes to it and the clock, sends through the shared socket, asks for keyframes
+//! (PLI) and hands rebuilt media to the pipeline through the shared publish contract.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::depack::{Depack, Kind};
+use super::mux::Datagram;
+use super::Shared;
+use crate::session::{evicted, End, Publishing};
+use crate::{Error, Result};
+
+/// What the HTTP side asks of a live session.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Trickled ICE candidates from the publisher (PATCH).
+    Candidates(Vec<RTCIceCandidateInit>),
+    /// DELETE: the publisher is done.
+    Close,
+}
+
+pub(crate) struct Peer {
+    pub(crate) pc: RTCPeerConnection,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) socket: Arc<UdpSocket>,
+    pub(crate) local: SocketAddr,
+    pub(crate) datagrams: mpsc::Receiver<Datagram>,
+    pub(crate) control: mpsc::Receiver<Control>,
+    pub(crate) depack: Depack,
+    pub(crate) publishing: Publishing<()>,
+    pub(crate) id: String,
+    pub(crate) ufrag: String,
+}
+
+/// A keyframe is asked for at most this often.
+const PLI_MIN_GAP: Duration = Duration::from_millis(500);
+/// A keyframe this much before the interval is up still counts as the interval's (the
+/// packager cuts a segment on the first keyframe at its target).
+const KEYFRAME_SLACK: Duration = Duration::from_millis(20);
+
+impl Peer {
+    pub(crate) async fn run(mut self) {
+        let result = self.drive().await;
+        let stats = self.depack.stats();
+        match &result {
+            Ok(end) => info!(
+                ?end,
+                video_frames = stats.video_frames,
+                audio_frames = stats.audio_frames,
+                lost_packets = stats.lost_packets,
+                bad_packets = stats.bad_packets,
+                "whip session ended"
+            ),
+            Err(e) => warn!(
+                error = %e,
+                video_frames = stats.video_frames,
+                lost_packets = stats.lost_packets,
+                bad_packets = stats.bad_packets,
+                "whip session failed"
+            ),
+        }
+        self.publishing.ended(&self.shared.ctx, &result);
+        let _ = self.pc.close();
+        self.flush().await;
+        self.shared.forget(&self.id, &self.ufrag);
+    }
+
+    async fn drive(&mut self) -> Result<End> {
+        let settings = self.shared.ctx.settings.clone();
+        let mut receivers: HashMap<String, (Kind, RTCRtpReceiverId)> = HashMap::new();
+        let mut video_ssrc: Option<(u32, RTCRtpReceiverId)> = None;
+        let mut last_pli: Option<Instant> = None;
+        let mut last_keyframe: Option<Instant> = None;
+        let mut connected = false;
+        let started = Instant::now();
+        loop {
+            self.flush().await;
+            while let Some(event) = self.pc.poll_event() {
+                match event {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                        debug!(%state, "whip connection state");
+                        match state {
+                            RTCPeerConnectionState::Connected => {
+                                if !connected {
+                                    info!(after = ?started.elapsed(), "whip session connected");
+                                }
+                                connected = true;
+                            }
+                            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                                return Ok(End::PeerClosed);
+                            }
+                            _ => {}
+                        }
+                    }
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let kind = self
+                            .pc
+                            .rtp_receiver(init.receiver_id)
+                            .map(|r| r.track().kind());
+                        let kind = match kind {
+                            Some(RtpCodecKind::Video) => Kind::Video,
+                            Some(RtpCodecKind::Audio) => Kind::Audio,
+                            _ => continue,
+                        };
+                        receivers.insert(init.track_id.to_string(), (kind, init.receiver_id));
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+                if let RTCMessage::RtpPacket(track_id, packet) = message {
+                    let Some(&(kind, receiver)) = receivers.get(&track_id.to_string()) else {
+                        continue;
+                    };
+                    if kind == Kind::Video && video_ssrc.is_none() {
+                        video_ssrc = Some((packet.header.ssrc, receiver));
+                    }
+                    self.publishing.touch();
+                    self.depack.push(Instant::now(), kind, packet);
+                }
+            }
+            while let Some(event) = self.depack.poll_event() {
+                if let weir_media::MediaEvent::Sample(s) = &event {
+                    // The keyframe that will start a segment: the first, or one a whole
+                    // interval on (one that came sooner, for a loss, starts none).
+                    let now = Instant::now();
+                    if s.track == 0
+                        && s.keyframe
+                        && last_keyframe.is_none_or(|t| {
+                            now.duration_since(t) + KEYFRAME_SLACK >= settings.keyframe_interval
+                        })
+                    {
+                        last_keyframe = Some(now);
+                    }
+                }
+                if !self.publishing.forward(event, settings.sink_timeout).await? {
+                    return Ok(End::PipelineClosed);
+                }
+            }
+            // Keyframes: when reassembly lost a frame or has none yet, and every
+            // `keyframe_interval` (browsers send one only when asked; segments need them).
+            let now = Instant::now();
+            let due = self.depack.take_keyframe_request()
+                || last_keyframe.is_some_and(|t| now.duration_since(t) >= settings.keyframe_interval);
+            if due && last_pli.is_none_or(|t| now.duration_since(t) >= PLI_MIN_GAP) {
+                if let Some((ssrc, receiver)) = video_ssrc {
+                    if let Some(mut r) = self.pc.rtp_receiver(receiver) {
+                        let pli = PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc: ssrc,
+                        };
+                        if let Err(e) = r.write_rtcp(now, vec![Box::new(pli)]) {
+                            debug!(error = %e, "pli");
+                        }
+                        last_pli = Some(now);
+                    }
+                }
+            }
+            if !connected && started.elapsed() > settings.connect_timeout {
+                return Err(Error::Refused(format!(
+                    "no WebRTC connection within {:?} (ICE or DTLS failed)",
+                    settings.connect_timeout
+                )));
+            }
+            let next = self
+                .pc
+                .poll_timeout()
+                .unwrap_or(now + Duration::from_secs(1))
+                .min(now + Duration::from_millis(100));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(next));
+            tokio::select! {
+                d = self.datagrams.recv() => {
+                    let Some(d) = d else { return Ok(End::Shutdown) };
+                    self.read(d)?;
+                }
+                c = self.control.recv() => match c {
+                    Some(Control::Candidates(cs)) => {
+                        for c in cs {
+                            if let Err(e) = self.pc.add_remote_candidate(c) {
+                                debug!(error = %e, "trickled candidate refused");
+                            }
+                        }
+                    }
+                    Some(Control::Close) | None => return Ok(End::Finished),
+                },
+                () = sleep => {
+                    self.pc.handle_timeout(Instant::now()).map_err(|e| Error::Protocol(format!("webrtc: {e}")))?;
+                }
+                () = evicted(Some(&self.publishing)) => return Ok(End::TakenOver),
+            }
+        }
+    }
+
+    fn read(&mut self, d: Datagram) -> Result<()> {
+        let msg = TaggedBytesMut {
+            now: d.at,
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr: d.from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: d.data,
+        };
+        // A datagram the stack cannot use (a bad DTLS record, an SRTP packet that fails
+        // authentication) is dropped, as the network would drop it; it does not end the
+        // session. What is fatal shows as the connection state.
+        if let Err(e) = self.pc.handle_read(msg) {
+            debug!(error = %e, "whip datagram dropped");
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) {
+        while let Some(msg) = self.pc.poll_write() {
+            if let Err(e) = self
+                .socket
+                .send_to(&msg.message, msg.transport.peer_addr)
+                .await
+            {
+                debug!(error = %e, to = %msg.transport.peer_addr, "webrtc udp send");
+            }
+        }
+    }
+}

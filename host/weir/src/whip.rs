@@ -1,0 +1,297 @@
+//! WHIP's HTTP face (RFC 9725), on the origin's port:
+//!
+//! - `POST /whip/{key}` (or `POST /whip` with `Authorization: Bearer {key}`, as OBS sends
+//!   it) with an `application/sdp` offer → `201 Created`, the SDP answer, `Location:
+//!   /whip/session/{id}` and an `ETag`. A bearer token, when sent, must be the key.
+//! - `PATCH /whip/session/{id}` with an `application/trickle-ice-sdpfrag` → `204` (trickled
+//!   candidates); an ICE restart → `422` (publish again instead).
+//! - `DELETE /whip/session/{id}` → `200`: the session ends.
+//! - `OPTIONS` on any of them → `204` with CORS, `Accept-Post: application/sdp`.
+//!
+//! The session resource's id is 128 random bits that only the publisher was told: it is the
+//! capability for PATCH and DELETE. A bearer token sent with them must still be the key.
+//!
+//! Refusals: a malformed offer 400, an offer with no usable codec 422, a refused key 401
+//! (the same text for an unknown key as for a busy one), a limit 503, an unknown session
+//! 404, a wrong content type 415, an offer over [`weir_ingest::whip::MAX_OFFER`] 413 (read
+//! no further than that).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use weir_ingest::whip::MAX_OFFER;
+use weir_ingest::{Whip, WhipError};
+use weir_media::StreamKey;
+use weir_origin::{text_response, Admission, ApiHandler, Body, Connection};
+
+/// PATCH bodies (a few candidates) are small.
+const MAX_FRAGMENT: usize = 16 * 1024;
+
+pub struct WhipHttp {
+    pub whip: Whip,
+    /// `Access-Control-Allow-Origin` for browser publishers (the origin's setting).
+    pub cors_allow_origin: HeaderValue,
+}
+
+/// What a WHIP path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    /// `/whip` (the key in the bearer token) or `/whip/{key}`.
+    Endpoint(Option<&'a str>),
+    /// `/whip/session/{id}`.
+    Session(&'a str),
+}
+
+fn target(path: &str) -> Option<Target<'_>> {
+    match path.strip_prefix("/whip")? {
+        "" | "/" => Some(Target::Endpoint(None)),
+        rest => {
+            let rest = rest.strip_prefix('/')?;
+            if let Some(id) = rest.strip_prefix("session/") {
+                return (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then_some(Target::Session(id));
+            }
+            (!rest.is_empty() && !rest.contains('/')).then_some(Target::Endpoint(Some(rest)))
+        }
+    }
+}
+
+fn bearer(head: &http::request::Parts) -> Option<&str> {
+    head.headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn content_type_is(head: &http::request::Parts, wanted: &str) -> bool {
+    head.headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted))
+}
+
+impl WhipHttp {
+    fn cors(&self, r: &mut Response<Body>) {
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, self.cors_allow_origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
+        );
+    }
+
+    fn error(&self, e: &WhipError) -> Response<Body> {
+        let status = match e {
+            WhipError::BadOffer(_) | WhipError::BadFragment(_) => StatusCode::BAD_REQUEST,
+            WhipError::NoCodec(_) | WhipError::IceRestart => StatusCode::UNPROCESSABLE_ENTITY,
+            WhipError::Refused { overloaded: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            WhipError::Refused { .. } => StatusCode::UNAUTHORIZED,
+            WhipError::UnknownSession => StatusCode::NOT_FOUND,
+            WhipError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut r = text_response(status, format!("{e}\n"));
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        r
+    }
+
+    fn respond(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
+        let Some(target) = target(head.uri.path()) else {
+            return text_response(StatusCode::NOT_FOUND, "no such WHIP resource\n");
+        };
+        if head.method == Method::OPTIONS {
+            let mut r = text_response(StatusCode::NO_CONTENT, "");
+            let h = r.headers_mut();
+            let methods = match target {
+                Target::Endpoint(_) => "POST, OPTIONS",
+                Target::Session(_) => "PATCH, DELETE, OPTIONS",
+            };
+            h.insert(header::ALLOW, HeaderValue::from_static(methods));
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+            );
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+            return r;
+        }
+        let token = bearer(head);
+        match (&head.method, target) {
+            (&Method::POST, Target::Endpoint(path_key)) => {
+                let key = match (path_key, token) {
+                    (Some(k), Some(t)) if !crate::auth::secret_eq(k.as_bytes(), t.as_bytes()) => {
+                        return self.error(&WhipError::Refused {
+                            public: weir_ingest::REFUSED,
+                            overloaded: false,
+                        });
+                    }
+                    (Some(k), _) | (None, Some(k)) => StreamKey::new(k),
+                    (None, None) => {
+                        return self.error(&WhipError::Refused {
+                            public: weir_ingest::REFUSED,
+                            overloaded: false,
+                        })
+                    }
+                };
+                if !content_type_is(head, "application/sdp") {
+                    return text_response(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "a WHIP offer is Content-Type: application/sdp\n",
+                    );
+                }
+                let Ok(offer) = std::str::from_utf8(body) else {
+                    return self.error(&WhipError::BadOffer("not UTF-8".into()));
+                };
+                let conn = head.extensions.get::<Connection>().copied();
+                let (peer, local) = match conn {
+                    Some(c) => (c.peer, c.local.ip()),
+                    None => return self.error(&WhipError::Internal("no connection info".into())),
+                };
+                match self.whip.offer(peer, local, &key, offer) {
+                    Ok(answer) => {
+                        let mut r = text_response(StatusCode::CREATED, answer.sdp);
+                        let h = r.headers_mut();
+                        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+                        if let Ok(v) = HeaderValue::from_str(&format!("/whip/session/{}", answer.id)) {
+                            h.insert(header::LOCATION, v);
+                        }
+                        if let Ok(v) = HeaderValue::from_str(&answer.etag) {
+                            h.insert(header::ETAG, v);
+                        }
+                        h.insert(
+                            "accept-patch",
+                            HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+                        );
+                        r
+                    }
+                    Err(e) => self.error(&e),
+                }
+            }
+            (&Method::DELETE, Target::Session(id)) => {
+                match self.whip.delete(id, token.map(StreamKey::new).as_ref()) {
+                    Ok(()) => text_response(StatusCode::OK, "session ended\n"),
+                    Err(e) => self.error(&e),
+                }
+            }
+            (&Method::PATCH, Target::Session(id)) => {
+                if let (Some(want), Some(tag)) = (
+                    head.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()),
+                    self.whip.etag(id),
+                ) {
+                    if want != "*" && want != tag {
+                        return text_response(
+                            StatusCode::PRECONDITION_FAILED,
+                            "If-Match does not match this session's ETag\n",
+                        );
+                    }
+                }
+                if !content_type_is(head, "application/trickle-ice-sdpfrag") {
+                    return text_response(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "a WHIP PATCH is Content-Type: application/trickle-ice-sdpfrag\n",
+                    );
+                }
+                let Ok(fragment) = std::str::from_utf8(body) else {
+                    return self.error(&WhipError::BadFragment("not UTF-8".into()));
+                };
+                match self
+                    .whip
+                    .patch(id, token.map(StreamKey::new).as_ref(), fragment)
+                {
+                    Ok(_) => text_response(StatusCode::NO_CONTENT, ""),
+                    Err(e) => self.error(&e),
+                }
+            }
+            (_, Target::Endpoint(_)) => method_not_allowed("POST, OPTIONS"),
+            (_, Target::Session(_)) => method_not_allowed("PATCH, DELETE, OPTIONS"),
+        }
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}\n"));
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+impl ApiHandler for WhipHttp {
+    fn admit(&self, head: &http::request::Parts) -> Admission {
+        let limit = match head.method {
+            Method::POST => MAX_OFFER,
+            Method::PATCH => MAX_FRAGMENT,
+            _ => 0,
+        };
+        Admission::Read { limit }
+    }
+
+    fn handle(
+        &self,
+        head: http::request::Parts,
+        body: Bytes,
+    ) -> weir_cache::BoxFuture<'_, Response<Body>> {
+        Box::pin(async move {
+            let mut r = self.respond(&head, &body);
+            self.cors(&mut r);
+            r
+        })
+    }
+
+    fn loggable_path(&self, path: &str) -> String {
+        match target(path) {
+            Some(Target::Endpoint(Some(k))) => format!("/whip/{}", StreamKey::new(k).redacted()),
+            Some(Target::Endpoint(None)) => "/whip".to_owned(),
+            Some(Target::Session(_)) => "/whip/session/…".to_owned(),
+            None => "/whip…".to_owned(),
+        }
+    }
+}
+
+/// Opus → AAC for WHIP sessions: weir-encoder's (libavcodec's Opus decoder, its AAC
+/// encoder), one per session.
+pub fn transcoders(bitrate: u64) -> weir_ingest::whip::Transcoders {
+    Arc::new(move |start| {
+        weir_encoder::OpusToAac::new(bitrate, start)
+            .map(|t| Box::new(Transcoder(t)) as Box<dyn weir_ingest::whip::AudioTranscoder>)
+            .map_err(|e| e.to_string())
+    })
+}
+
+struct Transcoder(weir_encoder::OpusToAac);
+
+impl weir_ingest::whip::AudioTranscoder for Transcoder {
+    fn config(&self) -> weir_media::AacConfig {
+        weir_encoder::audio_output_config()
+    }
+
+    fn push(&mut self, pts: i64, opus: &[u8]) -> Result<Vec<weir_media::Sample>, String> {
+        self.0.push(pts, opus).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_endpoint_or_a_session_and_nothing_else() {
+        assert_eq!(target("/whip"), Some(Target::Endpoint(None)));
+        assert_eq!(target("/whip/"), Some(Target::Endpoint(None)));
+        assert_eq!(target("/whip/abc"), Some(Target::Endpoint(Some("abc"))));
+        assert_eq!(target("/whip/session/00ff"), Some(Target::Session("00ff")));
+        assert_eq!(target("/whip/session/zz"), None);
+        assert_eq!(target("/whip/a/b"), None);
+        assert_eq!(target("/whipx"), None);
+    }
+}

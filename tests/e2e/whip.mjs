@@ -1,0 +1,160 @@
+// Publishes Chromium's fake camera and microphone to a WHIP endpoint (RFC 9725) and prints
+// one JSON report on stdout: the HTTP answer, the connection state, the selected ICE
+// candidate pair and what was sent. Used by the end-to-end tests (tests/all/whip.rs), which
+// run it inside a private network namespace (Chromium will not use loopback candidates).
+//
+//   node whip.mjs --page http://10.77.0.1:8080/ --whip http://10.77.0.1:8080/whip/KEY \
+//     --codec h264 --seconds 12 [--token T] [--reload-after S] [--started-file PATH]
+//
+// The page is any page of the server (getUserMedia needs a secure context: the origin is
+// declared one with --unsafely-treat-insecure-origin-as-secure). The offer is sent whole,
+// after ICE gathering (no trickle), as OBS does. --reload-after S reloads the page S seconds
+// in and publishes again, as a viewer reloading a publishing page would; the report then
+// has one entry per publish. --started-file PATH is written once media flows.
+import { chromium } from 'playwright-core';
+import { writeFileSync } from 'node:fs';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => {
+    if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1] && !all[i + 1].startsWith('--') ? all[i + 1] : 'true']);
+    return acc;
+  }, []),
+);
+const page_url = args.page;
+const whip = args.whip;
+const codec = (args.codec || 'h264').toLowerCase();
+const seconds = Number(args.seconds || 10);
+const reloadAfter = args['reload-after'] ? Number(args['reload-after']) : null;
+const origin = new URL(page_url).origin;
+
+const browser = await chromium.launch({
+  executablePath: args.chromium || process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
+    `--unsafely-treat-insecure-origin-as-secure=${origin}`,
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+// Runs in the page: capture, offer, POST, answer; then reports every second to the harness.
+async function publish({ whip, codec, token }) {
+  const media = await navigator.mediaDevices.getUserMedia({
+    video: { width: 640, height: 360, frameRate: 30 },
+    audio: true,
+  });
+  const pc = new RTCPeerConnection();
+  window.__pc = pc;
+  for (const track of media.getTracks()) {
+    const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+    if (track.kind === 'video') {
+      const all = RTCRtpSender.getCapabilities('video').codecs;
+      const want = all.filter((c) => c.mimeType.toLowerCase() === `video/${codec}`);
+      const rest = all.filter((c) => c.mimeType.toLowerCase() !== `video/${codec}`);
+      t.setCodecPreferences([...want, ...rest]);
+    }
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 3000);
+  });
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(whip, { method: 'POST', headers, body: pc.localDescription.sdp });
+  const body = await r.text();
+  const out = { status: r.status, location: r.headers.get('Location'), etag: r.headers.get('ETag') };
+  if (r.status !== 201) return { ...out, body };
+  await pc.setRemoteDescription({ type: 'answer', sdp: body });
+  window.__location = new URL(out.location, whip).href;
+  return out;
+}
+
+async function stats() {
+  const pc = window.__pc;
+  if (!pc) return null;
+  const s = await pc.getStats();
+  let pair = null;
+  const byId = {};
+  s.forEach((v) => (byId[v.id] = v));
+  const out = { connectionState: pc.connectionState, video: null, audio: null, pair: null };
+  s.forEach((v) => {
+    if (v.type === 'transport' && v.selectedCandidatePairId) pair = byId[v.selectedCandidatePairId];
+    if (v.type === 'outbound-rtp') {
+      const c = byId[v.codecId];
+      out[v.kind] = {
+        codec: c && c.mimeType,
+        bytesSent: v.bytesSent,
+        packetsSent: v.packetsSent,
+        framesEncoded: v.framesEncoded,
+        keyFramesEncoded: v.keyFramesEncoded,
+        pliCount: v.pliCount,
+        nackCount: v.nackCount,
+        frameWidth: v.frameWidth,
+        frameHeight: v.frameHeight,
+      };
+    }
+  });
+  if (pair) {
+    const l = byId[pair.localCandidateId];
+    const r = byId[pair.remoteCandidateId];
+    out.pair = {
+      state: pair.state,
+      local: l && `${l.address}:${l.port} ${l.candidateType}`,
+      remote: r && `${r.address}:${r.port} ${r.candidateType}`,
+      rtt: pair.currentRoundTripTime,
+    };
+  }
+  return out;
+}
+
+const report = { publishes: [] };
+const page = await browser.newPage();
+page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
+const token = args.token || null;
+
+async function one(duration) {
+  await page.goto(page_url);
+  const answer = await page.evaluate(publish, { whip, codec, token });
+  const entry = { answer, samples: [] };
+  report.publishes.push(entry);
+  if (answer.status !== 201) return false;
+  const end = Date.now() + duration * 1000;
+  let started = false;
+  while (Date.now() < end) {
+    await page.waitForTimeout(1000);
+    const s = await page.evaluate(stats);
+    entry.samples.push(s);
+    entry.last = s;
+    if (!started && s && s.video && s.video.framesEncoded > 0 && s.connectionState === 'connected') {
+      started = true;
+      if (args['started-file']) writeFileSync(args['started-file'], 'started\n');
+    }
+  }
+  return true;
+}
+
+try {
+  if (reloadAfter !== null) {
+    if (await one(reloadAfter)) await one(seconds - reloadAfter);
+  } else {
+    await one(seconds);
+  }
+} catch (e) {
+  report.error = String(e);
+}
+// End the session as a publisher that leaves properly does.
+try {
+  const del = await page.evaluate(async () => {
+    if (!window.__location) return null;
+    const r = await fetch(window.__location, { method: 'DELETE' });
+    return r.status;
+  });
+  report.deleteStatus = del;
+} catch (e) {
+  report.deleteError = String(e);
+}
+await browser.close();
+for (const p of report.publishes) delete p.samples;
+console.log(JSON.stringify(report));
