@@ -31,6 +31,9 @@ want h2load nghttp2-client
 want nginx nginx-light
 want wrk wrk
 want srt-live-transmit srt-tools
+# WebRTC tests run weir and Chromium in a private network namespace (unshare, nsenter, ip).
+want ip iproute2
+want nsenter util-linux
 want node nodejs
 want npm npm
 want python3 python3

@@ -27,3 +27,4 @@ mod plugins;
 mod scte35;
 mod shaka;
 mod srt_ingest;
+mod whip;

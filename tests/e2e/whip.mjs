@@ -45,6 +45,7 @@ async function publish({ whip, codec, token }) {
   });
   const pc = new RTCPeerConnection();
   window.__pc = pc;
+  window.__token = token;
   for (const track of media.getTracks()) {
     const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
     if (track.kind === 'video') {
@@ -62,12 +63,28 @@ async function publish({ whip, codec, token }) {
   });
   const headers = { 'Content-Type': 'application/sdp' };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const r = await fetch(whip, { method: 'POST', headers, body: pc.localDescription.sdp });
-  const body = await r.text();
-  const out = { status: r.status, location: r.headers.get('Location'), etag: r.headers.get('ETag') };
+  // A publisher that reconnects may find its old session still holding the key (one that
+  // ended without a DELETE holds it until it has been idle for 2 s): retry as OBS does.
+  const t0 = performance.now();
+  let r, body, tries = 0;
+  for (;;) {
+    tries += 1;
+    r = await fetch(whip, { method: 'POST', headers, body: pc.localDescription.sdp });
+    body = await r.text();
+    if (r.status === 201 || ![401, 503].includes(r.status) || performance.now() - t0 > 10000) break;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  const out = { status: r.status, location: r.headers.get('Location'), etag: r.headers.get('ETag'), tries, postMs: Math.round(performance.now() - t0) };
   if (r.status !== 201) return { ...out, body };
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  window.__location = new URL(out.location, whip).href;
+  const location = new URL(out.location, whip).href;
+  window.__location = location;
+  // Leaving the page ends the session (RFC 9725 4.2), as a WHIP page should: the key is
+  // free at once for the page that comes next.
+  window.addEventListener('pagehide', () => {
+    fetch(location, { method: 'DELETE', keepalive: true, headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    pc.close();
+  });
   return out;
 }
 
@@ -148,7 +165,7 @@ try {
 try {
   const del = await page.evaluate(async () => {
     if (!window.__location) return null;
-    const r = await fetch(window.__location, { method: 'DELETE' });
+    const r = await fetch(window.__location, { method: 'DELETE', headers: window.__token ? { Authorization: `Bearer ${window.__token}` } : {} });
     return r.status;
   });
   report.deleteStatus = del;

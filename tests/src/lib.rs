@@ -141,6 +141,23 @@ impl Weir {
         Self::launch(cmd)
     }
 
+    /// [`Weir::start_on`] inside network namespace `ns` (its HTTP listener on `http`, an
+    /// address of the namespace's).
+    pub fn start_in(ns: &NetNs, http: &str, extra: &[&str]) -> Result<Self> {
+        let mut cmd = ns.command(weir_bin());
+        cmd.args([
+            "serve",
+            "--http",
+            http,
+            "--rtmp",
+            "127.0.0.1:0",
+            "--srt",
+            "127.0.0.1:0",
+        ])
+        .args(extra);
+        Self::launch(cmd)
+    }
+
     /// `weir edge --upstream UPSTREAM` on 127.0.0.1 (docs/design/009-edge.md), with `extra`.
     pub fn start_edge(upstream: &str, extra: &[&str]) -> Result<Self> {
         let mut cmd = Command::new(weir_bin());
@@ -486,7 +503,28 @@ impl Player {
 
     /// Like [`Player::start`], with extra play.mjs options (e.g. `--trace`).
     pub fn start_with(player: &str, url: &str, seconds: u32, extra: &[&str]) -> Result<Self> {
-        let mut child = Command::new("node")
+        Self::start_cmd(Command::new("node"), player, url, seconds, extra)
+    }
+
+    /// [`Player::start_with`] inside network namespace `ns`.
+    pub fn start_in(
+        ns: &NetNs,
+        player: &str,
+        url: &str,
+        seconds: u32,
+        extra: &[&str],
+    ) -> Result<Self> {
+        Self::start_cmd(ns.command("node"), player, url, seconds, extra)
+    }
+
+    fn start_cmd(
+        mut cmd: Command,
+        player: &str,
+        url: &str,
+        seconds: u32,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let mut child = cmd
             .current_dir(repo_root().join("tests/e2e"))
             .args([
                 "play.mjs",
@@ -925,5 +963,108 @@ impl Drop for Nginx {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A private network namespace for WebRTC tests (Chromium will not use loopback ICE
+/// candidates): loopback up and a veth pair, `10.77.0.1/24` and `10.77.0.2/24`, that no
+/// other interface reaches. A `sleep` holds it open; dropping this ends it and everything
+/// inside goes with its processes (which the tests own and kill).
+pub struct NetNs {
+    holder: Proc,
+    path: String,
+}
+
+impl NetNs {
+    /// The first address (weir's).
+    pub const SERVER: &'static str = "10.77.0.1";
+    /// The second (Chromium reaches weir from here too; ICE uses both).
+    pub const PEER: &'static str = "10.77.0.2";
+
+    /// Needs root (or user namespaces) and `unshare`, `nsenter`, `ip`.
+    pub fn new() -> Result<Self> {
+        let child = Command::new("unshare")
+            .args(["--net", "--fork", "--", "sleep", "3600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .context("spawning unshare --net")?;
+        let holder = Proc {
+            child,
+            name: "netns".into(),
+        };
+        // `unshare --fork` runs sleep as its child: that process is in the namespace.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let path = loop {
+            let children = std::fs::read_to_string(format!(
+                "/proc/{}/task/{}/children",
+                holder.child.id(),
+                holder.child.id()
+            ))
+            .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break format!("/proc/{pid}/ns/net");
+            }
+            if Instant::now() > deadline {
+                bail!("unshare --net did not start its child");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let ns = Self { holder, path };
+        for script in [
+            "ip link set lo up",
+            "ip link add veth0 type veth peer name veth1",
+            "ip addr add 10.77.0.1/24 dev veth0",
+            "ip addr add 10.77.0.2/24 dev veth1",
+            "ip link set veth0 up",
+            "ip link set veth1 up",
+        ] {
+            let st = ns
+                .command("sh")
+                .args(["-c", script])
+                .status()
+                .with_context(|| format!("netns: {script}"))?;
+            if !st.success() {
+                bail!("netns: {script} failed ({st})");
+            }
+        }
+        Ok(ns)
+    }
+
+    /// `program` to be run inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path)).arg("--").arg(program);
+        c
+    }
+
+    /// curl inside the namespace: (status, body).
+    pub fn curl(&self, url: &str, extra: &[&str]) -> Result<(u16, Vec<u8>)> {
+        let out = self
+            .command("curl")
+            .args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .context("running curl in the namespace")?;
+        if !out.status.success() {
+            bail!("curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut body = out.stdout;
+        let nl = body
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .context("curl output")?;
+        let code = std::str::from_utf8(&body[nl + 1..])?.trim().parse()?;
+        body.truncate(nl);
+        Ok((code, body))
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // The holder's child (sleep) keeps the namespace; kill the process group's pair.
+        let _ = Command::new("pkill")
+            .args(["-P", &self.holder.child.id().to_string()])
+            .status();
     }
 }

@@ -96,8 +96,11 @@ impl WhipHttp {
         };
         let mut r = text_response(status, format!("{e}\n"));
         if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            // The same for an unknown key as for a busy one (a reconnecting publisher whose
+            // old session holds the key until it has been idle for 2 s): retry soon.
+            let h = r.headers_mut();
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             r.headers_mut()

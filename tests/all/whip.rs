@@ -1,0 +1,354 @@
+//! WHIP (RFC 9725) end to end: headless Chromium publishes its fake camera and microphone
+//! over WebRTC inside a private network namespace (Chromium will not use loopback ICE
+//! candidates; ../shared/TESTING.md), and hls.js and Shaka play the LL-HLS stream weir
+//! makes of it, across a reload of the publishing page. Bad requests get their 4xx.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use weir_e2e::*;
+
+const KEY: &str = "whip-secret-key-1";
+
+fn config(dir: &Path) -> String {
+    let path = dir.join("weir.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[whip]\nudp = \"{}:0\"\n[test_source]\nenabled = false\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n",
+            NetNs::SERVER
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// `node whip.mjs` inside the namespace; its JSON report.
+fn publish(ns: &NetNs, base: &str, extra: &[&str]) -> std::process::Child {
+    ns.command("node")
+        .current_dir(repo_root().join("tests/e2e"))
+        .args(["whip.mjs", "--page", &format!("{base}/"), "--whip", &format!("{base}/whip")])
+        .args(["--token", KEY])
+        .args(extra)
+        .env("CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn report(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    eprintln!("[whip.mjs] {line}");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("whip.mjs report {line:?}: {e}"))
+}
+
+fn wait_for_file(path: &Path, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The codec names ffprobe sees in the newest segment of `rendition` (init + segment).
+fn probe_codecs(ns: &NetNs, base: &str, dir: &Path) -> Vec<String> {
+    let playlist_url = format!("{base}/live/cam/src/index.m3u8");
+    let (_, body) = ns.curl(&playlist_url, &[]).unwrap();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let map = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .filter_map(|l| l.split('"').next())
+        .last()
+        .unwrap()
+        .to_owned();
+    let seg = text
+        .lines()
+        .filter(|l| l.starts_with("seg"))
+        .last()
+        .unwrap()
+        .to_owned();
+    let mut bytes = ns.curl(&format!("{base}/live/cam/src/{map}"), &[]).unwrap().1;
+    bytes.extend(ns.curl(&format!("{base}/live/cam/src/{seg}"), &[]).unwrap().1);
+    let file = dir.join("probe.mp4");
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload() {
+    let _serial = serial();
+    if !require_tools() || !require(&["unshare", "nsenter", "ip", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = NetNs::new().unwrap();
+    let cfg = config(dir.path());
+    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let base = format!("http://{}", weir.http);
+    let started = dir.path().join("started");
+    // Publish for 42 s, reloading the page 14 s in (a new session on the same key).
+    let publisher = publish(
+        &ns,
+        &base,
+        &[
+            "--codec",
+            "h264",
+            "--seconds",
+            "42",
+            "--reload-after",
+            "14",
+            "--started-file",
+            &started.to_string_lossy(),
+        ],
+    );
+    assert!(
+        wait_for_file(&started, Duration::from_secs(30)),
+        "the WHIP publisher never got media flowing"
+    );
+    let master = format!("{base}/live/cam/master.m3u8");
+    let end = Instant::now() + Duration::from_secs(20);
+    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // hls.js (current) from before the reload to after it.
+    let hls = Player::start_in(&ns, "hls", &master, 14, &["--current"])
+        .unwrap()
+        .join()
+        .unwrap();
+    // Shaka (current) on the second session.
+    let shaka = Player::start_in(&ns, "shaka", &master, 12, &["--current"])
+        .unwrap()
+        .join()
+        .unwrap();
+    let codecs = probe_codecs(&ns, &base, dir.path());
+    let (_, playlist) = ns
+        .curl(&format!("{base}/live/cam/src/index.m3u8"), &[])
+        .unwrap();
+    let playlist = String::from_utf8_lossy(&playlist).into_owned();
+    let r = report(publisher);
+    drop(weir);
+
+    for p in [&hls, &shaka] {
+        assert!(p.fatal.is_empty(), "{}: {:?}", p.player, p.fatal);
+        assert!(p.played >= 10.0, "{} played {:.1} s", p.player, p.played);
+    }
+    assert_eq!(codecs, ["h264", "aac"], "ffprobe sees {codecs:?}");
+    // Two publishes, both answered and connected, on the namespace's addresses only.
+    let publishes = r["publishes"].as_array().unwrap();
+    assert_eq!(publishes.len(), 2, "{r}");
+    for p in publishes {
+        assert_eq!(p["answer"]["status"], 201, "{p}");
+        let last = &p["last"];
+        assert_eq!(last["connectionState"], "connected", "{p}");
+        assert_eq!(last["video"]["codec"], "video/H264", "{p}");
+        assert_eq!(last["audio"]["codec"], "audio/opus", "{p}");
+        let pair = &last["pair"];
+        assert_eq!(pair["state"], "succeeded", "{p}");
+        let remote = pair["remote"].as_str().unwrap();
+        let local = pair["local"].as_str().unwrap();
+        assert!(remote.starts_with(&format!("{}:", NetNs::SERVER)), "remote {remote}");
+        assert!(local.starts_with("10.77.0."), "local {local}");
+    }
+    assert_eq!(r["deleteStatus"], 200, "{r}");
+    // The reload is a discontinuity in the stream, not a new stream.
+    assert!(
+        playlist.lines().any(|l| l == "#EXT-X-DISCONTINUITY"),
+        "{playlist}"
+    );
+}
+
+/// A WHIP offer with Chromium's shape: BUNDLEd Opus audio and H.264 (packetization mode 1).
+const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\n\
+a=fingerprint:sha-256 19:E2:1C:3B:4B:9F:81:E6:B8:5C:F4:A5:A8:D8:73:04:BB:05:2F:70:9F:04:A9:0E:05:E9:26:33:E8:70:88:A2\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n\
+a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\n\
+a=fingerprint:sha-256 19:E2:1C:3B:4B:9F:81:E6:B8:5C:F4:A5:A8:D8:73:04:BB:05:2F:70:9F:04:A9:0E:05:E9:26:33:E8:70:88:A2\r\n\
+a=setup:actpass\r\na=mid:1\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+/// (status, headers, body) of one request with curl.
+fn request(method: &str, url: &str, headers: &[&str], body: Option<&str>) -> (u16, String, String) {
+    let mut args = vec!["-sS", "-i", "-X", method, "--max-time", "10"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    if let Some(b) = body {
+        args.extend(["--data-binary", b]);
+    }
+    let out = std::process::Command::new("curl")
+        .args(&args)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_notices() {
+    let _serial = serial();
+    if !require(&["curl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.toml");
+    std::fs::write(
+        &path,
+        format!("[whip]\nudp = \"127.0.0.1:0\"\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n"),
+    )
+    .unwrap();
+    let weir = Weir::start(&["-c", &path.to_string_lossy()]).unwrap();
+    let test = weir.url("/live/test/src/index.m3u8");
+    wait_for_200(&test, Duration::from_secs(20)).unwrap();
+    let whip = weir.url(&format!("/whip/{KEY}"));
+    let sdp = "Content-Type: application/sdp";
+
+    // CORS preflight.
+    let (st, head, _) = request("OPTIONS", &whip, &["Origin: https://example.com"], None);
+    assert_eq!(st, 204);
+    assert!(head.contains("access-control-allow-methods: post, options"), "{head}");
+    assert!(head.contains("access-control-expose-headers: location"), "{head}");
+    assert!(head.contains("accept-post: application/sdp"), "{head}");
+
+    let cases: Vec<(&str, String, Vec<&str>, String, u16, &str)> = vec![
+        ("malformed SDP", whip.clone(), vec![sdp], "hello".into(), 400, "malformed SDP offer"),
+        (
+            "no usable codec",
+            whip.clone(),
+            vec![sdp],
+            OFFER.replace("H264/90000", "VP8/90000"),
+            422,
+            "no usable codec",
+        ),
+        (
+            "wrong token",
+            whip.clone(),
+            vec![sdp, "Authorization: Bearer not-the-key"],
+            OFFER.into(),
+            401,
+            "publish refused",
+        ),
+        ("unknown key", weir.url("/whip/nobody"), vec![sdp], OFFER.into(), 401, "publish refused"),
+        ("no key at all", weir.url("/whip"), vec![sdp], OFFER.into(), 401, "publish refused"),
+        (
+            "wrong content type",
+            whip.clone(),
+            vec!["Content-Type: text/plain"],
+            OFFER.into(),
+            415,
+            "application/sdp",
+        ),
+        (
+            "offer too large",
+            whip.clone(),
+            vec![sdp],
+            format!("{OFFER}{}", "a=x-padding:0123456789abcdef\r\n".repeat(4000)),
+            413,
+            "larger than",
+        ),
+    ];
+    for (what, url, headers, body, want, text) in &cases {
+        let (st, _, got) = request("POST", url, headers, Some(body));
+        assert_eq!(st, *want, "{what}: {got}");
+        assert!(got.contains(text), "{what}: {got:?} lacks {text:?}");
+    }
+    for (method, ct) in [("DELETE", None), ("PATCH", Some("Content-Type: application/trickle-ice-sdpfrag"))] {
+        let headers: Vec<&str> = ct.into_iter().collect();
+        let (st, _, got) = request(
+            method,
+            &weir.url("/whip/session/0123456789abcdef0123456789abcdef"),
+            &headers,
+            ct.map(|_| "a=candidate:1 1 udp 1 10.0.0.1 9 typ host\r\n"),
+        );
+        assert_eq!(st, 404, "{method} on an unknown session: {got}");
+        assert!(got.contains("no such WHIP session"), "{got}");
+    }
+
+    // A good offer is answered (no media follows: the session times out by itself).
+    let (st, head, answer) = request("POST", &whip, &[sdp], Some(OFFER));
+    assert_eq!(st, 201, "{answer}");
+    assert!(answer.contains("H264/90000") && answer.to_ascii_lowercase().contains("opus/48000"));
+    assert!(answer.contains("a=candidate:"), "{answer}");
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(head.contains("etag: \""), "{head}");
+    let resource = weir.url(&location);
+    let frag = "Content-Type: application/trickle-ice-sdpfrag";
+    let (st, _, got) = request(
+        "PATCH",
+        &resource,
+        &[frag],
+        Some("a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 192.0.2.7 50000 typ host\r\n"),
+    );
+    assert_eq!(st, 204, "trickle: {got}");
+    let (st, _, got) = request("PATCH", &resource, &[frag], Some("a=ice-ufrag:other\r\na=ice-pwd:0123456789abcdefghijklmn\r\n"));
+    assert_eq!(st, 422, "an ICE restart: {got}");
+    let (st, _, got) = request("PATCH", &resource, &[frag, "If-Match: \"nope\""], Some("a=end-of-candidates\r\n"));
+    assert_eq!(st, 412, "a stale ETag: {got}");
+    let (st, _, _) = request("DELETE", &resource, &[], None);
+    assert_eq!(st, 200);
+    // The session is gone (its task ends and forgets it).
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, _, _) = request("DELETE", &resource, &[], None);
+        if st == 404 {
+            break;
+        }
+        assert!(Instant::now() < end, "DELETE kept answering {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Nothing else noticed: the test stream kept going, and weir is up.
+    let before = media_sequence(&test);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = media_sequence(&test);
+    assert!(after > before, "the test stream stopped: {before} → {after}");
+    drop(weir);
+}
+
+fn media_sequence(url: &str) -> u64 {
+    let (st, body) = curl(url, &[]).unwrap();
+    assert_eq!(st, 200);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    // The live edge: the media sequence plus the segments listed.
+    let msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let parts = text.lines().filter(|l| l.starts_with("#EXT-X-PART:")).count() as u64;
+    msn * 1000 + parts
+}
