@@ -239,7 +239,8 @@ impl OpusToAac {
         let at = self.enc.position();
         // Up to one Opus frame (20 ms) of jitter is the packet's own placement; more is a gap.
         if pts > at + 960 && pts - at <= MAX_GAP {
-            self.enc.push_silence(usize::try_from(pts - at).unwrap_or(0));
+            self.enc
+                .push_silence(usize::try_from(pts - at).unwrap_or(0));
         } else if pts + 960 <= at {
             // Entirely in the past (a late duplicate): already covered.
             return Ok(Vec::new());
@@ -310,7 +311,10 @@ mod tests {
         crate::init().unwrap();
         // Real Opus packets: 20 ms frames of a tone from libopus (what browsers run).
         let codec = encoder::find_by_name("libopus").unwrap();
-        let mut ctx = codec::Context::new_with_codec(codec).encoder().audio().unwrap();
+        let mut ctx = codec::Context::new_with_codec(codec)
+            .encoder()
+            .audio()
+            .unwrap();
         ctx.set_rate(48_000);
         ctx.set_channel_layout(ChannelLayout::STEREO);
         ctx.set_format(SampleFormat::I16(SampleType::Packed));
@@ -319,7 +323,11 @@ mod tests {
         let mut opus = ctx.open_with(Dictionary::new()).unwrap();
         let mut packets = Vec::new();
         for i in 0..50i64 {
-            let mut f = frame::Audio::new(SampleFormat::I16(SampleType::Packed), 960, ChannelLayout::STEREO);
+            let mut f = frame::Audio::new(
+                SampleFormat::I16(SampleType::Packed),
+                960,
+                ChannelLayout::STEREO,
+            );
             f.set_rate(48_000);
             let tone = crate::picture::tone(i as u64 * 960, 960);
             // Packed stereo: interleaved 16-bit samples in the first data plane.

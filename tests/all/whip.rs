@@ -28,7 +28,13 @@ fn config(dir: &Path) -> String {
 fn publish(ns: &NetNs, base: &str, extra: &[&str]) -> std::process::Child {
     ns.command("node")
         .current_dir(repo_root().join("tests/e2e"))
-        .args(["whip.mjs", "--page", &format!("{base}/"), "--whip", &format!("{base}/whip")])
+        .args([
+            "whip.mjs",
+            "--page",
+            &format!("{base}/"),
+            "--whip",
+            &format!("{base}/whip"),
+        ])
         .args(["--token", KEY])
         .args(extra)
         .env("CHROMIUM", chromium())
@@ -67,21 +73,34 @@ fn probe_codecs(ns: &NetNs, base: &str, dir: &Path) -> Vec<String> {
         .lines()
         .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
         .filter_map(|l| l.split('"').next())
-        .last()
+        .next_back()
         .unwrap()
         .to_owned();
     let seg = text
         .lines()
-        .filter(|l| l.starts_with("seg"))
-        .last()
+        .rfind(|l| l.starts_with("seg"))
         .unwrap()
         .to_owned();
-    let mut bytes = ns.curl(&format!("{base}/live/cam/src/{map}"), &[]).unwrap().1;
-    bytes.extend(ns.curl(&format!("{base}/live/cam/src/{seg}"), &[]).unwrap().1);
+    let mut bytes = ns
+        .curl(&format!("{base}/live/cam/src/{map}"), &[])
+        .unwrap()
+        .1;
+    bytes.extend(
+        ns.curl(&format!("{base}/live/cam/src/{seg}"), &[])
+            .unwrap()
+            .1,
+    );
     let file = dir.join("probe.mp4");
     std::fs::write(&file, bytes).unwrap();
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&file)
         .output()
         .unwrap();
@@ -163,7 +182,10 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
         assert_eq!(pair["state"], "succeeded", "{p}");
         let remote = pair["remote"].as_str().unwrap();
         let local = pair["local"].as_str().unwrap();
-        assert!(remote.starts_with(&format!("{}:", NetNs::SERVER)), "remote {remote}");
+        assert!(
+            remote.starts_with(&format!("{}:", NetNs::SERVER)),
+            "remote {remote}"
+        );
         assert!(local.starts_with("10.77.0."), "local {local}");
     }
     assert_eq!(r["deleteStatus"], 200, "{r}");
@@ -223,7 +245,9 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
     let path = dir.path().join("weir.toml");
     std::fs::write(
         &path,
-        format!("[whip]\nudp = \"127.0.0.1:0\"\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n"),
+        format!(
+            "[whip]\nudp = \"127.0.0.1:0\"\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n"
+        ),
     )
     .unwrap();
     let weir = Weir::start(&["-c", &path.to_string_lossy()]).unwrap();
@@ -235,12 +259,27 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
     // CORS preflight.
     let (st, head, _) = request("OPTIONS", &whip, &["Origin: https://example.com"], None);
     assert_eq!(st, 204);
-    assert!(head.contains("access-control-allow-methods: post, options"), "{head}");
-    assert!(head.contains("access-control-expose-headers: location"), "{head}");
+    assert!(
+        head.contains("access-control-allow-methods: post, options"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-expose-headers: location"),
+        "{head}"
+    );
     assert!(head.contains("accept-post: application/sdp"), "{head}");
 
-    let cases: Vec<(&str, String, Vec<&str>, String, u16, &str)> = vec![
-        ("malformed SDP", whip.clone(), vec![sdp], "hello".into(), 400, "malformed SDP offer"),
+    // (what, url, headers, body, status, a phrase of the answer)
+    type Case<'a> = (&'a str, String, Vec<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "malformed SDP",
+            whip.clone(),
+            vec![sdp],
+            "hello".into(),
+            400,
+            "malformed SDP offer",
+        ),
         (
             "no usable codec",
             whip.clone(),
@@ -257,8 +296,22 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
             401,
             "publish refused",
         ),
-        ("unknown key", weir.url("/whip/nobody"), vec![sdp], OFFER.into(), 401, "publish refused"),
-        ("no key at all", weir.url("/whip"), vec![sdp], OFFER.into(), 401, "publish refused"),
+        (
+            "unknown key",
+            weir.url("/whip/nobody"),
+            vec![sdp],
+            OFFER.into(),
+            401,
+            "publish refused",
+        ),
+        (
+            "no key at all",
+            weir.url("/whip"),
+            vec![sdp],
+            OFFER.into(),
+            401,
+            "publish refused",
+        ),
         (
             "wrong content type",
             whip.clone(),
@@ -281,7 +334,13 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
         assert_eq!(st, *want, "{what}: {got}");
         assert!(got.contains(text), "{what}: {got:?} lacks {text:?}");
     }
-    for (method, ct) in [("DELETE", None), ("PATCH", Some("Content-Type: application/trickle-ice-sdpfrag"))] {
+    for (method, ct) in [
+        ("DELETE", None),
+        (
+            "PATCH",
+            Some("Content-Type: application/trickle-ice-sdpfrag"),
+        ),
+    ] {
         let headers: Vec<&str> = ct.into_iter().collect();
         let (st, _, got) = request(
             method,
@@ -314,9 +373,19 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
         Some("a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 192.0.2.7 50000 typ host\r\n"),
     );
     assert_eq!(st, 204, "trickle: {got}");
-    let (st, _, got) = request("PATCH", &resource, &[frag], Some("a=ice-ufrag:other\r\na=ice-pwd:0123456789abcdefghijklmn\r\n"));
+    let (st, _, got) = request(
+        "PATCH",
+        &resource,
+        &[frag],
+        Some("a=ice-ufrag:other\r\na=ice-pwd:0123456789abcdefghijklmn\r\n"),
+    );
     assert_eq!(st, 422, "an ICE restart: {got}");
-    let (st, _, got) = request("PATCH", &resource, &[frag, "If-Match: \"nope\""], Some("a=end-of-candidates\r\n"));
+    let (st, _, got) = request(
+        "PATCH",
+        &resource,
+        &[frag, "If-Match: \"nope\""],
+        Some("a=end-of-candidates\r\n"),
+    );
     assert_eq!(st, 412, "a stale ETag: {got}");
     let (st, _, _) = request("DELETE", &resource, &[], None);
     assert_eq!(st, 200);
@@ -335,7 +404,10 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
     let before = media_sequence(&test);
     std::thread::sleep(Duration::from_secs(3));
     let after = media_sequence(&test);
-    assert!(after > before, "the test stream stopped: {before} → {after}");
+    assert!(
+        after > before,
+        "the test stream stopped: {before} → {after}"
+    );
     drop(weir);
 }
 
@@ -349,6 +421,9 @@ fn media_sequence(url: &str) -> u64 {
         .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
-    let parts = text.lines().filter(|l| l.starts_with("#EXT-X-PART:")).count() as u64;
+    let parts = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .count() as u64;
     msn * 1000 + parts
 }

@@ -1047,7 +1047,10 @@ impl NetNs {
             .output()
             .context("running curl in the namespace")?;
         if !out.status.success() {
-            bail!("curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "curl {url} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let mut body = out.stdout;
         let nl = body

@@ -176,7 +176,10 @@ impl WhipConfig {
                 "whip.candidate_ips: {ip} is not an address a publisher can reach"
             )));
         }
-        if self.keyframe_interval_ms.is_some_and(|ms| !(100..=60_000).contains(&ms)) {
+        if self
+            .keyframe_interval_ms
+            .is_some_and(|ms| !(100..=60_000).contains(&ms))
+        {
             return Err(Error::Config(
                 "whip.keyframe_interval_ms must be 100..=60000".into(),
             ));

@@ -106,7 +106,6 @@ pub use api::{
     json_response, parse_cue_request, text_response, Admission, ApiHandler, CueSpec, MAX_API_BODY,
 };
 pub use body::Body;
-pub use server::Connection;
 pub use error::{error_response, Classification, Error, Fault, Result};
 pub use phase::{
     Filtered, ManifestFilter, PassThrough, RequestCtx, HIDDEN_RENDITIONS_HEADER, PUBLISHER_HEADER,
@@ -114,6 +113,7 @@ pub use phase::{
 };
 pub use range::{parse as parse_range, Spec as RangeSpec};
 pub use route::{parse as parse_route, parse_hls_query, HlsQuery, Route, Skip};
+pub use server::Connection;
 pub use settings::*;
 pub use tls::{load_tls, tls_config, PreparedCert, ReloadableTls};
 

@@ -200,12 +200,13 @@ impl ServeArgs {
 
 /// `WEIR_LOG` unset: info, but the WebRTC stack (webrtc-rs's `rtc` crates) only for
 /// warnings: it reports each session's state changes at info, which weir's own lines do.
-const DEFAULT_LOG: &str = "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srtp=warn,rtc_interceptor=warn";
+const DEFAULT_LOG: &str =
+    "info,rtc=warn,rtc_ice=warn,rtc_dtls=error,rtc_srtp=warn,rtc_interceptor=warn";
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| DEFAULT_LOG.into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| DEFAULT_LOG.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

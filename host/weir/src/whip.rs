@@ -78,7 +78,10 @@ fn content_type_is(head: &http::request::Parts, wanted: &str) -> bool {
 impl WhipHttp {
     fn cors(&self, r: &mut Response<Body>) {
         let h = r.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, self.cors_allow_origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.cors_allow_origin.clone(),
+        );
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
@@ -89,7 +92,9 @@ impl WhipHttp {
         let status = match e {
             WhipError::BadOffer(_) | WhipError::BadFragment(_) => StatusCode::BAD_REQUEST,
             WhipError::NoCodec(_) | WhipError::IceRestart => StatusCode::UNPROCESSABLE_ENTITY,
-            WhipError::Refused { overloaded: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            WhipError::Refused {
+                overloaded: true, ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
             WhipError::Refused { .. } => StatusCode::UNAUTHORIZED,
             WhipError::UnknownSession => StatusCode::NOT_FOUND,
             WhipError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -121,12 +126,18 @@ impl WhipHttp {
                 Target::Session(_) => "PATCH, DELETE, OPTIONS",
             };
             h.insert(header::ALLOW, HeaderValue::from_static(methods));
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(methods),
+            );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("Authorization, Content-Type, If-Match"),
             );
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
             h.insert("accept-post", HeaderValue::from_static("application/sdp"));
             return r;
         }
@@ -166,8 +177,13 @@ impl WhipHttp {
                     Ok(answer) => {
                         let mut r = text_response(StatusCode::CREATED, answer.sdp);
                         let h = r.headers_mut();
-                        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
-                        if let Ok(v) = HeaderValue::from_str(&format!("/whip/session/{}", answer.id)) {
+                        h.insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/sdp"),
+                        );
+                        if let Ok(v) =
+                            HeaderValue::from_str(&format!("/whip/session/{}", answer.id))
+                        {
                             h.insert(header::LOCATION, v);
                         }
                         if let Ok(v) = HeaderValue::from_str(&answer.etag) {
@@ -190,7 +206,9 @@ impl WhipHttp {
             }
             (&Method::PATCH, Target::Session(id)) => {
                 if let (Some(want), Some(tag)) = (
-                    head.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()),
+                    head.headers
+                        .get(header::IF_MATCH)
+                        .and_then(|v| v.to_str().ok()),
                     self.whip.etag(id),
                 ) {
                     if want != "*" && want != tag {
@@ -224,8 +242,12 @@ impl WhipHttp {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, format!("allowed: {allow}\n"));
-    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    let mut r = text_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("allowed: {allow}\n"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
 

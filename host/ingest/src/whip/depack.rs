@@ -439,7 +439,7 @@ pub(crate) fn h264_payload_ok(p: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::disallowed_methods)] // an epoch for the test
 mod tests {
     use super::*;
     use rtc::rtp::header::Header;
@@ -499,9 +499,8 @@ mod tests {
     fn depack() -> (Depack, Arc<Mutex<Vec<i64>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
-        let transcoders: Transcoders = Arc::new(move |_| {
-            Ok(Box::new(Fake(Arc::clone(&s))) as Box<dyn AudioTranscoder>)
-        });
+        let transcoders: Transcoders =
+            Arc::new(move |_| Ok(Box::new(Fake(Arc::clone(&s))) as Box<dyn AudioTranscoder>));
         (Depack::new(Instant::now(), true, transcoders), seen)
     }
 
@@ -514,12 +513,28 @@ mod tests {
         let (mut d, _) = depack();
         let t0 = d.start;
         // A P frame first: nothing decodes, a keyframe is asked for.
-        d.push(t0, Kind::Video, packet(1, 1000, true, vec![0x41, 0x9a, 1, 2]));
+        d.push(
+            t0,
+            Kind::Video,
+            packet(1, 1000, true, vec![0x41, 0x9a, 1, 2]),
+        );
         // (The sample builder releases a frame when the next one starts.)
         d.push(t0, Kind::Video, packet(2, 4000, false, stap_a(&[SPS, PPS])));
-        d.push(t0, Kind::Video, packet(3, 4000, true, vec![0x65, 0x88, 1, 2]));
-        d.push(t0, Kind::Video, packet(4, 7000, true, vec![0x41, 0x9a, 3, 4]));
-        d.push(t0, Kind::Video, packet(5, 10000, true, vec![0x41, 0x9a, 5, 6]));
+        d.push(
+            t0,
+            Kind::Video,
+            packet(3, 4000, true, vec![0x65, 0x88, 1, 2]),
+        );
+        d.push(
+            t0,
+            Kind::Video,
+            packet(4, 7000, true, vec![0x41, 0x9a, 3, 4]),
+        );
+        d.push(
+            t0,
+            Kind::Video,
+            packet(5, 10000, true, vec![0x41, 0x9a, 5, 6]),
+        );
         assert!(d.take_keyframe_request());
         let ev = events(&mut d);
         let MediaEvent::Tracks(tracks) = &ev[0] else {
@@ -561,10 +576,26 @@ mod tests {
         d.push(t0, Kind::Audio, packet(10, 500, true, vec![0xfc, 1]));
         d.push(t0, Kind::Audio, packet(11, 1460, true, vec![0xfc, 2]));
         d.push(t0, Kind::Video, packet(1, 1000, false, stap_a(&[SPS, PPS])));
-        d.push(t0, Kind::Video, packet(2, 1000, true, vec![0x65, 0x88, 1, 2]));
-        d.push(t0, Kind::Video, packet(3, 4000, true, vec![0x41, 0x9a, 3, 4]));
-        d.push(t0 + Duration::from_millis(40), Kind::Audio, packet(12, 2420, true, vec![0xfc, 3]));
-        d.push(t0 + Duration::from_millis(40), Kind::Audio, packet(13, 3380, true, vec![0xfc, 4]));
+        d.push(
+            t0,
+            Kind::Video,
+            packet(2, 1000, true, vec![0x65, 0x88, 1, 2]),
+        );
+        d.push(
+            t0,
+            Kind::Video,
+            packet(3, 4000, true, vec![0x41, 0x9a, 3, 4]),
+        );
+        d.push(
+            t0 + Duration::from_millis(40),
+            Kind::Audio,
+            packet(12, 2420, true, vec![0xfc, 3]),
+        );
+        d.push(
+            t0 + Duration::from_millis(40),
+            Kind::Audio,
+            packet(13, 3380, true, vec![0xfc, 4]),
+        );
         let ev = events(&mut d);
         let audio: Vec<&Sample> = ev
             .iter()
@@ -603,7 +634,11 @@ mod tests {
         assert_eq!(h.arrived(t0, 1), 0); // across the wrap: 65535 and 0 missing
         assert_eq!(h.arrived(t0, 65535), 0); // late, not lost
         assert_eq!(h.arrived(t0 + MAX_DELAY, 2), 1, "0 never came");
-        assert_eq!(h.arrived(t0 + MAX_DELAY, 0), 0, "too late to matter: no double count");
+        assert_eq!(
+            h.arrived(t0 + MAX_DELAY, 0),
+            0,
+            "too late to matter: no double count"
+        );
         assert!(h.missing.is_empty());
     }
 }

@@ -164,13 +164,8 @@ impl Shared {
     /// 64 unpredictable bits (the std hasher's keys come from the OS's random source).
     fn random(&self) -> u64 {
         let mut h = self.random.build_hasher();
+        // SipHash under the process's random keys, over a number never hashed twice.
         h.write_u64(self.next_id.fetch_add(1, Ordering::Relaxed));
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
         h.finish()
     }
 }
@@ -219,6 +214,7 @@ impl Whip {
 
     /// A publisher's offer for `key`, from `peer`, whose HTTP request reached `local_ip`.
     /// Checks the offer, then the key (the publish contract), then answers.
+    #[allow(clippy::disallowed_methods)] // the HTTP side drives the connection's start
     pub fn offer(
         &self,
         peer: SocketAddr,
@@ -250,7 +246,8 @@ impl Whip {
             }
         })?;
 
-        let mut pc = peer_connection().map_err(|e| WhipError::Internal(e.to_string()))?;
+        let mut pc =
+            peer_connection(Instant::now()).map_err(|e| WhipError::Internal(e.to_string()))?;
         let offer_desc = RTCSessionDescription::offer(offer.to_owned())
             .map_err(|e| WhipError::BadOffer(e.to_string()))?;
         pc.set_remote_description(Instant::now(), offer_desc)
@@ -426,7 +423,6 @@ fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
                 rtcp_feedback: vec![],
             },
             payload_type: 111,
-            ..Default::default()
         },
         RtpCodecKind::Audio,
     )?;
@@ -434,7 +430,12 @@ fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
         typ: typ.to_owned(),
         parameter: parameter.to_owned(),
     };
-    for (pt, profile) in [(102, "42001f"), (125, "42e01f"), (127, "4d001f"), (123, "640032")] {
+    for (pt, profile) in [
+        (102, "42001f"),
+        (125, "42e01f"),
+        (127, "4d001f"),
+        (123, "640032"),
+    ] {
         m.register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: RTCRtpCodec {
@@ -451,7 +452,6 @@ fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
                     ],
                 },
                 payload_type: pt,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )?;
@@ -459,14 +459,16 @@ fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
     Ok(m)
 }
 
-fn peer_connection() -> Result<rtc::peer_connection::RTCPeerConnection, rtc::shared::error::Error> {
+fn peer_connection(
+    now: Instant,
+) -> Result<rtc::peer_connection::RTCPeerConnection, rtc::shared::error::Error> {
     let mut m = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut m)?;
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(m)
         .with_interceptor_registry(registry)
-        .build(Instant::now())?;
+        .build(now)?;
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         pc.add_transceiver_from_kind(
             kind,

@@ -82,6 +82,7 @@ pub(crate) fn local_ufrag(data: &[u8]) -> Option<String> {
 /// Reads the socket and hands each datagram to its session, until the socket fails. A
 /// session whose queue is full loses the datagram (as the network would), and nothing else
 /// waits for it.
+#[allow(clippy::disallowed_methods)] // the socket's reader stamps each datagram's arrival
 pub(crate) async fn run(socket: Arc<UdpSocket>, routes: Arc<Routes>) {
     let mut buf = vec![0u8; 2048];
     loop {
@@ -106,10 +107,10 @@ pub(crate) async fn run(socket: Arc<UdpSocket>, routes: Arc<Routes>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::disallowed_methods)] // an epoch for the test
 mod tests {
     use super::*;
-    use rtc::stun::message::{BINDING_REQUEST, TransactionId};
+    use rtc::stun::message::{TransactionId, BINDING_REQUEST};
     use rtc::stun::textattrs::TextAttribute;
 
     fn binding(user: &str) -> Vec<u8> {
@@ -134,7 +135,12 @@ mod tests {
         assert!(routes.route(a, &[22, 254, 253, 0, 0]).is_none());
         assert!(routes.route(a, &binding("nope:xyz")).is_none());
         let got = routes.route(a, &binding("abcd:xyz")).unwrap();
-        got.try_send(Datagram { from: a, at: Instant::now(), data: BytesMut::new() }).unwrap();
+        got.try_send(Datagram {
+            from: a,
+            at: Instant::now(),
+            data: BytesMut::new(),
+        })
+        .unwrap();
         assert!(rx.try_recv().is_ok());
         // Now the address alone routes, and only that address.
         assert!(routes.route(a, &[22, 254, 253, 0, 0]).is_some());

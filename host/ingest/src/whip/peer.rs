@@ -55,6 +55,8 @@ const PLI_MIN_GAP: Duration = Duration::from_millis(500);
 /// packager cuts a segment on the first keyframe at its target).
 const KEYFRAME_SLACK: Duration = Duration::from_millis(20);
 
+// A session's task is its driver: it reads the clock for the sans-IO peer connection.
+#[allow(clippy::disallowed_methods)]
 impl Peer {
     pub(crate) async fn run(mut self) {
         let result = self.drive().await;
@@ -150,7 +152,11 @@ impl Peer {
                         last_keyframe = Some(now);
                     }
                 }
-                if !self.publishing.forward(event, settings.sink_timeout).await? {
+                if !self
+                    .publishing
+                    .forward(event, settings.sink_timeout)
+                    .await?
+                {
                     return Ok(End::PipelineClosed);
                 }
             }
@@ -158,7 +164,8 @@ impl Peer {
             // `keyframe_interval` (browsers send one only when asked; segments need them).
             let now = Instant::now();
             let due = self.depack.take_keyframe_request()
-                || last_keyframe.is_some_and(|t| now.duration_since(t) >= settings.keyframe_interval);
+                || last_keyframe
+                    .is_some_and(|t| now.duration_since(t) >= settings.keyframe_interval);
             if due && last_pli.is_none_or(|t| now.duration_since(t) >= PLI_MIN_GAP) {
                 if let Some((ssrc, receiver)) = video_ssrc {
                     if let Some(mut r) = self.pc.rtp_receiver(receiver) {

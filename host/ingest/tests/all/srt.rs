@@ -1212,7 +1212,13 @@ fn a_handshake_flood_leaves_the_listener_bounded_state() {
     assert_eq!(statistics.cx_pending, (MAX_PENDING_SESSIONS - 1) as u64);
     assert_eq!(statistics.cx_sessions, MAX_PENDING_SESSIONS as u64);
     assert_eq!(statistics.cx_pending_dropped, over as u64);
-    assert_eq!(expired, waiting.iter().copied().collect());
+    assert_eq!(
+        expired,
+        waiting
+            .iter()
+            .copied()
+            .collect::<std::collections::HashSet<_>>()
+    );
     assert_eq!(listener.pending_sessions(), 0);
     assert_eq!(listener.sessions(), 1);
 
