@@ -75,7 +75,7 @@ run_weir() { # player seg part gop mode label
     transcoded) extra=(--config "$WORK/ladder.toml"); size=640x360 ;;
     transcoded-idr-parts) extra=(--config "$WORK/ladder-idr.toml"); size=640x360 ;;
   esac
-  "$BIN" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source --segment-ms "$2" --part-ms "$3" "${extra[@]}" \
+  "$BIN" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --whip-udp 127.0.0.1:0 --no-test-source --segment-ms "$2" --part-ms "$3" "${extra[@]}" \
     > "$WORK/weir.out" 2> "$WORK/weir.err" &
   local pid=$!
   PIDS+=($pid)

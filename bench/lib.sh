@@ -45,7 +45,7 @@ bench_clip() {
 # start_weir [ARGS…]: `weir serve` on 127.0.0.1 ports (no test source) with ARGS; sets
 # WEIR_PID, HTTP, RTMP and SRT, and exits the script if weir does not come up.
 start_weir() {
-  "$WEIR" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source \
+  "$WEIR" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --whip-udp 127.0.0.1:0 --no-test-source \
     "$@" > "$WORK/weir.out" 2> "$WORK/weir.err" &
   WEIR_PID=$!
   PIDS+=("$WEIR_PID")

@@ -43,7 +43,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 SECS=$((MINUTES * 60))
-"$WEIR_BIN" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --no-test-source \
+"$WEIR_BIN" serve --http 127.0.0.1:0 --rtmp 127.0.0.1:0 --srt 127.0.0.1:0 --whip-udp 127.0.0.1:0 --no-test-source \
   --segment-ms 2000 --part-ms 500 > "$WORK/weir.out" 2> "$WORK/weir.err" &
 WEIR_PID=$!
 PIDS+=("$WEIR_PID")

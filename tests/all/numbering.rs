@@ -154,7 +154,13 @@ fn an_unwritable_state_dir_stops_startup_with_the_key_named() {
     std::fs::write(&file, b"x").unwrap();
     let out = Command::new(weir_bin())
         .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"])
-        .args(["--srt", "127.0.0.1:0", "--state-dir"])
+        .args([
+            "--srt",
+            "127.0.0.1:0",
+            "--whip-udp",
+            "127.0.0.1:0",
+            "--state-dir",
+        ])
         .arg(&file)
         .output()
         .unwrap();

@@ -131,6 +131,8 @@ impl Weir {
             "127.0.0.1:0",
             "--srt",
             "127.0.0.1:0",
+            "--whip-udp",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .args(if extra.contains(&"--test-source") {

@@ -106,6 +106,9 @@ struct ServeArgs {
     /// SRT listener (UDP), e.g. 0.0.0.0:9000.
     #[arg(long)]
     srt: Option<SocketAddr>,
+    /// WHIP's UDP port (WebRTC media of every WHIP session), e.g. 0.0.0.0:8189.
+    #[arg(long)]
+    whip_udp: Option<SocketAddr>,
     /// SRT passphrase every caller must use (AES); none by default.
     #[arg(long, env = "WEIR_SRT_PASSPHRASE")]
     srt_passphrase: Option<String>,
@@ -162,6 +165,9 @@ impl ServeArgs {
         }
         if let Some(a) = self.srt {
             c.srt.listen = a;
+        }
+        if let Some(a) = self.whip_udp {
+            c.whip.udp = a;
         }
         if let Some(p) = &self.srt_passphrase {
             c.srt.passphrase = Some(p.clone());
@@ -616,7 +622,14 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         });
     }
 
-    print_banner(&config, http_addr, https_addr, rtmp_addr, srt_addr);
+    print_banner(
+        &config,
+        http_addr,
+        https_addr,
+        rtmp_addr,
+        srt_addr,
+        whip.as_ref().map(weir_ingest::Whip::udp_addr),
+    );
     ready.listening();
 
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
@@ -795,6 +808,7 @@ fn print_banner(
     https: Option<SocketAddr>,
     rtmp: Option<SocketAddr>,
     srt: Option<SocketAddr>,
+    whip: Option<SocketAddr>,
 ) {
     let host = |a: SocketAddr| {
         if a.ip().is_unspecified() {
@@ -813,6 +827,9 @@ fn print_banner(
     }
     if let Some(a) = srt {
         println!("listening srt={a}");
+    }
+    if let Some(a) = whip {
+        println!("listening whip-udp={a}");
     }
     println!();
     println!("weir {} is up", env!("CARGO_PKG_VERSION"));
@@ -843,6 +860,13 @@ fn print_banner(
             "  or over SRT: srt://{}?streamid=#!::r={}/<stream-key>,m=publish (MPEG-TS)",
             host(a),
             config.rtmp.app
+        );
+    }
+    if let Some(a) = whip {
+        println!(
+            "  or WHIP:     http://{}/whip/<stream-key> (WebRTC media on udp {})",
+            host(http),
+            a.port()
         );
     }
     use std::io::Write as _;

@@ -394,7 +394,7 @@ impl Depack {
 
 /// What the transcoder writes (AAC-LC, 48 kHz, stereo), for tracks sent before its first
 /// packet arrives.
-fn aac_placeholder() -> AacConfig {
+pub(crate) fn aac_placeholder() -> AacConfig {
     AacConfig {
         asc: Bytes::from_static(&[0x11, 0x90]),
         object_type: 2,

@@ -16,6 +16,7 @@
 //! ([`WhipError::NoCodec`]).
 
 mod depack;
+pub mod fuzzing;
 mod mux;
 mod peer;
 
@@ -543,6 +544,11 @@ fn sdp_attr(sdp: &str, name: &str) -> Option<String> {
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
         .map(str::to_owned)
+}
+
+/// A browser's offer (Chromium's shape): the fuzz target's peer connections answer it.
+fn tests_offer() -> &'static str {
+    include_str!("offer.sdp")
 }
 
 #[cfg(test)]

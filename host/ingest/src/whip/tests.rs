@@ -3,40 +3,7 @@
 use super::*;
 
 /// The shape of Chromium's offer (trimmed): audio and video, BUNDLE, H.264 mode 0 and 1.
-pub(crate) const OFFER: &str = "v=0\r\n\
-o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n\
-s=-\r\n\
-t=0 0\r\n\
-a=group:BUNDLE 0 1\r\n\
-a=msid-semantic: WMS\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
-c=IN IP4 0.0.0.0\r\n\
-a=rtcp:9 IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:abcd\r\n\
-a=ice-pwd:0123456789abcdefghijklmn\r\n\
-a=fingerprint:sha-256 19:E2:1C:3B:4B:9F:81:E6:B8:5C:F4:A5:A8:D8:73:04:BB:05:2F:70:9F:04:A9:0E:05:E9:26:33:E8:70:88:A2\r\n\
-a=setup:actpass\r\n\
-a=mid:0\r\n\
-a=sendonly\r\n\
-a=rtcp-mux\r\n\
-a=rtpmap:111 opus/48000/2\r\n\
-a=fmtp:111 minptime=10;useinbandfec=1\r\n\
-m=video 9 UDP/TLS/RTP/SAVPF 96 102 103\r\n\
-c=IN IP4 0.0.0.0\r\n\
-a=rtcp:9 IN IP4 0.0.0.0\r\n\
-a=ice-ufrag:abcd\r\n\
-a=ice-pwd:0123456789abcdefghijklmn\r\n\
-a=fingerprint:sha-256 19:E2:1C:3B:4B:9F:81:E6:B8:5C:F4:A5:A8:D8:73:04:BB:05:2F:70:9F:04:A9:0E:05:E9:26:33:E8:70:88:A2\r\n\
-a=setup:actpass\r\n\
-a=mid:1\r\n\
-a=sendonly\r\n\
-a=rtcp-mux\r\n\
-a=rtpmap:96 VP8/90000\r\n\
-a=rtpmap:102 H264/90000\r\n\
-a=rtcp-fb:102 nack pli\r\n\
-a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
-a=rtpmap:103 H264/90000\r\n\
-a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n";
+pub(crate) const OFFER: &str = include_str!("offer.sdp");
 
 #[test]
 fn an_offer_with_h264_mode_1_is_taken_and_says_whether_it_has_opus() {
