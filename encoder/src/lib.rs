@@ -30,6 +30,7 @@ mod ladder;
 pub mod picture;
 mod rung;
 mod still;
+mod transcode;
 mod video;
 
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub use engine::{check_image, spawn, Source, Start};
 pub use event::EncoderEvent;
 pub use ladder::{default_ladder, plan, Rung, RungSpec};
 pub use still::still_clip;
+pub use transcode::Vp8ToH264;
 pub use video::{nvenc_available, VideoCodec};
 
 /// Video timestamps are 90 kHz, like the rest of Weir's video.

@@ -284,7 +284,7 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
             "no usable codec",
             whip.clone(),
             vec![sdp],
-            OFFER.replace("H264/90000", "VP8/90000"),
+            OFFER.replace("H264/90000", "AV1/90000"),
             422,
             "no usable codec",
         ),
@@ -426,4 +426,66 @@ fn media_sequence(url: &str) -> u64 {
         .filter(|l| l.starts_with("#EXT-X-PART:"))
         .count() as u64;
     msn * 1000 + parts
+}
+
+#[test]
+fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka() {
+    let _serial = serial();
+    if !require_tools() || !require(&["unshare", "nsenter", "ip", "ffprobe"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = NetNs::new().unwrap();
+    let cfg = config(dir.path());
+    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let base = format!("http://{}", weir.http);
+    let started = dir.path().join("started");
+    // The key in the path this time (`POST /whip/{key}`), and VP8 only in the offer.
+    let publisher = ns
+        .command("node")
+        .current_dir(repo_root().join("tests/e2e"))
+        .args(["whip.mjs", "--page", &format!("{base}/")])
+        .args(["--whip", &format!("{base}/whip/{KEY}")])
+        .args(["--codec", "vp8", "--seconds", "32"])
+        .args(["--started-file", &started.to_string_lossy()])
+        .env("CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_file(&started, Duration::from_secs(30)),
+        "the WHIP publisher never got media flowing"
+    );
+    let master = format!("{base}/live/cam/master.m3u8");
+    let end = Instant::now() + Duration::from_secs(20);
+    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The pinned player versions here (the H.264 test plays the current ones).
+    let hls = Player::start_in(&ns, "hls", &master, 12, &[])
+        .unwrap()
+        .join()
+        .unwrap();
+    let shaka = Player::start_in(&ns, "shaka", &master, 12, &[])
+        .unwrap()
+        .join()
+        .unwrap();
+    let codecs = probe_codecs(&ns, &base, dir.path());
+    let (_, mv) = ns.curl(&master, &[]).unwrap();
+    let mv = String::from_utf8_lossy(&mv).into_owned();
+    let r = report(publisher);
+    drop(weir);
+
+    for p in [&hls, &shaka] {
+        assert!(p.fatal.is_empty(), "{}: {:?}", p.player, p.fatal);
+        assert!(p.played >= 10.0, "{} played {:.1} s", p.player, p.played);
+    }
+    let p = &r["publishes"][0];
+    assert_eq!(p["answer"]["status"], 201, "{r}");
+    assert_eq!(p["last"]["video"]["codec"], "video/VP8", "{r}");
+    assert_eq!(p["last"]["pair"]["state"], "succeeded", "{r}");
+    assert_eq!(codecs, ["h264", "aac"], "ffprobe sees {codecs:?}");
+    assert!(mv.contains("CODECS=\"avc1."), "{mv}");
 }

@@ -49,10 +49,12 @@ async function publish({ whip, codec, token }) {
   for (const track of media.getTracks()) {
     const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
     if (track.kind === 'video') {
+      // Offer the one codec asked for (and the repair formats), as a publisher configured
+      // for it does: the server cannot pick another.
       const all = RTCRtpSender.getCapabilities('video').codecs;
       const want = all.filter((c) => c.mimeType.toLowerCase() === `video/${codec}`);
-      const rest = all.filter((c) => c.mimeType.toLowerCase() !== `video/${codec}`);
-      t.setCodecPreferences([...want, ...rest]);
+      const repair = all.filter((c) => ['video/rtx', 'video/red', 'video/ulpfec'].includes(c.mimeType.toLowerCase()));
+      t.setCodecPreferences([...want, ...repair]);
     }
   }
   await pc.setLocalDescription(await pc.createOffer());

@@ -471,7 +471,14 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 config.whip.settings(config.segment_target()),
                 Arc::clone(&handler),
                 keys.clone(),
-                whip::transcoders(config.encoder.audio_bitrate),
+                whip::transcoders(
+                    config.encoder.audio_bitrate,
+                    config.encoder.settings(
+                        &config.encoder.ladder,
+                        config.segment_target(),
+                        config.part_target(),
+                    ),
+                ),
             )
             .await
             .with_context(|| format!("binding whip.udp {}", config.whip.udp))?,

@@ -283,14 +283,98 @@ impl ApiHandler for WhipHttp {
     }
 }
 
-/// Opus → AAC for WHIP sessions: weir-encoder's (libavcodec's Opus decoder, its AAC
-/// encoder), one per session.
-pub fn transcoders(bitrate: u64) -> weir_ingest::whip::Transcoders {
-    Arc::new(move |start| {
-        weir_encoder::OpusToAac::new(bitrate, start)
-            .map(|t| Box::new(Transcoder(t)) as Box<dyn weir_ingest::whip::AudioTranscoder>)
-            .map_err(|e| e.to_string())
-    })
+/// Transcoders for WHIP sessions, weir-encoder's, one of each per session that needs it:
+/// Opus → AAC (libavcodec's Opus decoder, its AAC encoder) and VP8 → H.264 (libavcodec's
+/// VP8 decoder, libx264 with the encoder's settings).
+pub fn transcoders(
+    audio_bitrate: u64,
+    video: weir_encoder::EncoderSettings,
+) -> weir_ingest::whip::Transcoders {
+    weir_ingest::whip::Transcoders {
+        opus: Arc::new(move |start| {
+            weir_encoder::OpusToAac::new(audio_bitrate, start)
+                .map(|t| Box::new(Transcoder(t)) as Box<dyn weir_ingest::whip::AudioTranscoder>)
+                .map_err(|e| e.to_string())
+        }),
+        vp8: Some(Arc::new(move || Vp8::start(video.clone()))),
+    }
+}
+
+/// VP8 → H.264 on its own thread: decoding and encoding a frame takes milliseconds, which a
+/// tokio worker must not spend (and swscale's context may not cross threads). `push` hands
+/// the frame over and returns what the thread has finished, so a frame comes out one frame
+/// later than it went in.
+struct Vp8 {
+    frames: std::sync::mpsc::SyncSender<(i64, Vec<u8>, bool)>,
+    done: std::sync::mpsc::Receiver<Result<Vec<weir_media::Sample>, String>>,
+    config: Arc<std::sync::Mutex<Option<weir_media::H264Config>>>,
+}
+
+impl Vp8 {
+    fn start(
+        settings: weir_encoder::EncoderSettings,
+    ) -> Result<Box<dyn weir_ingest::whip::VideoTranscoder>, String> {
+        // A second of frames may queue; past that the publisher outruns the transcoder and
+        // frames are refused (the session asks for a keyframe).
+        let (frames, rx) = std::sync::mpsc::sync_channel::<(i64, Vec<u8>, bool)>(30);
+        let (tx, done) = std::sync::mpsc::channel();
+        let config = Arc::new(std::sync::Mutex::new(None));
+        let shared = Arc::clone(&config);
+        std::thread::Builder::new()
+            .name("whip-vp8".into())
+            .spawn(move || {
+                // Made here: its swscale context may not cross threads.
+                let mut t = match weir_encoder::Vp8ToH264::new(settings) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                for (pts, data, keyframe) in rx {
+                    let out = t.push(pts, &data, keyframe).map_err(|e| e.to_string());
+                    if let Some(c) = t.config() {
+                        *shared
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
+                    }
+                    if tx.send(out).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(Self {
+            frames,
+            done,
+            config,
+        }))
+    }
+}
+
+impl weir_ingest::whip::VideoTranscoder for Vp8 {
+    fn push(
+        &mut self,
+        pts: i64,
+        vp8: &[u8],
+        keyframe: bool,
+    ) -> Result<Vec<weir_media::Sample>, String> {
+        self.frames
+            .try_send((pts, vp8.to_vec(), keyframe))
+            .map_err(|_| "the VP8 transcoder is behind; frame dropped".to_owned())?;
+        let mut out = Vec::new();
+        while let Ok(r) = self.done.try_recv() {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    fn config(&self) -> Option<weir_media::H264Config> {
+        self.config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 struct Transcoder(weir_encoder::OpusToAac);

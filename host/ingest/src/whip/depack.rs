@@ -17,6 +17,7 @@ use bytes::Bytes;
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::opus::OpusPacket;
+use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packet::Packet;
 use tracing::debug;
 use weir_media::{h264, AacConfig, Codec, H264Config, MediaEvent, Sample, Track};
@@ -32,9 +33,38 @@ pub trait AudioTranscoder: Send {
     fn push(&mut self, pts: i64, opus: &[u8]) -> Result<Vec<Sample>, String>;
 }
 
-/// Makes a transcoder for a session (`start`: the first packet's pts, 48 kHz ticks).
-pub type Transcoders =
+/// Turns a publisher's VP8 into H.264 (the binary supplies it: weir-encoder's libavcodec
+/// VP8 decoder and libx264).
+pub trait VideoTranscoder: Send {
+    /// One VP8 frame at `pts` (90 kHz); `keyframe`: a VP8 keyframe, which becomes an IDR.
+    /// Returns the H.264 samples completed (length-prefixed NAL units).
+    fn push(&mut self, pts: i64, vp8: &[u8], keyframe: bool) -> Result<Vec<Sample>, String>;
+    /// The `avcC` of what it writes, once its first IDR is out.
+    fn config(&self) -> Option<H264Config>;
+}
+
+/// Makes an Opus transcoder for a session (`start`: the first packet's pts, 48 kHz ticks).
+pub type OpusTranscoders =
     std::sync::Arc<dyn Fn(i64) -> Result<Box<dyn AudioTranscoder>, String> + Send + Sync>;
+/// Makes a VP8 transcoder for a session.
+pub type Vp8Transcoders =
+    std::sync::Arc<dyn Fn() -> Result<Box<dyn VideoTranscoder>, String> + Send + Sync>;
+
+/// What sessions transcode with. Without `vp8`, offers with only VP8 video are refused.
+#[derive(Clone)]
+pub struct Transcoders {
+    pub opus: OpusTranscoders,
+    pub vp8: Option<Vp8Transcoders>,
+}
+
+/// The video codec a session receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VideoCodec {
+    /// Packetization mode 1; passed through.
+    H264,
+    /// Turned into H.264 by a [`VideoTranscoder`].
+    Vp8,
+}
 
 const VIDEO_RATE: u32 = 90_000;
 const OPUS_RATE: u32 = 48_000;
@@ -106,8 +136,14 @@ impl Clock {
     }
 }
 
+/// Reassembly for the session's video codec.
+enum Builder {
+    H264(SampleBuilder<H264Packet>),
+    Vp8(SampleBuilder<Vp8Packet>, Option<Box<dyn VideoTranscoder>>),
+}
+
 struct VideoIn {
-    builder: SampleBuilder<H264Packet>,
+    builder: Builder,
     clock: Clock,
     config: Option<H264Config>,
     params: Option<(Bytes, Bytes)>,
@@ -191,12 +227,27 @@ pub(crate) struct Depack {
 
 impl Depack {
     /// A session that sends video, and audio when `audio` (Opus was negotiated).
-    pub(crate) fn new(start: Instant, audio: bool, transcoders: Transcoders) -> Self {
+    pub(crate) fn new(
+        start: Instant,
+        video: VideoCodec,
+        audio: bool,
+        transcoders: Transcoders,
+    ) -> Self {
+        let builder = match video {
+            VideoCodec::H264 => Builder::H264(
+                SampleBuilder::new(MAX_LATE, H264Packet::default(), VIDEO_RATE)
+                    .with_max_time_delay(MAX_DELAY),
+            ),
+            VideoCodec::Vp8 => Builder::Vp8(
+                SampleBuilder::new(MAX_LATE, Vp8Packet::default(), VIDEO_RATE)
+                    .with_max_time_delay(MAX_DELAY),
+                None,
+            ),
+        };
         Self {
             start,
             video: VideoIn {
-                builder: SampleBuilder::new(MAX_LATE, H264Packet::default(), VIDEO_RATE)
-                    .with_max_time_delay(MAX_DELAY),
+                builder,
                 clock: Clock::new(VIDEO_RATE),
                 config: None,
                 params: None,
@@ -237,7 +288,11 @@ impl Depack {
             Kind::Video => {
                 // An empty payload is padding (bandwidth probing): it takes its sequence
                 // number, so the builder must see it or take the number for a loss.
-                if !packet.payload.is_empty() && !h264_payload_ok(&packet.payload) {
+                let framed = match &self.video.builder {
+                    Builder::H264(_) => h264_payload_ok(&packet.payload),
+                    Builder::Vp8(..) => vp8_payload_ok(&packet.payload),
+                };
+                if !packet.payload.is_empty() && !framed {
                     self.stats.bad_packets += 1;
                     return;
                 }
@@ -246,11 +301,29 @@ impl Depack {
                     self.stats.lost_packets += lost;
                     self.want_keyframe = true;
                 }
-                self.video.builder.push(now, packet);
-                while let Some(s) = self.video.builder.pop(now) {
-                    let since = now.saturating_duration_since(self.start);
-                    let dts = self.video.clock.place(s.packet_timestamp, since);
-                    self.video_frame(dts, &s.data);
+                let since = now.saturating_duration_since(self.start);
+                let mut frames = Vec::new();
+                match &mut self.video.builder {
+                    Builder::H264(b) => {
+                        b.push(now, packet);
+                        while let Some(s) = b.pop(now) {
+                            frames.push((s.packet_timestamp, s.data));
+                        }
+                    }
+                    Builder::Vp8(b, _) => {
+                        b.push(now, packet);
+                        while let Some(s) = b.pop(now) {
+                            frames.push((s.packet_timestamp, s.data));
+                        }
+                    }
+                }
+                for (ts, data) in frames {
+                    let dts = self.video.clock.place(ts, since);
+                    if matches!(self.video.builder, Builder::H264(_)) {
+                        self.video_frame(dts, &data);
+                    } else {
+                        self.vp8_frame(dts, &data);
+                    }
                 }
             }
             Kind::Audio => {
@@ -305,6 +378,60 @@ impl Depack {
                 }
             }
         }
+        self.emit_video(dts, au.data, au.keyframe);
+    }
+
+    /// A VP8 frame: through the transcoder, then on as H.264.
+    fn vp8_frame(&mut self, dts: i64, vp8: &[u8]) {
+        if vp8.is_empty() || vp8.len() > MAX_ACCESS_UNIT {
+            self.stats.bad_packets += 1;
+            return;
+        }
+        // RFC 6386 9.1: the frame tag's low bit is clear on a keyframe.
+        let keyframe = vp8[0] & 1 == 0;
+        let Builder::Vp8(_, transcoder) = &mut self.video.builder else {
+            return;
+        };
+        if transcoder.is_none() {
+            if !keyframe {
+                self.stats.waiting_frames += 1;
+                self.want_keyframe = true;
+                return;
+            }
+            let Some(make) = self.transcoders.vp8.as_ref() else {
+                return;
+            };
+            match make() {
+                Ok(t) => *transcoder = Some(t),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no VP8 → H.264 transcoder");
+                    self.stats.bad_packets += 1;
+                    return;
+                }
+            }
+        }
+        let Some(t) = transcoder.as_mut() else {
+            return;
+        };
+        let samples = match t.push(dts, vp8, keyframe) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("undecodable VP8 frame: {e}");
+                self.stats.bad_packets += 1;
+                self.want_keyframe = true;
+                return;
+            }
+        };
+        if let Some(config) = t.config() {
+            self.video.config = Some(config);
+        }
+        for s in samples {
+            self.emit_video(s.dts, s.data, s.keyframe);
+        }
+    }
+
+    /// One H.264 access unit (length-prefixed), under `self.video.config`.
+    fn emit_video(&mut self, dts: i64, data: Bytes, keyframe: bool) {
         // Decode order must rise: a frame that goes back (a late duplicate) is dropped.
         if self.video.last_dts.is_some_and(|last| dts <= last) {
             self.stats.bad_packets += 1;
@@ -318,7 +445,7 @@ impl Depack {
         let current = self.sent.as_ref().map(|(v, _)| v);
         if current != Some(&config) {
             // New tracks (the first, or another picture size) start at a keyframe.
-            if !au.keyframe {
+            if !keyframe {
                 self.stats.waiting_frames += 1;
                 self.want_keyframe = true;
                 return;
@@ -348,9 +475,9 @@ impl Depack {
             dts,
             // WebRTC's H.264 has no B-frames: presentation order is decode order.
             cts_offset: 0,
-            keyframe: au.keyframe,
+            keyframe,
             duration: None,
-            data: au.data,
+            data,
         }));
     }
 
@@ -362,7 +489,7 @@ impl Depack {
             return;
         }
         if audio.transcoder.is_none() {
-            match (self.transcoders)(pts) {
+            match (self.transcoders.opus)(pts) {
                 Ok(t) => audio.transcoder = Some(t),
                 Err(e) => {
                     tracing::warn!(error = %e, "no Opus → AAC transcoder: the stream goes on without audio");
@@ -438,6 +565,35 @@ pub(crate) fn h264_payload_ok(p: &[u8]) -> bool {
     }
 }
 
+/// Checks a VP8 RTP payload descriptor (RFC 7741 4.2) is whole before the depacketizer reads
+/// it: the extension bytes its flags announce, and a byte of frame after them.
+pub(crate) fn vp8_payload_ok(p: &[u8]) -> bool {
+    let Some(&b0) = p.first() else {
+        return false;
+    };
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        let Some(&x) = p.get(1) else {
+            return false;
+        };
+        at = 2;
+        if x & 0x80 != 0 {
+            // PictureID: one byte, or two when its M bit is set.
+            let Some(&pid) = p.get(at) else {
+                return false;
+            };
+            at += if pid & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            at += 1; // TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            at += 1; // TID/KEYIDX
+        }
+    }
+    p.len() > at
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::disallowed_methods)] // an epoch for the test
 mod tests {
@@ -499,9 +655,12 @@ mod tests {
     fn depack() -> (Depack, Arc<Mutex<Vec<i64>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = Arc::clone(&seen);
-        let transcoders: Transcoders =
-            Arc::new(move |_| Ok(Box::new(Fake(Arc::clone(&s))) as Box<dyn AudioTranscoder>));
-        (Depack::new(Instant::now(), true, transcoders), seen)
+        let transcoders = Transcoders {
+            opus: Arc::new(move |_| Ok(Box::new(Fake(Arc::clone(&s))) as Box<dyn AudioTranscoder>)),
+            vp8: None,
+        };
+        let d = Depack::new(Instant::now(), VideoCodec::H264, true, transcoders);
+        (d, seen)
     }
 
     fn events(d: &mut Depack) -> Vec<MediaEvent> {
@@ -640,5 +799,18 @@ mod tests {
             "too late to matter: no double count"
         );
         assert!(h.missing.is_empty());
+    }
+
+    #[test]
+    fn vp8_descriptors_are_whole_before_the_depacketizer() {
+        assert!(!vp8_payload_ok(&[]));
+        assert!(!vp8_payload_ok(&[0x10])); // S bit, no frame byte
+        assert!(vp8_payload_ok(&[0x10, 0x9d]));
+        // X set: the extension byte, then a two-byte PictureID, then the frame.
+        assert!(!vp8_payload_ok(&[0x90, 0x80, 0x81]));
+        assert!(!vp8_payload_ok(&[0x90, 0x80, 0x81, 0x02]));
+        assert!(vp8_payload_ok(&[0x90, 0x80, 0x81, 0x02, 0x9d]));
+        // TL0PICIDX and TID announced but cut.
+        assert!(!vp8_payload_ok(&[0x90, 0x60, 0x01]));
     }
 }

@@ -14,7 +14,7 @@ use rtc::rtp::packet::Packet;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::depack::{AudioTranscoder, Depack, Kind, Transcoders};
+use super::depack::{AudioTranscoder, Depack, Kind, Transcoders, VideoCodec};
 use weir_media::{AacConfig, MediaEvent, Sample};
 
 /// The first byte picks what the rest is.
@@ -36,7 +36,7 @@ fn offer(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = super::check_offer(text);
+    let _ = super::check_offer(text, true);
     let _ = super::sdp_attr(text, "ice-ufrag");
 }
 
@@ -62,9 +62,19 @@ impl AudioTranscoder for Silent {
 /// pipeline relies on: tracks first, video decode times rising, samples within the tracks.
 #[allow(clippy::disallowed_methods)] // an epoch for the run
 fn rtp(mut data: &[u8]) {
-    let transcoders: Transcoders = Arc::new(|_| Ok(Box::new(Silent) as Box<dyn AudioTranscoder>));
+    let transcoders = Transcoders {
+        opus: Arc::new(|_| Ok(Box::new(Silent) as Box<dyn AudioTranscoder>)),
+        vp8: None,
+    };
     let t0 = Instant::now();
-    let mut d = Depack::new(t0, true, transcoders);
+    // (VP8 is reassembled without a transcoder here: its frames stop after the builder,
+    // which is the part a stranger's bytes reach.)
+    let video = if data.first().is_some_and(|b| b & 0x80 != 0) {
+        VideoCodec::Vp8
+    } else {
+        VideoCodec::H264
+    };
+    let mut d = Depack::new(t0, video, true, transcoders);
     let mut n = 0u64;
     let mut tracks = 0usize;
     let mut last_video: Option<i64> = None;
@@ -116,7 +126,7 @@ fn rtp(mut data: &[u8]) {
 #[allow(clippy::disallowed_methods)] // an epoch for the run
 fn datagrams(mut data: &[u8]) {
     let now = Instant::now();
-    let Ok(mut pc) = super::peer_connection(now) else {
+    let Ok(mut pc) = super::peer_connection(now, VideoCodec::H264) else {
         return;
     };
     let Ok(offer) = RTCSessionDescription::offer(super::tests_offer().to_owned()) else {

@@ -12,8 +12,8 @@
 //! RTMP and SRT: one publisher per key, the same `on_publish` rules, the same ends.
 //!
 //! What an offer may carry: H.264 in packetization mode 1 (passed through: no decoding in
-//! ingest), Opus audio (optional). An offer with neither H.264 video is refused
-//! ([`WhipError::NoCodec`]).
+//! ingest) or else VP8 (turned into H.264 by the binary's [`VideoTranscoder`]), and Opus
+//! audio (optional). An offer with neither is refused ([`WhipError::NoCodec`]).
 
 mod depack;
 pub mod fuzzing;
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -47,7 +47,8 @@ use tokio::sync::mpsc;
 use tracing::{info, Instrument};
 use weir_media::StreamKey;
 
-pub use depack::{AudioTranscoder, Transcoders};
+use depack::VideoCodec;
+pub use depack::{AudioTranscoder, OpusTranscoders, Transcoders, VideoTranscoder, Vp8Transcoders};
 
 use crate::keys::ActiveKeys;
 use crate::publish::{Protocol, PublishHandler, SessionInfo};
@@ -94,7 +95,7 @@ pub enum WhipError {
     /// 400: not an SDP offer we can read.
     #[error("malformed SDP offer: {0}")]
     BadOffer(String),
-    /// 406: no H.264 (packetization mode 1) video in the offer.
+    /// 422: no H.264 (packetization mode 1) or VP8 video in the offer.
     #[error("no usable codec: {0}")]
     NoCodec(String),
     /// 401 (a refused key) or 503 (a limit): the publish contract's public text.
@@ -224,7 +225,7 @@ impl Whip {
         offer: &str,
     ) -> Result<Answer, WhipError> {
         let shared = &self.shared;
-        let audio = check_offer(offer)?;
+        let (video, audio) = check_offer(offer, shared.transcoders.vp8.is_some())?;
         if shared.lock().len() >= shared.ctx.settings.max_sessions {
             return Err(WhipError::Refused {
                 public: crate::OVERLOADED,
@@ -247,8 +248,8 @@ impl Whip {
             }
         })?;
 
-        let mut pc =
-            peer_connection(Instant::now()).map_err(|e| WhipError::Internal(e.to_string()))?;
+        let mut pc = peer_connection(Instant::now(), video)
+            .map_err(|e| WhipError::Internal(e.to_string()))?;
         let offer_desc = RTCSessionDescription::offer(offer.to_owned())
             .map_err(|e| WhipError::BadOffer(e.to_string()))?;
         pc.set_remote_description(Instant::now(), offer_desc)
@@ -286,10 +287,10 @@ impl Whip {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| WhipError::Internal("no local description".into()))?;
-        if !answer_has_h264(&sdp) {
-            return Err(WhipError::NoCodec(
-                "the offer's video has no H.264 in packetization mode 1".into(),
-            ));
+        if !answer_has(&sdp, video) {
+            return Err(WhipError::NoCodec(format!(
+                "no {video:?} in the answer: the offer's parameters for it are not ones weir takes"
+            )));
         }
         let ufrag = sdp_attr(&sdp, "ice-ufrag")
             .ok_or_else(|| WhipError::Internal("answer has no ice-ufrag".into()))?;
@@ -322,12 +323,12 @@ impl Whip {
             local: shared.local,
             datagrams: dg_rx,
             control: ctl_rx,
-            depack: depack::Depack::new(Instant::now(), audio, Arc::clone(&shared.transcoders)),
+            depack: depack::Depack::new(Instant::now(), video, audio, shared.transcoders.clone()),
             publishing,
             id: id.clone(),
             ufrag,
         };
-        info!(resource = %id, audio, "whip session answered");
+        info!(resource = %id, ?video, audio, "whip session answered");
         drop(_g);
         tokio::spawn(peer.run().instrument(span));
         Ok(Answer { sdp, id, etag })
@@ -410,9 +411,11 @@ impl Whip {
     }
 }
 
-/// The codecs weir takes: H.264 in packetization mode 1 (the profiles browsers offer), and
-/// Opus. No RTX: retransmissions (NACK) come on the media's own SSRC.
-fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
+/// The codecs weir takes: H.264 in packetization mode 1 (the profiles browsers offer) or,
+/// for an offer without it, VP8; and Opus. Only the session's video codec is registered, so
+/// the answer cannot pick VP8 (a transcode) where H.264 (passed through) was offered. No RTX:
+/// retransmissions (NACK) come on the media's own SSRC.
+fn media_engine(video: VideoCodec) -> Result<MediaEngine, rtc::shared::error::Error> {
     let mut m = MediaEngine::default();
     m.register_codec(
         RTCRtpCodecParameters {
@@ -431,6 +434,26 @@ fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
         typ: typ.to_owned(),
         parameter: parameter.to_owned(),
     };
+    if video == VideoCodec::Vp8 {
+        m.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_VP8.to_owned(),
+                    clock_rate: 90000,
+                    channels: 0,
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![
+                        feedback("ccm", "fir"),
+                        feedback("nack", ""),
+                        feedback("nack", "pli"),
+                    ],
+                },
+                payload_type: 96,
+            },
+            RtpCodecKind::Video,
+        )?;
+        return Ok(m);
+    }
     for (pt, profile) in [
         (102, "42001f"),
         (125, "42e01f"),
@@ -462,8 +485,9 @@ fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
 
 fn peer_connection(
     now: Instant,
+    video: VideoCodec,
 ) -> Result<rtc::peer_connection::RTCPeerConnection, rtc::shared::error::Error> {
-    let mut m = media_engine()?;
+    let mut m = media_engine(video)?;
     let registry = register_default_interceptors(Registry::new(), &mut m)?;
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -483,14 +507,16 @@ fn peer_connection(
 }
 
 /// Reads the offer as SDP and checks that it can work: a video section offering H.264 in
-/// packetization mode 1. Returns whether it offers Opus audio.
-fn check_offer(offer: &str) -> Result<bool, WhipError> {
+/// packetization mode 1, or VP8 when `vp8` (a transcoder is there). Returns the video codec
+/// the session will take (H.264 whenever offered) and whether it offers Opus audio.
+fn check_offer(offer: &str, vp8: bool) -> Result<(VideoCodec, bool), WhipError> {
     let sd = SessionDescription::unmarshal(&mut Cursor::new(offer.as_bytes()))
         .map_err(|e| WhipError::BadOffer(e.to_string()))?;
     if sd.media_descriptions.is_empty() {
         return Err(WhipError::BadOffer("no media sections".into()));
     }
     let mut h264 = false;
+    let mut has_vp8 = false;
     let mut opus = false;
     for md in &sd.media_descriptions {
         let rtpmaps: Vec<(&str, String)> = md
@@ -506,6 +532,7 @@ fn check_offer(offer: &str) -> Result<bool, WhipError> {
         match md.media_name.media.as_str() {
             "video" => {
                 for (pt, codec) in &rtpmaps {
+                    has_vp8 |= codec.starts_with("vp8/90000");
                     if !codec.starts_with("h264/90000") {
                         continue;
                     }
@@ -524,18 +551,23 @@ fn check_offer(offer: &str) -> Result<bool, WhipError> {
             _ => {}
         }
     }
-    if !h264 {
-        return Err(WhipError::NoCodec(
-            "weir takes H.264 video in packetization mode 1 (and Opus audio); the offer has none"
-                .into(),
-        ));
+    match (h264, has_vp8 && vp8) {
+        (true, _) => Ok((VideoCodec::H264, opus)),
+        (false, true) => Ok((VideoCodec::Vp8, opus)),
+        (false, false) => Err(WhipError::NoCodec(format!(
+            "weir takes H.264 video in packetization mode 1{} (and Opus audio); the offer has none",
+            if vp8 { " or VP8" } else { "" }
+        ))),
     }
-    Ok(opus)
 }
 
-fn answer_has_h264(sdp: &str) -> bool {
+fn answer_has(sdp: &str, video: VideoCodec) -> bool {
+    let name = match video {
+        VideoCodec::H264 => " h264/90000",
+        VideoCodec::Vp8 => " vp8/90000",
+    };
     sdp.lines()
-        .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_lowercase().contains(" h264/90000"))
+        .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_lowercase().contains(name))
 }
 
 /// The first `a={name}:` value in an SDP.

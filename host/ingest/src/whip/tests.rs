@@ -7,9 +7,12 @@ pub(crate) const OFFER: &str = include_str!("offer.sdp");
 
 #[test]
 fn an_offer_with_h264_mode_1_is_taken_and_says_whether_it_has_opus() {
-    assert!(check_offer(OFFER).unwrap());
+    assert_eq!(check_offer(OFFER, true).unwrap(), (VideoCodec::H264, true));
     let no_audio = OFFER.replace("a=rtpmap:111 opus/48000/2", "a=rtpmap:111 PCMU/8000");
-    assert!(!check_offer(&no_audio).unwrap());
+    assert_eq!(
+        check_offer(&no_audio, false).unwrap(),
+        (VideoCodec::H264, false)
+    );
 }
 
 #[test]
@@ -17,10 +20,20 @@ fn an_offer_without_usable_video_or_not_sdp_is_refused_with_its_reason() {
     let vp8_only = OFFER
         .replace("a=rtpmap:102 H264/90000\r\n", "")
         .replace("a=rtpmap:103 H264/90000\r\n", "");
-    assert!(matches!(check_offer(&vp8_only), Err(WhipError::NoCodec(_))));
-    let mode0_only = OFFER.replace("packetization-mode=1", "packetization-mode=0");
+    // VP8 only: taken with a transcoder, refused without one.
+    assert_eq!(
+        check_offer(&vp8_only, true).unwrap(),
+        (VideoCodec::Vp8, true)
+    );
     assert!(matches!(
-        check_offer(&mode0_only),
+        check_offer(&vp8_only, false),
+        Err(WhipError::NoCodec(_))
+    ));
+    let mode0_only = OFFER
+        .replace("packetization-mode=1", "packetization-mode=0")
+        .replace("a=rtpmap:96 VP8/90000\r\n", "");
+    assert!(matches!(
+        check_offer(&mode0_only, true),
         Err(WhipError::NoCodec(_))
     ));
     for garbage in [
@@ -30,7 +43,7 @@ fn an_offer_without_usable_video_or_not_sdp_is_refused_with_its_reason() {
         "v=0\r\no=- 1 2 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\n",
     ] {
         assert!(
-            matches!(check_offer(garbage), Err(WhipError::BadOffer(_))),
+            matches!(check_offer(garbage, true), Err(WhipError::BadOffer(_))),
             "{garbage:?}"
         );
     }
@@ -40,12 +53,15 @@ fn an_offer_without_usable_video_or_not_sdp_is_refused_with_its_reason() {
 fn sdp_attributes_are_read_line_by_line() {
     assert_eq!(sdp_attr(OFFER, "ice-ufrag").as_deref(), Some("abcd"));
     assert_eq!(sdp_attr(OFFER, "nothing"), None);
-    assert!(!answer_has_h264(OFFER.replace("H264", "VP9").as_str()));
+    assert!(!answer_has(
+        OFFER.replace("H264", "VP9").as_str(),
+        VideoCodec::H264
+    ));
 }
 
 #[test]
 fn a_peer_connection_answers_a_browser_offer_with_h264_and_opus() {
-    let mut pc = peer_connection(Instant::now()).unwrap();
+    let mut pc = peer_connection(Instant::now(), VideoCodec::H264).unwrap();
     pc.set_remote_description(
         Instant::now(),
         RTCSessionDescription::offer(OFFER.to_owned()).unwrap(),
@@ -53,8 +69,24 @@ fn a_peer_connection_answers_a_browser_offer_with_h264_and_opus() {
     .unwrap();
     let answer = pc.create_answer(None).unwrap();
     let sdp = answer.sdp.clone();
-    assert!(answer_has_h264(&sdp), "{sdp}");
+    assert!(answer_has(&sdp, VideoCodec::H264), "{sdp}");
     assert!(sdp.to_ascii_lowercase().contains("opus/48000"), "{sdp}");
     assert!(!sdp.contains("VP8"), "{sdp}");
     assert!(sdp_attr(&sdp, "ice-ufrag").is_some());
+}
+
+#[test]
+fn a_vp8_session_answers_vp8() {
+    let vp8_only = OFFER
+        .replace("a=rtpmap:102 H264/90000\r\n", "")
+        .replace("a=rtpmap:103 H264/90000\r\n", "");
+    let mut pc = peer_connection(Instant::now(), VideoCodec::Vp8).unwrap();
+    pc.set_remote_description(
+        Instant::now(),
+        RTCSessionDescription::offer(vp8_only).unwrap(),
+    )
+    .unwrap();
+    let sdp = pc.create_answer(None).unwrap().sdp;
+    assert!(answer_has(&sdp, VideoCodec::Vp8), "{sdp}");
+    assert!(!answer_has(&sdp, VideoCodec::H264), "{sdp}");
 }
