@@ -251,6 +251,106 @@ impl OpusToAac {
     }
 }
 
+/// AAC → Opus for WebRTC viewers (WHEP): a stream's AAC decoded and re-encoded with
+/// libopus in 20 ms packets, once per stream whatever the number of viewers. A gap in the
+/// AAC's times is filled with silence, so the Opus clock stays the stream's.
+pub struct AacToOpus {
+    dec: AudioDecoder,
+    enc: encoder::Audio,
+    pcm: [Vec<f32>; 2],
+    /// The next Opus packet's first sample, 48 kHz ticks.
+    next: i64,
+    /// Samples decoded and not yet encoded.
+    fifo: [Vec<f32>; 2],
+}
+
+/// Opus packet length: 20 ms at 48 kHz.
+pub const OPUS_FRAME: usize = 960;
+
+impl AacToOpus {
+    /// `start`: the first AAC frame's time, 48 kHz ticks.
+    pub fn new(config: AacConfig, bitrate: u64, start: i64) -> Result<Self, EncoderError> {
+        let codec =
+            encoder::find_by_name("libopus").ok_or(EncoderError::MissingCodec("libopus"))?;
+        let mut enc = codec::Context::new_with_codec(codec)
+            .encoder()
+            .audio()
+            .map_err(|e| EncoderError::Ffmpeg("opus encoder", e))?;
+        enc.set_rate(RATE as i32);
+        enc.set_channel_layout(ChannelLayout::STEREO);
+        enc.set_format(SampleFormat::F32(SampleType::Packed));
+        enc.set_bit_rate(usize::try_from(bitrate).unwrap_or(96_000));
+        enc.set_time_base((1, RATE as i32));
+        let mut opts = Dictionary::new();
+        opts.set("application", "lowdelay");
+        opts.set("frame_duration", "20");
+        let enc = enc
+            .open_with(opts)
+            .map_err(|e| EncoderError::Ffmpeg("opening the Opus encoder", e))?;
+        Ok(Self {
+            dec: AudioDecoder::new(config)?,
+            enc,
+            pcm: [Vec::new(), Vec::new()],
+            next: start,
+            fifo: [Vec::new(), Vec::new()],
+        })
+    }
+
+    fn position(&self) -> i64 {
+        self.next + self.fifo[0].len() as i64
+    }
+
+    /// One raw AAC frame whose first sample is at `pts` (48 kHz). Returns the Opus packets
+    /// completed: (first sample's time, packet).
+    pub fn push(&mut self, pts: i64, aac: &[u8]) -> Result<Vec<(i64, Bytes)>, EncoderError> {
+        let at = self.position();
+        if pts > at + FRAME as i64 && pts - at <= MAX_GAP {
+            for f in &mut self.fifo {
+                f.resize(f.len() + usize::try_from(pts - at).unwrap_or(0), 0.0);
+            }
+        } else if pts + (FRAME as i64) <= at {
+            return Ok(Vec::new());
+        }
+        self.dec.decode(aac, &mut self.pcm)?;
+        for (fifo, pcm) in self.fifo.iter_mut().zip(self.pcm.iter_mut()) {
+            fifo.append(pcm);
+        }
+        let mut out = Vec::new();
+        while self.fifo[0].len() >= OPUS_FRAME && self.fifo[1].len() >= OPUS_FRAME {
+            let mut f = frame::Audio::new(
+                SampleFormat::F32(SampleType::Packed),
+                OPUS_FRAME,
+                ChannelLayout::STEREO,
+            );
+            f.set_rate(RATE);
+            {
+                let data = f.data_mut(0);
+                for n in 0..OPUS_FRAME {
+                    let (l, r) = (self.fifo[0][n].to_ne_bytes(), self.fifo[1][n].to_ne_bytes());
+                    data[8 * n..8 * n + 4].copy_from_slice(&l);
+                    data[8 * n + 4..8 * n + 8].copy_from_slice(&r);
+                }
+            }
+            for fifo in &mut self.fifo {
+                fifo.drain(..OPUS_FRAME);
+            }
+            f.set_pts(Some(self.next));
+            let first = self.next;
+            self.next += OPUS_FRAME as i64;
+            self.enc
+                .send_frame(&f)
+                .map_err(|e| EncoderError::Ffmpeg("encoding opus", e))?;
+            let mut pkt = Packet::empty();
+            while self.enc.receive_packet(&mut pkt).is_ok() {
+                if let Some(data) = pkt.data() {
+                    out.push((first, Bytes::copy_from_slice(data)));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A 7-byte ADTS header (ISO/IEC 13818-7 6.2) in front of one raw AAC frame.
 fn adts(config: &AacConfig, raw: &[u8]) -> Vec<u8> {
     const RATES: [u32; 13] = [
@@ -364,5 +464,31 @@ mod tests {
         // A late duplicate adds nothing.
         assert!(t.push(4800, &packets[0]).unwrap().is_empty());
         assert_eq!(t.enc.position(), 4800 + 50 * 960);
+    }
+
+    #[test]
+    fn aac_becomes_opus_in_20_ms_packets() {
+        crate::init().unwrap();
+        let mut aac = AudioEncoder::new(128_000, 0).unwrap();
+        aac.push_mono(&crate::picture::tone(0, 48_000));
+        let frames = aac.drain().unwrap();
+        assert!(frames.len() > 40);
+        let mut t = AacToOpus::new(output_config(), 64_000, 0).unwrap();
+        let mut out = Vec::new();
+        for f in &frames {
+            out.extend(t.push(f.dts, &f.data).unwrap());
+        }
+        assert!(out.len() >= 40, "{}", out.len());
+        for (i, (pts, p)) in out.iter().enumerate() {
+            assert_eq!(*pts, i as i64 * 960);
+            assert!(!p.is_empty());
+        }
+        // The Opus decoder reads them back.
+        let mut dec = AudioDecoder::opus().unwrap();
+        let mut pcm = [Vec::new(), Vec::new()];
+        for (_, p) in &out {
+            dec.decode(p, &mut pcm).unwrap();
+        }
+        assert!(pcm[0].len() >= 30 * 960);
     }
 }

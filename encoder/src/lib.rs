@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::Duration;
 
-pub use audio::{output_config as audio_output_config, OpusToAac};
+pub use audio::{output_config as audio_output_config, AacToOpus, OpusToAac};
 pub use engine::{check_image, spawn, Source, Start};
 pub use event::EncoderEvent;
 pub use ladder::{default_ladder, plan, Rung, RungSpec};

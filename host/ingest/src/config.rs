@@ -149,6 +149,8 @@ pub struct WhipConfig {
     pub candidate_ips: Vec<std::net::IpAddr>,
     /// WHIP sessions at once.
     pub max_sessions: usize,
+    /// WHEP viewers at once (WHEP shares WHIP's UDP port and is on when WHIP is).
+    pub max_viewers: usize,
     /// Ask the publisher for a keyframe when none came for this long. Unset: the packager's
     /// segment target, so every segment can start on one.
     pub keyframe_interval_ms: Option<u64>,
@@ -161,6 +163,7 @@ impl Default for WhipConfig {
             udp: SocketAddr::from(([0, 0, 0, 0], 8189)),
             candidate_ips: Vec::new(),
             max_sessions: 100,
+            max_viewers: 500,
             keyframe_interval_ms: None,
         }
     }

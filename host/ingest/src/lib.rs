@@ -51,6 +51,7 @@ pub mod scte35;
 mod session;
 pub mod srt;
 pub mod ts;
+pub mod whep;
 pub mod whip;
 
 pub use config::{RtmpConfig, SrtConfig, WhipConfig};
@@ -77,4 +78,5 @@ pub use rtmp::{serve_rtmp, serve_rtmp_with_keys, RtmpSettings};
 pub use scte35::parse_splice_info_section;
 pub use srt::{bind_srt, serve_srt, SrtSettings};
 pub use ts::{TsDemuxer, TsSettings, TsStats};
+pub use whep::Whep;
 pub use whip::{Whip, WhipError, WhipSettings};

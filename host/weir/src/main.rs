@@ -530,6 +530,21 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         );
     }
     let playback = Arc::new(playback::Playback::new(&config, plugin_host.clone()));
+    if let Some(whip) = &whip {
+        origin = origin.with_handler(
+            "/whep/",
+            Arc::new(whip::WhepHttp {
+                whep: whip.whep(
+                    registry.clone(),
+                    whip::opus_encoders(96_000),
+                    config.whip.max_viewers,
+                ),
+                playback: Arc::clone(&playback) as Arc<dyn weir_origin::signed::PlaybackAuth>,
+                cors_allow_origin: http::HeaderValue::from_str(&config.server.cors_allow_origin)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("*")),
+            }),
+        );
+    }
     let origin = Arc::new(
         origin
             .with_playback_auth(Arc::clone(&playback) as Arc<dyn weir_origin::signed::PlaybackAuth>)

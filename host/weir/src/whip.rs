@@ -89,6 +89,12 @@ impl WhipHttp {
     }
 
     fn error(&self, e: &WhipError) -> Response<Body> {
+        error_response(e)
+    }
+}
+
+fn error_response(e: &WhipError) -> Response<Body> {
+    {
         let status = match e {
             WhipError::BadOffer(_) | WhipError::BadFragment(_) => StatusCode::BAD_REQUEST,
             WhipError::NoCodec(_) | WhipError::IceRestart => StatusCode::UNPROCESSABLE_ENTITY,
@@ -96,7 +102,7 @@ impl WhipHttp {
                 overloaded: true, ..
             } => StatusCode::SERVICE_UNAVAILABLE,
             WhipError::Refused { .. } => StatusCode::UNAUTHORIZED,
-            WhipError::UnknownSession => StatusCode::NOT_FOUND,
+            WhipError::UnknownSession | WhipError::UnknownStream => StatusCode::NOT_FOUND,
             WhipError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut r = text_response(status, format!("{e}\n"));
@@ -113,7 +119,9 @@ impl WhipHttp {
         }
         r
     }
+}
 
+impl WhipHttp {
     fn respond(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
         let Some(target) = target(head.uri.path()) else {
             return text_response(StatusCode::NOT_FOUND, "no such WHIP resource\n");
@@ -280,6 +288,164 @@ impl ApiHandler for WhipHttp {
             Some(Target::Session(_)) => "/whip/session/…".to_owned(),
             None => "/whip…".to_owned(),
         }
+    }
+}
+
+/// WHEP's HTTP face (draft-ietf-wish-whep), beside WHIP's:
+///
+/// - `POST /whep/{stream}` (or `/whep/{stream}/~{token}` for a tenant with signed playback
+///   URLs, the token as `weir sign-url` makes it) with the browser's `application/sdp`
+///   offer → `201`, the answer, `Location: /whep/session/{id}`.
+/// - `DELETE /whep/session/{id}` ends the viewer; `OPTIONS` answers CORS.
+pub struct WhepHttp {
+    pub whep: weir_ingest::Whep,
+    pub playback: Arc<dyn weir_origin::signed::PlaybackAuth>,
+    pub cors_allow_origin: HeaderValue,
+}
+
+impl WhepHttp {
+    fn respond(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
+        let path = head.uri.path();
+        let Some(rest) = path.strip_prefix("/whep/") else {
+            return text_response(StatusCode::NOT_FOUND, "no such WHEP resource\n");
+        };
+        let session = rest.strip_prefix("session/");
+        if head.method == Method::OPTIONS {
+            let methods = if session.is_some() {
+                "DELETE, OPTIONS"
+            } else {
+                "POST, OPTIONS"
+            };
+            let mut r = text_response(StatusCode::NO_CONTENT, "");
+            let h = r.headers_mut();
+            h.insert(header::ALLOW, HeaderValue::from_static(methods));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(methods),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization, Content-Type"),
+            );
+            h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+            return r;
+        }
+        if let Some(id) = session {
+            return match head.method {
+                Method::DELETE => match self.whep.delete(id) {
+                    Ok(()) => text_response(StatusCode::OK, "session ended\n"),
+                    Err(e) => error_response(&e),
+                },
+                _ => method_not_allowed("DELETE, OPTIONS"),
+            };
+        }
+        if head.method != Method::POST {
+            return method_not_allowed("POST, OPTIONS");
+        }
+        let (stream, token) = match rest.split_once('/') {
+            Some((s, t)) => (s, t.strip_prefix(weir_origin::signed::TOKEN_MARK)),
+            None => (rest, None),
+        };
+        if stream.is_empty()
+            || !stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return text_response(StatusCode::NOT_FOUND, "no such live stream\n");
+        }
+        if self.playback.authorize(stream, token, head).is_err() {
+            return text_response(
+                StatusCode::FORBIDDEN,
+                "this stream plays with a signed URL: POST /whep/{stream}/~{token}\n",
+            );
+        }
+        if !content_type_is(head, "application/sdp") {
+            return text_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a WHEP offer is Content-Type: application/sdp\n",
+            );
+        }
+        let Ok(offer) = std::str::from_utf8(body) else {
+            return error_response(&WhipError::BadOffer("not UTF-8".into()));
+        };
+        let Some(conn) = head.extensions.get::<Connection>().copied() else {
+            return error_response(&WhipError::Internal("no connection info".into()));
+        };
+        match self.whep.offer(conn.local.ip(), stream, offer) {
+            Ok(answer) => {
+                let mut r = text_response(StatusCode::CREATED, answer.sdp);
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/sdp"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&format!("/whep/session/{}", answer.id)) {
+                    h.insert(header::LOCATION, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&answer.etag) {
+                    h.insert(header::ETAG, v);
+                }
+                r
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+}
+
+impl ApiHandler for WhepHttp {
+    fn admit(&self, head: &http::request::Parts) -> Admission {
+        let limit = if head.method == Method::POST {
+            MAX_OFFER
+        } else {
+            0
+        };
+        Admission::Read { limit }
+    }
+
+    fn handle(
+        &self,
+        head: http::request::Parts,
+        body: Bytes,
+    ) -> weir_cache::BoxFuture<'_, Response<Body>> {
+        Box::pin(async move {
+            let mut r = self.respond(&head, &body);
+            let h = r.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                self.cors_allow_origin.clone(),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Location, ETag"),
+            );
+            r
+        })
+    }
+
+    fn loggable_path(&self, path: &str) -> String {
+        match path.strip_prefix("/whep/") {
+            Some(rest) if rest.starts_with("session/") => "/whep/session/…".to_owned(),
+            // Stream names are public; a token is not logged.
+            Some(rest) => format!("/whep/{}", rest.split('/').next().unwrap_or_default()),
+            None => "/whep…".to_owned(),
+        }
+    }
+}
+
+/// AAC → Opus for WHEP viewers: weir-encoder's, once per stream.
+pub fn opus_encoders(bitrate: u64) -> weir_ingest::whep::OpusEncoders {
+    Arc::new(move |config, start| {
+        weir_encoder::AacToOpus::new(config, bitrate, start)
+            .map(|e| Box::new(OpusOut(e)) as Box<dyn weir_ingest::whep::OpusEncoder>)
+            .map_err(|e| e.to_string())
+    })
+}
+
+struct OpusOut(weir_encoder::AacToOpus);
+
+impl weir_ingest::whep::OpusEncoder for OpusOut {
+    fn push(&mut self, pts: i64, aac: &[u8]) -> Result<Vec<(i64, Bytes)>, String> {
+        self.0.push(pts, aac).map_err(|e| e.to_string())
     }
 }
 

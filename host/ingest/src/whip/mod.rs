@@ -17,7 +17,7 @@
 
 mod depack;
 pub mod fuzzing;
-mod mux;
+pub(crate) mod mux;
 mod peer;
 
 use std::collections::HashMap;
@@ -47,7 +47,7 @@ use tokio::sync::mpsc;
 use tracing::{info, Instrument};
 use weir_media::StreamKey;
 
-use depack::VideoCodec;
+pub(crate) use depack::VideoCodec;
 pub use depack::{AudioTranscoder, OpusTranscoders, Transcoders, VideoTranscoder, Vp8Transcoders};
 
 use crate::keys::ActiveKeys;
@@ -107,6 +107,9 @@ pub enum WhipError {
     /// 404: no such session (or not this key's).
     #[error("no such WHIP session")]
     UnknownSession,
+    /// 404 (WHEP): no such live stream.
+    #[error("no such live stream")]
+    UnknownStream,
     /// 400: a PATCH body that is not a trickle-ice-sdpfrag.
     #[error("malformed ICE fragment: {0}")]
     BadFragment(String),
@@ -136,9 +139,9 @@ pub struct Whip {
 
 pub(crate) struct Shared {
     pub(crate) ctx: Ctx<WhipSettings>,
-    routes: Arc<mux::Routes>,
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
+    pub(crate) routes: Arc<mux::Routes>,
+    pub(crate) socket: Arc<UdpSocket>,
+    pub(crate) local: SocketAddr,
     sessions: Mutex<HashMap<String, Entry>>,
     transcoders: Transcoders,
     next_id: AtomicU64,
@@ -163,8 +166,42 @@ impl Shared {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Gives `pc` weir's host candidates on the shared port: the configured addresses, or
+    /// `local_ip` (where the HTTP request arrived).
+    pub(crate) fn add_candidates(
+        &self,
+        pc: &mut rtc::peer_connection::RTCPeerConnection,
+        local_ip: IpAddr,
+    ) -> Result<(), WhipError> {
+        let ips = if self.ctx.settings.candidate_ips.is_empty() {
+            vec![local_ip]
+        } else {
+            self.ctx.settings.candidate_ips.clone()
+        };
+        for ip in ips {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: ip.to_string(),
+                    port: self.local.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| WhipError::Internal(e.to_string()))?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(|e| WhipError::Internal(e.to_string()))?;
+            pc.add_local_candidate(init)
+                .map_err(|e| WhipError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// 64 unpredictable bits (the std hasher's keys come from the OS's random source).
-    fn random(&self) -> u64 {
+    pub(crate) fn random(&self) -> u64 {
         let mut h = self.random.build_hasher();
         // SipHash under the process's random keys, over a number never hashed twice.
         h.write_u64(self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -202,6 +239,16 @@ impl Whip {
                 random: std::collections::hash_map::RandomState::new(),
             }),
         })
+    }
+
+    /// WHEP viewers on the same UDP port (and the same candidates) as these publishers.
+    pub fn whep(
+        &self,
+        registry: weir_media::StreamRegistry,
+        opus: crate::whep::OpusEncoders,
+        max_viewers: usize,
+    ) -> crate::whep::Whep {
+        crate::whep::Whep::new(Arc::clone(&self.shared), registry, opus, max_viewers)
     }
 
     /// The UDP address sessions use.
@@ -254,30 +301,7 @@ impl Whip {
             .map_err(|e| WhipError::BadOffer(e.to_string()))?;
         pc.set_remote_description(Instant::now(), offer_desc)
             .map_err(|e| WhipError::BadOffer(e.to_string()))?;
-        let ips = if shared.ctx.settings.candidate_ips.is_empty() {
-            vec![local_ip]
-        } else {
-            shared.ctx.settings.candidate_ips.clone()
-        };
-        for ip in ips {
-            let candidate = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: ip.to_string(),
-                    port: shared.local.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
-            }
-            .new_candidate_host()
-            .map_err(|e| WhipError::Internal(e.to_string()))?;
-            let init = RTCIceCandidate::from(&candidate)
-                .to_json()
-                .map_err(|e| WhipError::Internal(e.to_string()))?;
-            pc.add_local_candidate(init)
-                .map_err(|e| WhipError::Internal(e.to_string()))?;
-        }
+        shared.add_candidates(&mut pc, local_ip)?;
         let answer = pc
             .create_answer(None)
             .map_err(|e| WhipError::NoCodec(e.to_string()))?;
@@ -415,7 +439,7 @@ impl Whip {
 /// for an offer without it, VP8; and Opus. Only the session's video codec is registered, so
 /// the answer cannot pick VP8 (a transcode) where H.264 (passed through) was offered. No RTX:
 /// retransmissions (NACK) come on the media's own SSRC.
-fn media_engine(video: VideoCodec) -> Result<MediaEngine, rtc::shared::error::Error> {
+pub(crate) fn media_engine(video: VideoCodec) -> Result<MediaEngine, rtc::shared::error::Error> {
     let mut m = MediaEngine::default();
     m.register_codec(
         RTCRtpCodecParameters {
@@ -483,7 +507,7 @@ fn media_engine(video: VideoCodec) -> Result<MediaEngine, rtc::shared::error::Er
     Ok(m)
 }
 
-fn peer_connection(
+pub(crate) fn peer_connection(
     now: Instant,
     video: VideoCodec,
 ) -> Result<rtc::peer_connection::RTCPeerConnection, rtc::shared::error::Error> {
@@ -571,7 +595,7 @@ fn answer_has(sdp: &str, video: VideoCodec) -> bool {
 }
 
 /// The first `a={name}:` value in an SDP.
-fn sdp_attr(sdp: &str, name: &str) -> Option<String> {
+pub(crate) fn sdp_attr(sdp: &str, name: &str) -> Option<String> {
     let prefix = format!("a={name}:");
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
