@@ -489,3 +489,82 @@ fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka()
     assert_eq!(codecs, ["h264", "aac"], "ffprobe sees {codecs:?}");
     assert!(mv.contains("CODECS=\"avc1."), "{mv}");
 }
+
+/// `node whep.mjs` inside the namespace, watching `stream` for `seconds`.
+fn watch(
+    ns: &NetNs,
+    base: &str,
+    stream: &str,
+    seconds: u32,
+    started: &Path,
+) -> std::process::Child {
+    ns.command("node")
+        .current_dir(repo_root().join("tests/e2e"))
+        .args(["whep.mjs", "--page", &format!("{base}/")])
+        .args(["--whep", &format!("{base}/whep/{stream}")])
+        .args(["--seconds", &seconds.to_string()])
+        .args(["--started-file", &started.to_string_lossy()])
+        .env("CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
+    let _serial = serial();
+    if !require_tools() || !require(&["unshare", "nsenter", "ip", "ffmpeg"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = NetNs::new().unwrap();
+    let cfg = config(dir.path());
+    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let base = format!("http://{}", weir.http);
+    // A stream from the ffmpeg CLI over RTMP (inside the namespace), 1 s GOP, on the key
+    // that publishes "cam".
+    let _ff = ffmpeg_publish_in(&ns, &weir.rtmp_url(KEY), 30, "640x360", 30).unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let master = format!("{base}/live/cam/master.m3u8");
+    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = report(watch(&ns, &base, "cam", 12, &dir.path().join("started")));
+    drop(weir);
+
+    assert_eq!(r["answer"]["status"], 201, "{r}");
+    let last = &r["last"];
+    assert_eq!(last["connectionState"], "connected", "{r}");
+    assert_eq!(last["pair"]["state"], "succeeded", "{r}");
+    assert!(
+        last["pair"]["remote"]
+            .as_str()
+            .unwrap()
+            .starts_with(NetNs::SERVER),
+        "{r}"
+    );
+    assert_eq!(last["video"]["codec"], "video/H264", "{r}");
+    assert_eq!(last["audio"]["codec"], "audio/opus", "{r}");
+    assert!(
+        last["audio"]["packetsReceived"].as_u64().unwrap() > 200,
+        "{r}"
+    );
+    assert!(
+        last["video"]["framesDecoded"].as_u64().unwrap() > 200,
+        "{r}"
+    );
+    assert_eq!(last["size"], serde_json::json!([640, 360]), "{r}");
+    let lat = &r["latencyMs"];
+    eprintln!(
+        "WHEP glass-to-glass latency: p50 {} ms, p95 {} ms over {} frames",
+        lat["p50"], lat["p95"], lat["n"]
+    );
+    assert!(lat["n"].as_u64().unwrap() > 200, "{r}");
+    assert!(
+        lat["p50"].as_u64().unwrap() < 500,
+        "latency over the target: {r}"
+    );
+    assert_eq!(r["deleteStatus"], 200, "{r}");
+}

@@ -291,12 +291,34 @@ pub fn ffmpeg_publish_preset(
     gop: u32,
     preset: &str,
 ) -> Result<Proc> {
+    ffmpeg_publish_with(Command::new("ffmpeg"), url, seconds, size, gop, preset)
+}
+
+/// [`ffmpeg_publish`] inside network namespace `ns` (to an address of the namespace's).
+pub fn ffmpeg_publish_in(
+    ns: &NetNs,
+    url: &str,
+    seconds: u32,
+    size: &str,
+    gop: u32,
+) -> Result<Proc> {
+    ffmpeg_publish_with(ns.command("ffmpeg"), url, seconds, size, gop, "veryfast")
+}
+
+fn ffmpeg_publish_with(
+    mut cmd: Command,
+    url: &str,
+    seconds: u32,
+    size: &str,
+    gop: u32,
+    preset: &str,
+) -> Result<Proc> {
     let format = if url.starts_with("srt://") {
         "mpegts"
     } else {
         "flv"
     };
-    let child = Command::new("ffmpeg")
+    let child = cmd
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args([
             "-f",
