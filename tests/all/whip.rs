@@ -146,7 +146,9 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
     while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(200));
     }
-    // hls.js (current) from before the reload to after it.
+    // hls.js (current) and a WHEP viewer from before the reload to after it.
+    let whep_started = dir.path().join("whep-started");
+    let viewer = watch(&ns, &base, "cam", 22, &whep_started);
     let hls = Player::start_in(&ns, "hls", &master, 14, &["--current"])
         .unwrap()
         .join()
@@ -161,6 +163,7 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
         .curl(&format!("{base}/live/cam/src/index.m3u8"), &[])
         .unwrap();
     let playlist = String::from_utf8_lossy(&playlist).into_owned();
+    let w = report(viewer);
     let r = report(publisher);
     drop(weir);
 
@@ -189,6 +192,23 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
         assert!(local.starts_with("10.77.0."), "local {local}");
     }
     assert_eq!(r["deleteStatus"], 200, "{r}");
+    // The WHEP viewer saw pictures before the reload and after it (its last seconds are
+    // after the new session started), on one connection.
+    assert_eq!(w["answer"]["status"], 201, "{w}");
+    assert_eq!(w["last"]["connectionState"], "connected", "{w}");
+    let frames: Vec<u64> = w["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_u64().unwrap_or(0))
+        .collect();
+    let n = frames.len();
+    assert!(n >= 20, "{w}");
+    assert!(frames[5] > 0, "no pictures before the reload: {frames:?}");
+    assert!(
+        frames[n - 1] > frames[n - 4] + 30,
+        "the WHEP viewer did not recover after the reload: {frames:?}"
+    );
     // The reload is a discontinuity in the stream, not a new stream.
     assert!(
         playlist.lines().any(|l| l == "#EXT-X-DISCONTINUITY"),

@@ -9,6 +9,7 @@
 // Latency: weir stamps each frame's RTP timestamp from the wall clock at which it received
 // the frame (90 kHz of Unix time), so for every frame shown (requestVideoFrameCallback)
 // latency = display time - (RTP timestamp / 90), modulo 2^32. Same machine, same clock.
+// `frames` has the frames decoded so far, once a second.
 import { chromium } from 'playwright-core';
 import { writeFileSync } from 'node:fs';
 
@@ -104,6 +105,7 @@ try {
       await page.waitForTimeout(1000);
       const s = await page.evaluate(stats);
       report.last = s;
+      (report.frames = report.frames || []).push(s.video ? s.video.framesDecoded : 0);
       if (!started && s.frames > 0) {
         started = true;
         if (args['started-file']) writeFileSync(args['started-file'], 'started\n');
