@@ -420,6 +420,12 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    let (_, metrics) = curl(&weir.url("/metrics"), &[]).unwrap();
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
+    assert!(
+        metrics.lines().any(|l| l == "weir_whip_sessions_total 1"),
+        "one session was answered: {metrics}"
+    );
     // Nothing else noticed: the test stream kept going, and weir is up.
     let before = media_sequence(&test);
     std::thread::sleep(Duration::from_secs(3));
@@ -552,7 +558,13 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let r = report(watch(&ns, &base, "cam", 12, &dir.path().join("started")));
+    let (_, metrics) = ns.curl(&format!("{base}/metrics"), &[]).unwrap();
+    let metrics = String::from_utf8_lossy(&metrics).into_owned();
     drop(weir);
+    assert!(
+        metrics.lines().any(|l| l == "weir_whep_viewers_total 1"),
+        "{metrics}"
+    );
 
     assert_eq!(r["answer"]["status"], 201, "{r}");
     let last = &r["last"];

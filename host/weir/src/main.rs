@@ -323,6 +323,7 @@ impl weir_ingest::PublishHandler for Publisher {
 struct AllMetrics {
     pipeline: Arc<StreamMetrics>,
     encoder: Arc<weir_encoder::EncoderMetrics>,
+    webrtc: Option<Arc<weir_ingest::whip::WebRtcMetrics>>,
     plugins: weir_plugin_host::Plugins,
 }
 
@@ -332,6 +333,9 @@ impl weir_origin::MetricsSource for AllMetrics {
         self.pipeline.render(&mut out);
         out.push_str(&self.encoder.render());
         self.plugins.metrics().render(&mut out);
+        if let Some(webrtc) = &self.webrtc {
+            webrtc.render(&mut out);
+        }
         out
     }
 }
@@ -553,6 +557,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             .with_metrics(Arc::new(AllMetrics {
                 pipeline: Arc::clone(&metrics),
                 encoder: Arc::clone(&encoder_metrics),
+                webrtc: whip.as_ref().map(weir_ingest::Whip::metrics),
                 plugins: plugin_host.clone(),
             })),
     );

@@ -201,6 +201,7 @@ impl Whep {
             audio: senders[1],
             connect_timeout: Duration::from_secs(15),
             on_end,
+            metrics: Arc::clone(&inner.whip.metrics),
         };
         let span = tracing::info_span!(parent: None, "whep", %stream, resource = %id);
         info!(parent: &span, "whep viewer answered");

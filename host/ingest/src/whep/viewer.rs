@@ -39,6 +39,7 @@ pub(crate) struct Viewer {
     pub(crate) audio: RTCRtpSenderId,
     pub(crate) connect_timeout: Duration,
     pub(crate) on_end: Box<dyn FnOnce() + Send>,
+    pub(crate) metrics: Arc<crate::whip::WebRtcMetrics>,
 }
 
 struct Out {
@@ -49,7 +50,13 @@ struct Out {
 #[allow(clippy::disallowed_methods)] // a viewer's task is its driver
 impl Viewer {
     pub(crate) async fn run(mut self) {
+        use std::sync::atomic::Ordering;
+        self.metrics.whep_viewers.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .whep_viewers_total
+            .fetch_add(1, Ordering::Relaxed);
         let why = self.drive().await;
+        self.metrics.whep_viewers.fetch_sub(1, Ordering::Relaxed);
         info!(why, "whep viewer ended");
         let _ = self.pc.close();
         self.flush().await;
@@ -143,6 +150,9 @@ impl Viewer {
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         skipped += n;
+                        self.metrics
+                            .whep_skips_total
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         debug!(skipped, "whep viewer fell behind; skipping to the next keyframe");
                         waiting_key = true;
                     }

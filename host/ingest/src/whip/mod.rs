@@ -17,6 +17,7 @@
 
 mod depack;
 pub mod fuzzing;
+mod metrics;
 pub(crate) mod mux;
 mod peer;
 
@@ -49,6 +50,7 @@ use weir_media::StreamKey;
 
 pub(crate) use depack::VideoCodec;
 pub use depack::{AudioTranscoder, OpusTranscoders, Transcoders, VideoTranscoder, Vp8Transcoders};
+pub use metrics::WebRtcMetrics;
 
 use crate::keys::ActiveKeys;
 use crate::publish::{Protocol, PublishHandler, SessionInfo};
@@ -144,6 +146,7 @@ pub(crate) struct Shared {
     pub(crate) local: SocketAddr,
     sessions: Mutex<HashMap<String, Entry>>,
     transcoders: Transcoders,
+    pub(crate) metrics: Arc<WebRtcMetrics>,
     next_id: AtomicU64,
     random: std::collections::hash_map::RandomState,
 }
@@ -235,6 +238,7 @@ impl Whip {
                 local,
                 sessions: Mutex::new(HashMap::new()),
                 transcoders,
+                metrics: Arc::new(WebRtcMetrics::default()),
                 next_id: AtomicU64::new(1),
                 random: std::collections::hash_map::RandomState::new(),
             }),
@@ -249,6 +253,11 @@ impl Whip {
         max_viewers: usize,
     ) -> crate::whep::Whep {
         crate::whep::Whep::new(Arc::clone(&self.shared), registry, opus, max_viewers)
+    }
+
+    /// WHIP's and WHEP's counters.
+    pub fn metrics(&self) -> Arc<WebRtcMetrics> {
+        Arc::clone(&self.shared.metrics)
     }
 
     /// The UDP address sessions use.
@@ -353,6 +362,10 @@ impl Whip {
             ufrag,
         };
         info!(resource = %id, ?video, audio, "whip session answered");
+        shared
+            .metrics
+            .whip_sessions_total
+            .fetch_add(1, Ordering::Relaxed);
         drop(_g);
         tokio::spawn(peer.run().instrument(span));
         Ok(Answer { sdp, id, etag })

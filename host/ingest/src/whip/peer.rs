@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,8 +60,18 @@ const KEYFRAME_SLACK: Duration = Duration::from_millis(20);
 #[allow(clippy::disallowed_methods)]
 impl Peer {
     pub(crate) async fn run(mut self) {
+        let metrics = Arc::clone(&self.shared.metrics);
+        metrics.whip_sessions.fetch_add(1, Ordering::Relaxed);
         let result = self.drive().await;
+        metrics.whip_sessions.fetch_sub(1, Ordering::Relaxed);
         let stats = self.depack.stats();
+        for (counter, v) in [
+            (&metrics.whip_frames_total, stats.video_frames),
+            (&metrics.whip_packets_lost_total, stats.lost_packets),
+            (&metrics.whip_packets_bad_total, stats.bad_packets),
+        ] {
+            counter.fetch_add(v, Ordering::Relaxed);
+        }
         match &result {
             Ok(end) => info!(
                 ?end,
