@@ -600,3 +600,51 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
     );
     assert_eq!(r["deleteStatus"], 200, "{r}");
 }
+
+#[test]
+fn the_dashboard_publishes_the_camera_over_whip_and_previews_it_over_whep() {
+    let _serial = serial();
+    if !require_tools() || !require(&["unshare", "nsenter", "ip"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = NetNs::new().unwrap();
+    let cfg = config(dir.path());
+    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let out = ns
+        .command("node")
+        .current_dir(repo_root().join("tests/e2e"))
+        .args([
+            "dashboard-webrtc.mjs",
+            "--page",
+            &format!("http://{}/", weir.http),
+        ])
+        .args(["--key", KEY, "--stream", "cam"])
+        .env("CHROMIUM", chromium())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    drop(weir);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    eprintln!("[dashboard-webrtc] {r}");
+    assert_eq!(r["whipVisible"], true, "{r}");
+    assert!(
+        r["whipStatus"].as_str().unwrap().starts_with("publishing"),
+        "{r}"
+    );
+    assert_eq!(r["status"], "playing (WebRTC)", "{r}");
+    let latency: f64 = r["latency"]
+        .as_str()
+        .and_then(|l| l.split(' ').next())
+        .and_then(|l| l.parse().ok())
+        .unwrap();
+    assert!(latency < 1.0, "{r}");
+    assert!(
+        r["framesIn2s"].as_u64().unwrap() > 20,
+        "the preview does not move: {r}"
+    );
+    assert_eq!(r["whipStopped"], "stopped", "{r}");
+}

@@ -494,7 +494,13 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             cors_allow_origin: config.server.cors_allow_origin.clone(),
             assets_dir: config.server.assets_dir.clone(),
             assets: weir_origin::StaticAssets {
-                index_html: dashboard_page(&config, rtmp_addr, srt_addr, edge),
+                index_html: dashboard_page(
+                    &config,
+                    rtmp_addr,
+                    srt_addr,
+                    whip.as_ref().map(weir_ingest::Whip::udp_addr),
+                    edge,
+                ),
                 hls_js: Bytes::from_static(include_bytes!("../assets/hls.min.js")),
             },
             cache: config.cache_settings(),
@@ -705,6 +711,7 @@ fn dashboard_page(
     config: &Config,
     rtmp: Option<SocketAddr>,
     srt: Option<SocketAddr>,
+    whip: Option<SocketAddr>,
     edge: bool,
 ) -> Bytes {
     let page = include_str!("../assets/index.html");
@@ -714,6 +721,8 @@ fn dashboard_page(
         "rtmp_port": rtmp.map(|a| a.port()),
         "srt_port": srt.map(|a| a.port()),
         "srt_passphrase": config.srt.passphrase.is_some(),
+        "whip": whip.is_some(),
+        "whip_udp_port": whip.map(|a| a.port()),
         "edge": edge,
         "api": config.api.token.is_some() || config.tenants.iter().any(|t| t.api_token.is_some()),
         "test_stream": (config.test_source.enabled && !edge).then(|| config.test_source.name.clone()),
