@@ -24,6 +24,14 @@ fn config(dir: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// A private network namespace and weir serving in it (the config of [`config`]).
+fn serve_in_namespace(dir: &Path) -> (NetNs, Weir) {
+    let ns = NetNs::new().unwrap();
+    let cfg = config(dir);
+    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    (ns, weir)
+}
+
 /// `node whip.mjs` inside the namespace; its JSON report.
 fn publish(ns: &NetNs, base: &str, extra: &[&str]) -> std::process::Child {
     ns.command("node")
@@ -117,9 +125,7 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ns = NetNs::new().unwrap();
-    let cfg = config(dir.path());
-    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let (ns, weir) = serve_in_namespace(dir.path());
     let base = format!("http://{}", weir.http);
     let started = dir.path().join("started");
     // Publish for 42 s, reloading the page 14 s in (a new session on the same key).
@@ -461,9 +467,7 @@ fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka()
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ns = NetNs::new().unwrap();
-    let cfg = config(dir.path());
-    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let (ns, weir) = serve_in_namespace(dir.path());
     let base = format!("http://{}", weir.http);
     let started = dir.path().join("started");
     // The key in the path this time (`POST /whip/{key}`), and VP8 only in the offer.
@@ -545,9 +549,7 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ns = NetNs::new().unwrap();
-    let cfg = config(dir.path());
-    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let (ns, weir) = serve_in_namespace(dir.path());
     let base = format!("http://{}", weir.http);
     // A stream from the ffmpeg CLI over RTMP (inside the namespace), 1 s GOP, on the key
     // that publishes "cam".
@@ -608,9 +610,7 @@ fn the_dashboard_publishes_the_camera_over_whip_and_previews_it_over_whep() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let ns = NetNs::new().unwrap();
-    let cfg = config(dir.path());
-    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let (ns, weir) = serve_in_namespace(dir.path());
     let out = ns
         .command("node")
         .current_dir(repo_root().join("tests/e2e"))

@@ -90,6 +90,40 @@ pub fn access_unit(annex_b: &[u8]) -> AccessUnit {
     au
 }
 
+/// The parameter sets a stream carries in band (MPEG-TS, RTP) and the `avcC` they make,
+/// followed access unit by access unit: a new SPS/PPS pair replaces the config only when it
+/// makes a usable one.
+#[derive(Debug, Default, Clone)]
+pub struct InBandParams {
+    params: Option<(Bytes, Bytes)>,
+    config: Option<H264Config>,
+}
+
+impl InBandParams {
+    /// Takes `au`'s SPS and PPS when it carries both and they are not the ones in use.
+    /// `Err`: they make no usable `avcC` (the config in use stays).
+    pub fn update(&mut self, au: &AccessUnit) -> Result<(), String> {
+        let (Some(sps), Some(pps)) = (&au.sps, &au.pps) else {
+            return Ok(());
+        };
+        if self
+            .params
+            .as_ref()
+            .is_some_and(|(s, p)| s == sps && p == pps)
+        {
+            return Ok(());
+        }
+        self.config = Some(config(sps, pps)?);
+        self.params = Some((sps.clone(), pps.clone()));
+        Ok(())
+    }
+
+    /// The config in use, once a stream has shown its parameter sets.
+    pub fn config(&self) -> Option<&H264Config> {
+        self.config.as_ref()
+    }
+}
+
 /// Builds the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3.1) for one SPS and PPS,
 /// the way ffmpeg's muxers write it: profile, compatibility and level copied from the SPS,
 /// 4-byte NAL lengths, and the chroma/bit-depth extension for the profiles that carry it.

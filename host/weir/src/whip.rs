@@ -127,27 +127,10 @@ impl WhipHttp {
             return text_response(StatusCode::NOT_FOUND, "no such WHIP resource\n");
         };
         if head.method == Method::OPTIONS {
-            let mut r = text_response(StatusCode::NO_CONTENT, "");
-            let h = r.headers_mut();
-            let methods = match target {
+            return preflight(match target {
                 Target::Endpoint(_) => "POST, OPTIONS",
                 Target::Session(_) => "PATCH, DELETE, OPTIONS",
-            };
-            h.insert(header::ALLOW, HeaderValue::from_static(methods));
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(methods),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-            h.insert("accept-post", HeaderValue::from_static("application/sdp"));
-            return r;
+            });
         }
         let token = bearer(head);
         match (&head.method, target) {
@@ -183,21 +166,8 @@ impl WhipHttp {
                 };
                 match self.whip.offer(peer, local, &key, offer) {
                     Ok(answer) => {
-                        let mut r = text_response(StatusCode::CREATED, answer.sdp);
-                        let h = r.headers_mut();
-                        h.insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/sdp"),
-                        );
-                        if let Ok(v) =
-                            HeaderValue::from_str(&format!("/whip/session/{}", answer.id))
-                        {
-                            h.insert(header::LOCATION, v);
-                        }
-                        if let Ok(v) = HeaderValue::from_str(&answer.etag) {
-                            h.insert(header::ETAG, v);
-                        }
-                        h.insert(
+                        let mut r = created(answer, "/whip/session/");
+                        r.headers_mut().insert(
                             "accept-patch",
                             HeaderValue::from_static("application/trickle-ice-sdpfrag"),
                         );
@@ -247,6 +217,44 @@ impl WhipHttp {
             (_, Target::Session(_)) => method_not_allowed("PATCH, DELETE, OPTIONS"),
         }
     }
+}
+
+/// A CORS preflight's answer for a WHIP or WHEP resource that allows `methods`.
+fn preflight(methods: &'static str) -> Response<Body> {
+    let mut r = text_response(StatusCode::NO_CONTENT, "");
+    let h = r.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static(methods));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert("accept-post", HeaderValue::from_static("application/sdp"));
+    r
+}
+
+/// `201 Created`: the SDP answer, and the session's resource under `prefix`.
+fn created(answer: weir_ingest::whip::Answer, prefix: &str) -> Response<Body> {
+    let mut r = text_response(StatusCode::CREATED, answer.sdp);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("{prefix}{}", answer.id)) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&answer.etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
@@ -311,24 +319,11 @@ impl WhepHttp {
         };
         let session = rest.strip_prefix("session/");
         if head.method == Method::OPTIONS {
-            let methods = if session.is_some() {
+            return preflight(if session.is_some() {
                 "DELETE, OPTIONS"
             } else {
                 "POST, OPTIONS"
-            };
-            let mut r = text_response(StatusCode::NO_CONTENT, "");
-            let h = r.headers_mut();
-            h.insert(header::ALLOW, HeaderValue::from_static(methods));
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(methods),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Authorization, Content-Type"),
-            );
-            h.insert("accept-post", HeaderValue::from_static("application/sdp"));
-            return r;
+            });
         }
         if let Some(id) = session {
             return match head.method {
@@ -372,21 +367,7 @@ impl WhepHttp {
             return error_response(&WhipError::Internal("no connection info".into()));
         };
         match self.whep.offer(conn.local.ip(), stream, offer) {
-            Ok(answer) => {
-                let mut r = text_response(StatusCode::CREATED, answer.sdp);
-                let h = r.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/sdp"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&format!("/whep/session/{}", answer.id)) {
-                    h.insert(header::LOCATION, v);
-                }
-                if let Ok(v) = HeaderValue::from_str(&answer.etag) {
-                    h.insert(header::ETAG, v);
-                }
-                r
-            }
+            Ok(answer) => created(answer, "/whep/session/"),
             Err(e) => error_response(&e),
         }
     }

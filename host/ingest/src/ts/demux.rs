@@ -621,9 +621,7 @@ struct VideoState {
     /// The last complete PES, kept until the next PES header says whether it continues the
     /// same access unit (a PES without PTS does).
     done: Option<Pes>,
-    config: Option<H264Config>,
-    /// The SPS and PPS `config` was built from.
-    params: Option<(Bytes, Bytes)>,
+    params: h264::InBandParams,
 }
 
 impl VideoState {
@@ -840,26 +838,11 @@ impl Core {
             self.stats.video_errors += 1;
             return;
         }
-        if let (Some(sps), Some(pps)) = (au.sps.clone(), au.pps.clone()) {
-            let known = self
-                .video
-                .params
-                .as_ref()
-                .is_some_and(|(s, p)| *s == sps && *p == pps);
-            if !known {
-                match h264::config(&sps, &pps) {
-                    Ok(config) => {
-                        self.video.config = Some(config);
-                        self.video.params = Some((sps, pps));
-                    }
-                    Err(e) => {
-                        debug!("unusable SPS/PPS: {e}");
-                        self.stats.video_errors += 1;
-                    }
-                }
-            }
+        if let Err(e) = self.video.params.update(&au) {
+            debug!("unusable SPS/PPS: {e}");
+            self.stats.video_errors += 1;
         }
-        if self.video.config.is_none() {
+        if self.video.params.config().is_none() {
             self.stats.dropped += 1;
             return;
         }
@@ -1008,7 +991,7 @@ impl Core {
     /// The tracks the stream has now.
     fn desired(&self) -> (Option<H264Config>, Option<AacConfig>) {
         (
-            self.sel.video.and(self.video.config.clone()),
+            self.sel.video.and(self.video.params.config().cloned()),
             self.sel.audio.and(self.audio.config.clone()),
         )
     }

@@ -17,7 +17,6 @@ use rtc::rtp::packet::Packet;
 use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, info};
@@ -110,19 +109,7 @@ impl Viewer {
             tokio::select! {
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return "shutdown" };
-                    let msg = TaggedBytesMut {
-                        now: d.at,
-                        transport: TransportContext {
-                            local_addr: self.local,
-                            peer_addr: d.from,
-                            ecn: None,
-                            transport_protocol: TransportProtocol::UDP,
-                        },
-                        message: d.data,
-                    };
-                    if let Err(e) = self.pc.handle_read(msg) {
-                        debug!(error = %e, "whep datagram dropped");
-                    }
+                    crate::whip::mux::read_into(&mut self.pc, self.local, d);
                 }
                 _ = self.close.recv() => return "deleted",
                 () = sleep => {
@@ -163,15 +150,7 @@ impl Viewer {
     }
 
     async fn flush(&mut self) {
-        while let Some(msg) = self.pc.poll_write() {
-            if let Err(e) = self
-                .socket
-                .send_to(&msg.message, msg.transport.peer_addr)
-                .await
-            {
-                debug!(error = %e, "webrtc udp send");
-            }
-        }
+        crate::whip::mux::flush(&mut self.pc, &self.socket).await;
     }
 }
 

@@ -145,8 +145,10 @@ enum Builder {
 struct VideoIn {
     builder: Builder,
     clock: Clock,
+    /// The `avcC` frames go out under: from the in-band parameter sets (H.264), or from
+    /// the transcoder (VP8).
     config: Option<H264Config>,
-    params: Option<(Bytes, Bytes)>,
+    params: h264::InBandParams,
     last_dts: Option<i64>,
     holes: Holes,
 }
@@ -250,7 +252,7 @@ impl Depack {
                 builder,
                 clock: Clock::new(VIDEO_RATE),
                 config: None,
-                params: None,
+                params: h264::InBandParams::default(),
                 last_dts: None,
                 holes: Holes::default(),
             },
@@ -359,23 +361,11 @@ impl Depack {
             self.stats.bad_packets += 1;
             return;
         }
-        if let (Some(sps), Some(pps)) = (au.sps.clone(), au.pps.clone()) {
-            let known = self
-                .video
-                .params
-                .as_ref()
-                .is_some_and(|(s, p)| *s == sps && *p == pps);
-            if !known {
-                match h264::config(&sps, &pps) {
-                    Ok(config) => {
-                        self.video.config = Some(config);
-                        self.video.params = Some((sps, pps));
-                    }
-                    Err(e) => {
-                        debug!("unusable SPS/PPS: {e}");
-                        self.stats.bad_packets += 1;
-                    }
-                }
+        match self.video.params.update(&au) {
+            Ok(()) => self.video.config = self.video.params.config().cloned(),
+            Err(e) => {
+                debug!("unusable SPS/PPS: {e}");
+                self.stats.bad_packets += 1;
             }
         }
         self.emit_video(dts, au.data, au.keyframe);

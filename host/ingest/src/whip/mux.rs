@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use bytes::BytesMut;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::attributes::ATTR_USERNAME;
 use rtc::stun::message::Message;
 use tokio::net::UdpSocket;
@@ -103,6 +106,34 @@ pub(crate) async fn run(socket: Arc<UdpSocket>, routes: Arc<Routes>) {
             at: Instant::now(),
             data: BytesMut::from(data),
         });
+    }
+}
+
+/// Hands a routed datagram to a session's peer connection. One the stack cannot use (a bad
+/// DTLS record, an SRTP packet that fails authentication) is dropped, as the network would
+/// drop it; it does not end the session: what is fatal shows as the connection state.
+pub(crate) fn read_into(pc: &mut RTCPeerConnection, local: SocketAddr, d: Datagram) {
+    let msg = TaggedBytesMut {
+        now: d.at,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: d.from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message: d.data,
+    };
+    if let Err(e) = pc.handle_read(msg) {
+        debug!(error = %e, from = %d.from, "webrtc datagram dropped");
+    }
+}
+
+/// Sends what a session's peer connection has queued, through the shared socket.
+pub(crate) async fn flush(pc: &mut RTCPeerConnection, socket: &UdpSocket) {
+    while let Some(msg) = pc.poll_write() {
+        if let Err(e) = socket.send_to(&msg.message, msg.transport.peer_addr).await {
+            debug!(error = %e, to = %msg.transport.peer_addr, "webrtc udp send");
+        }
     }
 }
 

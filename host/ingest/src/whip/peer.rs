@@ -17,7 +17,6 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -206,7 +205,7 @@ impl Peer {
             tokio::select! {
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return Ok(End::Shutdown) };
-                    self.read(d)?;
+                    super::mux::read_into(&mut self.pc, self.local, d);
                 }
                 c = self.control.recv() => match c {
                     Some(Control::Candidates(cs)) => {
@@ -226,35 +225,7 @@ impl Peer {
         }
     }
 
-    fn read(&mut self, d: Datagram) -> Result<()> {
-        let msg = TaggedBytesMut {
-            now: d.at,
-            transport: TransportContext {
-                local_addr: self.local,
-                peer_addr: d.from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: d.data,
-        };
-        // A datagram the stack cannot use (a bad DTLS record, an SRTP packet that fails
-        // authentication) is dropped, as the network would drop it; it does not end the
-        // session. What is fatal shows as the connection state.
-        if let Err(e) = self.pc.handle_read(msg) {
-            debug!(error = %e, "whip datagram dropped");
-        }
-        Ok(())
-    }
-
     async fn flush(&mut self) {
-        while let Some(msg) = self.pc.poll_write() {
-            if let Err(e) = self
-                .socket
-                .send_to(&msg.message, msg.transport.peer_addr)
-                .await
-            {
-                debug!(error = %e, to = %msg.transport.peer_addr, "webrtc udp send");
-            }
-        }
+        super::mux::flush(&mut self.pc, &self.socket).await;
     }
 }
