@@ -11,12 +11,14 @@ use weir_e2e::*;
 
 const KEY: &str = "whip-secret-key-1";
 
-fn config(dir: &Path) -> String {
+/// The namespace's config: WHIP on the namespace's address (with `whip`, more `[whip]`
+/// keys), no test stream, one key for the stream "cam".
+fn config_with(dir: &Path, whip: &str) -> String {
     let path = dir.join("weir.toml");
     std::fs::write(
         &path,
         format!(
-            "[whip]\nudp = \"{}:0\"\n[test_source]\nenabled = false\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n",
+            "[whip]\nudp = \"{}:0\"\n{whip}\n[test_source]\nenabled = false\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n",
             NetNs::SERVER
         ),
     )
@@ -24,10 +26,10 @@ fn config(dir: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// A private network namespace and weir serving in it (the config of [`config`]).
-fn serve_in_namespace(dir: &Path) -> (NetNs, Weir) {
+/// A private network namespace and weir serving in it (the config of [`config_with`]).
+fn serve_in_namespace(dir: &Path, whip: &str) -> (NetNs, Weir) {
     let ns = NetNs::new().unwrap();
-    let cfg = config(dir);
+    let cfg = config_with(dir, whip);
     let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
     (ns, weir)
 }
@@ -125,7 +127,7 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path());
+    let (ns, weir) = serve_in_namespace(dir.path(), "");
     let base = format!("http://{}", weir.http);
     let started = dir.path().join("started");
     // Publish for 42 s, reloading the page 14 s in (a new session on the same key).
@@ -467,7 +469,8 @@ fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka()
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path());
+    // A video ceiling well under what Chromium sends at 640x360, to see it honoured.
+    let (ns, weir) = serve_in_namespace(dir.path(), "max_video_kbps = 150");
     let base = format!("http://{}", weir.http);
     let started = dir.path().join("started");
     // The key in the path this time (`POST /whip/{key}`), and VP8 only in the offer.
@@ -515,6 +518,13 @@ fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka()
     let p = &r["publishes"][0];
     assert_eq!(p["answer"]["status"], 201, "{r}");
     assert_eq!(p["last"]["video"]["codec"], "video/VP8", "{r}");
+    // b=AS:150 in the answer: the publisher's video stayed under it (32 s published).
+    let kbps = p["last"]["video"]["bytesSent"].as_f64().unwrap() * 8.0 / 32.0 / 1000.0;
+    eprintln!("VP8 publisher sent {kbps:.0} kbit/s of video under a 150 kbit/s ceiling");
+    assert!(
+        kbps < 150.0 * 1.15,
+        "{kbps:.0} kbit/s: the ceiling was not honoured: {r}"
+    );
     assert_eq!(p["last"]["pair"]["state"], "succeeded", "{r}");
     assert_eq!(codecs, ["h264", "aac"], "ffprobe sees {codecs:?}");
     assert!(mv.contains("CODECS=\"avc1."), "{mv}");
@@ -549,7 +559,7 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path());
+    let (ns, weir) = serve_in_namespace(dir.path(), "");
     let base = format!("http://{}", weir.http);
     // A stream from the ffmpeg CLI over RTMP (inside the namespace), 1 s GOP, on the key
     // that publishes "cam".
@@ -610,7 +620,7 @@ fn the_dashboard_publishes_the_camera_over_whip_and_previews_it_over_whep() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path());
+    let (ns, weir) = serve_in_namespace(dir.path(), "");
     let out = ns
         .command("node")
         .current_dir(repo_root().join("tests/e2e"))

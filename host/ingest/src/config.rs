@@ -151,6 +151,9 @@ pub struct WhipConfig {
     pub max_sessions: usize,
     /// WHEP viewers at once (WHEP shares WHIP's UDP port and is on when WHIP is).
     pub max_viewers: usize,
+    /// The most video bitrate a WHIP publisher may send, kbit/s (`b=AS` in the answer,
+    /// which browsers and OBS take as their ceiling).
+    pub max_video_kbps: u32,
     /// Ask the publisher for a keyframe when none came for this long. Unset: the packager's
     /// segment target, so every segment can start on one.
     pub keyframe_interval_ms: Option<u64>,
@@ -164,6 +167,7 @@ impl Default for WhipConfig {
             candidate_ips: Vec::new(),
             max_sessions: 100,
             max_viewers: 500,
+            max_video_kbps: 8000,
             keyframe_interval_ms: None,
         }
     }
@@ -173,6 +177,11 @@ impl WhipConfig {
     pub fn validate(&self) -> Result<()> {
         if self.max_sessions == 0 {
             return Err(Error::Config("whip.max_sessions must be at least 1".into()));
+        }
+        if !(100..=100_000).contains(&self.max_video_kbps) {
+            return Err(Error::Config(
+                "whip.max_video_kbps must be 100..=100000".into(),
+            ));
         }
         if let Some(ip) = self.candidate_ips.iter().find(|ip| ip.is_unspecified()) {
             return Err(Error::Config(format!(
@@ -195,6 +204,7 @@ impl WhipConfig {
         crate::WhipSettings {
             candidate_ips: self.candidate_ips.clone(),
             max_sessions: self.max_sessions,
+            max_video_kbps: Some(self.max_video_kbps),
             keyframe_interval: self
                 .keyframe_interval_ms
                 .map_or(segment_target, Duration::from_millis),

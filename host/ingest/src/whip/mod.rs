@@ -76,6 +76,9 @@ pub struct WhipSettings {
     pub connect_timeout: Duration,
     /// How long a full pipeline may hold one event before the session fails.
     pub sink_timeout: Duration,
+    /// The most video a publisher may send, kbit/s: the answer's video section says
+    /// `b=AS` (RFC 4566 5.8), which browsers and OBS honour as their encoder's ceiling.
+    pub max_video_kbps: Option<u32>,
 }
 
 impl Default for WhipSettings {
@@ -86,6 +89,7 @@ impl Default for WhipSettings {
             keyframe_interval: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(15),
             sink_timeout: Duration::from_secs(5),
+            max_video_kbps: None,
         }
     }
 }
@@ -325,6 +329,10 @@ impl Whip {
                 "no {video:?} in the answer: the offer's parameters for it are not ones weir takes"
             )));
         }
+        let sdp = match shared.ctx.settings.max_video_kbps {
+            Some(kbps) => with_video_bandwidth(&sdp, kbps),
+            None => sdp,
+        };
         let ufrag = sdp_attr(&sdp, "ice-ufrag")
             .ok_or_else(|| WhipError::Internal("answer has no ice-ufrag".into()))?;
         let pwd = sdp_attr(&sdp, "ice-pwd").unwrap_or_default();
@@ -605,6 +613,32 @@ fn answer_has(sdp: &str, video: VideoCodec) -> bool {
     };
     sdp.lines()
         .any(|l| l.starts_with("a=rtpmap:") && l.to_ascii_lowercase().contains(name))
+}
+
+/// `sdp` with `b=AS:{kbps}` in its video section (after its `c=` line, where RFC 4566
+/// puts bandwidth lines; any `b=` it had there is replaced).
+fn with_video_bandwidth(sdp: &str, kbps: u32) -> String {
+    let mut out = String::with_capacity(sdp.len() + 16);
+    let mut in_video = false;
+    let mut pending = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+            pending = in_video;
+        } else if in_video && line.starts_with("b=") {
+            continue;
+        } else if pending && !line.starts_with("i=") && !line.starts_with("c=") {
+            // The first line after m=, i= and c=: where b= belongs.
+            out.push_str(&format!("b=AS:{kbps}\r\n"));
+            pending = false;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    if pending {
+        out.push_str(&format!("b=AS:{kbps}\r\n"));
+    }
+    out
 }
 
 /// The first `a={name}:` value in an SDP.

@@ -90,3 +90,21 @@ fn a_vp8_session_answers_vp8() {
     assert!(answer_has(&sdp, VideoCodec::Vp8), "{sdp}");
     assert!(!answer_has(&sdp, VideoCodec::H264), "{sdp}");
 }
+
+#[test]
+fn a_bandwidth_ceiling_goes_in_the_video_section_after_its_connection_line() {
+    let sdp = with_video_bandwidth(OFFER, 800);
+    let lines: Vec<&str> = sdp.lines().collect();
+    let video = lines.iter().position(|l| l.starts_with("m=video")).unwrap();
+    let b = lines.iter().position(|l| *l == "b=AS:800").unwrap();
+    assert!(b > video && lines[b - 1].starts_with("c="), "{sdp}");
+    assert_eq!(sdp.matches("b=AS").count(), 1, "audio keeps no ceiling");
+    // Idempotent: a second ceiling replaces the first.
+    assert_eq!(with_video_bandwidth(&sdp, 300).matches("b=AS").count(), 1);
+    // A section without c= gets it right after m=.
+    let bare = with_video_bandwidth("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n", 500);
+    assert_eq!(
+        bare,
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nb=AS:500\r\na=mid:1\r\n"
+    );
+}
