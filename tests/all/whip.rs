@@ -559,7 +559,8 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path(), "");
+    let (ns, weir) =
+        serve_in_namespace(dir.path(), "[api]\ntoken = \"webrtc-api-token-0123456789\"");
     let base = format!("http://{}", weir.http);
     // A stream from the ffmpeg CLI over RTMP (inside the namespace), 1 s GOP, on the key
     // that publishes "cam".
@@ -569,7 +570,19 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
     while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let r = report(watch(&ns, &base, "cam", 12, &dir.path().join("started")));
+    let viewer = watch(&ns, &base, "cam", 12, &dir.path().join("started"));
+    // While it plays, the operator API lists the viewer with its figures.
+    std::thread::sleep(Duration::from_secs(8));
+    let (code, api) = ns
+        .curl(
+            &format!("{base}/api/v1/webrtc"),
+            &["-H", "Authorization: Bearer webrtc-api-token-0123456789"],
+        )
+        .unwrap();
+    assert_eq!(code, 200);
+    let api: serde_json::Value = serde_json::from_slice(&api).unwrap();
+    eprintln!("[api/v1/webrtc] {api}");
+    let r = report(viewer);
     let (_, metrics) = ns.curl(&format!("{base}/metrics"), &[]).unwrap();
     let metrics = String::from_utf8_lossy(&metrics).into_owned();
     drop(weir);
@@ -611,6 +624,19 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
         "latency over the target: {r}"
     );
     assert_eq!(r["deleteStatus"], 200, "{r}");
+    let v = &api["whep"][0];
+    assert_eq!(v["stream"], "cam", "{api}");
+    assert_eq!(v["connected"], true, "{api}");
+    assert!(
+        v["peer"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("10.77.0."),
+        "{api}"
+    );
+    assert!(v["rtt_ms"].as_f64().is_some(), "{api}");
+    assert!(v["kbps_out"].as_f64().unwrap() > 50.0, "{api}");
+    assert!(v["frames"].as_u64().unwrap() > 60, "{api}");
 }
 
 #[test]

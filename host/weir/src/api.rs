@@ -13,6 +13,8 @@
 //! - `POST /api/v1/streams/{key}/kick`: end the stream's publisher session (the connection
 //!   is closed); the stream goes on as after a loss, on the stand-by slate, until a
 //!   publisher returns.
+//! - `GET /api/v1/webrtc` (admin token): each WHIP publisher and WHEP viewer: stream,
+//!   peer address, RTT, bytes and kbit/s in and out over the last second, loss, frames.
 //! - `GET /api/v1/tenants/{tenant}/plugins`: the tenant's plugin chain, in order.
 //! - `PUT /api/v1/tenants/{tenant}/plugins/{name}`: push a plugin. The body is the component
 //!   (`application/wasm`, up to 64 MiB); its config text travels base64-encoded in the
@@ -45,6 +47,8 @@ pub struct Api {
     pub registry: StreamRegistry,
     pub resolve: KeyResolver,
     pub plugins: Plugins,
+    /// WHIP publishers and WHEP viewers, for `GET /api/v1/webrtc`.
+    pub webrtc: Option<(weir_ingest::Whip, weir_ingest::Whep)>,
 }
 
 /// Plugin components are megabytes (JavaScript and Python ones 12–20 MB).
@@ -179,6 +183,22 @@ impl Api {
                 json_response(
                     StatusCode::OK,
                     serde_json::json!({ "streams": streams }).to_string(),
+                )
+            }
+            (&Method::GET, ["", "api", "v1", "webrtc"]) => {
+                if who != Principal::Admin {
+                    return text_response(
+                        StatusCode::FORBIDDEN,
+                        "WebRTC sessions are listed for the admin token only\n",
+                    );
+                }
+                let (whip, whep) = match &self.webrtc {
+                    Some((whip, whep)) => (whip.session_stats(), whep.session_stats()),
+                    None => (Vec::new(), Vec::new()),
+                };
+                json_response(
+                    StatusCode::OK,
+                    serde_json::json!({ "whip": whip, "whep": whep }).to_string(),
                 )
             }
             (&Method::POST, ["", "api", "v1", "streams", key, "cues"]) => {

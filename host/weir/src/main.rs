@@ -510,6 +510,14 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         registry.clone(),
     )
     .context("origin settings")?;
+    // WHEP viewers share WHIP's UDP port.
+    let whep = whip.as_ref().map(|w| {
+        w.whep(
+            registry.clone(),
+            whip::opus_encoders(96_000),
+            config.whip.max_viewers,
+        )
+    });
     let tenant_tokens: Vec<(String, String)> = config
         .tenants
         .iter()
@@ -527,6 +535,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 Arc::new(move |key| stream_name_any(&resolver_config, &auth, key))
             },
             plugins: plugin_host.clone(),
+            webrtc: whip.clone().zip(whep.clone()),
         }));
     }
     if let Some(whip) = &whip {
@@ -540,15 +549,11 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         );
     }
     let playback = Arc::new(playback::Playback::new(&config, plugin_host.clone()));
-    if let Some(whip) = &whip {
+    if let Some(whep) = &whep {
         origin = origin.with_handler(
             "/whep/",
             Arc::new(whip::WhepHttp {
-                whep: whip.whep(
-                    registry.clone(),
-                    whip::opus_encoders(96_000),
-                    config.whip.max_viewers,
-                ),
+                whep: whep.clone(),
                 playback: Arc::clone(&playback) as Arc<dyn weir_origin::signed::PlaybackAuth>,
                 cors_allow_origin: http::HeaderValue::from_str(&config.server.cors_allow_origin)
                     .unwrap_or_else(|_| http::HeaderValue::from_static("*")),

@@ -59,8 +59,11 @@ struct Inner {
     opus: OpusEncoders,
     max_viewers: usize,
     feeds: Mutex<HashMap<String, broadcast::Sender<Arc<Frame>>>>,
-    sessions: Mutex<HashMap<String, mpsc::Sender<()>>>,
+    sessions: Mutex<HashMap<String, Viewing>>,
 }
+
+/// A viewer's close signal and its figures.
+type Viewing = (mpsc::Sender<()>, Arc<Mutex<whip::SessionStats>>);
 
 impl Whep {
     pub(crate) fn new(
@@ -84,6 +87,15 @@ impl Whep {
     /// Viewers now.
     pub fn viewers(&self) -> usize {
         self.inner.lock_sessions().len()
+    }
+
+    /// Each viewer's figures (refreshed every second by its task).
+    pub fn session_stats(&self) -> Vec<whip::SessionStats> {
+        self.inner
+            .lock_sessions()
+            .values()
+            .map(|(_, s)| s.lock().unwrap_or_else(PoisonError::into_inner).clone())
+            .collect()
     }
 
     /// A browser's offer to watch `stream`; its HTTP request reached `local_ip`.
@@ -181,7 +193,14 @@ impl Whep {
         let (dg_tx, dg_rx) = mpsc::channel(256);
         let (close_tx, close_rx) = mpsc::channel(1);
         inner.whip.routes.add(&ufrag, dg_tx);
-        inner.lock_sessions().insert(id.clone(), close_tx);
+        let stats = Arc::new(Mutex::new(whip::SessionStats {
+            kind: "whep",
+            stream: stream.to_owned(),
+            ..whip::SessionStats::default()
+        }));
+        inner
+            .lock_sessions()
+            .insert(id.clone(), (close_tx, Arc::clone(&stats)));
         let on_end = {
             let inner = Arc::clone(inner);
             let (id, ufrag) = (id.clone(), ufrag.clone());
@@ -202,6 +221,7 @@ impl Whep {
             connect_timeout: Duration::from_secs(15),
             on_end,
             metrics: Arc::clone(&inner.whip.metrics),
+            stats,
         };
         let span = tracing::info_span!(parent: None, "whep", %stream, resource = %id);
         info!(parent: &span, "whep viewer answered");
@@ -212,7 +232,7 @@ impl Whep {
     /// DELETE on a viewer's resource.
     pub fn delete(&self, id: &str) -> Result<(), WhipError> {
         match self.inner.lock_sessions().get(id) {
-            Some(tx) => {
+            Some((tx, _)) => {
                 let _ = tx.try_send(());
                 Ok(())
             }
@@ -222,7 +242,7 @@ impl Whep {
 }
 
 impl Inner {
-    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<()>>> {
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Viewing>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

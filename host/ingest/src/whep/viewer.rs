@@ -39,6 +39,7 @@ pub(crate) struct Viewer {
     pub(crate) connect_timeout: Duration,
     pub(crate) on_end: Box<dyn FnOnce() + Send>,
     pub(crate) metrics: Arc<crate::whip::WebRtcMetrics>,
+    pub(crate) stats: Arc<std::sync::Mutex<crate::whip::SessionStats>>,
 }
 
 struct Out {
@@ -68,6 +69,10 @@ impl Viewer {
         let mut connected = false;
         let mut waiting_key = true;
         let mut skipped = 0u64;
+        let mut sent = 0u64;
+        let mut last_stats = (started, 0, 0);
+        let mut next_stats = started;
+        let mut peer: Option<SocketAddr> = None;
         let mut video = Out {
             seq: 0,
             payloader: Box::new(H264Payloader::default()),
@@ -97,6 +102,19 @@ impl Viewer {
             // Viewers' RTCP (receiver reports, PLI) is read and dropped: a PLI is answered
             // by the stream's next keyframe, at most a segment away.
             while self.pc.poll_read().is_some() {}
+            let now = Instant::now();
+            if now >= next_stats {
+                next_stats = now + Duration::from_secs(1);
+                let mut st = self
+                    .stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.refresh(&mut self.pc, now, started, &mut last_stats);
+                st.connected = connected;
+                st.peer = peer.map(|p| p.to_string());
+                st.lost = skipped;
+                st.frames = sent;
+            }
             if !connected && started.elapsed() > self.connect_timeout {
                 return "no connection";
             }
@@ -109,6 +127,7 @@ impl Viewer {
             tokio::select! {
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return "shutdown" };
+                    peer = Some(d.from);
                     crate::whip::mux::read_into(&mut self.pc, self.local, d);
                 }
                 _ = self.close.recv() => return "deleted",
@@ -134,9 +153,13 @@ impl Viewer {
                             (&mut audio, self.audio, (frame.wall_us.wrapping_mul(6) / 125) as u32)
                         };
                         send(&mut self.pc, sender, out, ts, &frame.data);
+                        if frame.video {
+                            sent += 1;
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        skipped += n;
+                        skipped += 1;
+                        let _ = n;
                         self.metrics
                             .whep_skips_total
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

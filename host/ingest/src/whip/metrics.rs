@@ -4,6 +4,67 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::statistics::StatsSelector;
+
+/// One WebRTC session as the operator API shows it (`GET /api/v1/webrtc`), refreshed by
+/// its task every second.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SessionStats {
+    /// `whip` (a publisher) or `whep` (a viewer).
+    pub kind: &'static str,
+    /// The stream a viewer watches; for a publisher, its key's redacted form (`k:…`).
+    pub stream: String,
+    /// Where the peer's datagrams come from (`ip:port`), once any have.
+    pub peer: Option<String>,
+    pub connected: bool,
+    /// Seconds since the session was answered.
+    pub age_s: f64,
+    /// ICE round-trip time (consent checks), milliseconds.
+    pub rtt_ms: Option<f64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Over the last second, kbit/s.
+    pub kbps_in: f64,
+    pub kbps_out: f64,
+    /// Publishers: RTP packets lost (missing after NACK); viewers: times it skipped to a
+    /// keyframe because it fell behind.
+    pub lost: u64,
+    /// Publishers: video frames rebuilt; viewers: frames sent.
+    pub frames: u64,
+}
+
+impl SessionStats {
+    /// Refreshes the transport figures from `pc`'s selected candidate pair.
+    pub(crate) fn refresh(
+        &mut self,
+        pc: &mut RTCPeerConnection,
+        now: Instant,
+        since: Instant,
+        last: &mut (Instant, u64, u64),
+    ) {
+        let report = pc.get_stats(now, StatsSelector::None);
+        let Some(pair) = report
+            .candidate_pairs()
+            .max_by_key(|p| p.bytes_received + p.bytes_sent)
+        else {
+            return;
+        };
+        self.age_s = now.saturating_duration_since(since).as_secs_f64();
+        self.rtt_ms =
+            (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0);
+        self.bytes_in = pair.bytes_received;
+        self.bytes_out = pair.bytes_sent;
+        let dt = now.saturating_duration_since(last.0).as_secs_f64();
+        if dt > 0.2 {
+            self.kbps_in = (pair.bytes_received.saturating_sub(last.1)) as f64 * 8.0 / dt / 1000.0;
+            self.kbps_out = (pair.bytes_sent.saturating_sub(last.2)) as f64 * 8.0 / dt / 1000.0;
+            *last = (now, pair.bytes_received, pair.bytes_sent);
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct WebRtcMetrics {

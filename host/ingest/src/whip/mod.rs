@@ -50,7 +50,7 @@ use weir_media::StreamKey;
 
 pub(crate) use depack::VideoCodec;
 pub use depack::{AudioTranscoder, OpusTranscoders, Transcoders, VideoTranscoder, Vp8Transcoders};
-pub use metrics::WebRtcMetrics;
+pub use metrics::{SessionStats, WebRtcMetrics};
 
 use crate::keys::ActiveKeys;
 use crate::publish::{Protocol, PublishHandler, SessionInfo};
@@ -160,6 +160,7 @@ struct Entry {
     etag: String,
     remote_ufrag: String,
     control: mpsc::Sender<Control>,
+    stats: Arc<Mutex<SessionStats>>,
 }
 
 impl Shared {
@@ -274,6 +275,20 @@ impl Whip {
         self.shared.lock().len()
     }
 
+    /// Each publisher's figures (refreshed every second by its session).
+    pub fn session_stats(&self) -> Vec<SessionStats> {
+        self.shared
+            .lock()
+            .values()
+            .map(|e| {
+                e.stats
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
+            .collect()
+    }
+
     /// A publisher's offer for `key`, from `peer`, whose HTTP request reached `local_ip`.
     /// Checks the offer, then the key (the publish contract), then answers.
     #[allow(clippy::disallowed_methods)] // the HTTP side drives the connection's start
@@ -348,6 +363,11 @@ impl Whip {
         let (dg_tx, dg_rx) = mpsc::channel(1024);
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
         shared.routes.add(&ufrag, dg_tx);
+        let stats = Arc::new(Mutex::new(SessionStats {
+            kind: "whip",
+            stream: key.redacted().to_string(),
+            ..SessionStats::default()
+        }));
         shared.lock().insert(
             id.clone(),
             Entry {
@@ -355,6 +375,7 @@ impl Whip {
                 etag: etag.clone(),
                 remote_ufrag,
                 control: ctl_tx,
+                stats: Arc::clone(&stats),
             },
         );
         let peer = Peer {
@@ -368,6 +389,7 @@ impl Whip {
             publishing,
             id: id.clone(),
             ufrag,
+            stats,
         };
         info!(resource = %id, ?video, audio, "whip session answered");
         shared

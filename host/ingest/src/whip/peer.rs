@@ -47,6 +47,7 @@ pub(crate) struct Peer {
     pub(crate) publishing: Publishing<()>,
     pub(crate) id: String,
     pub(crate) ufrag: String,
+    pub(crate) stats: Arc<std::sync::Mutex<super::SessionStats>>,
 }
 
 /// A keyframe is asked for at most this often.
@@ -102,6 +103,9 @@ impl Peer {
         let mut last_keyframe: Option<Instant> = None;
         let mut connected = false;
         let started = Instant::now();
+        let mut last_stats = (started, 0, 0);
+        let mut next_stats = started;
+        let mut peer: Option<SocketAddr> = None;
         loop {
             self.flush().await;
             while let Some(event) = self.pc.poll_event() {
@@ -190,6 +194,19 @@ impl Peer {
                     }
                 }
             }
+            if now >= next_stats {
+                next_stats = now + Duration::from_secs(1);
+                let d = self.depack.stats();
+                let mut st = self
+                    .stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.refresh(&mut self.pc, now, started, &mut last_stats);
+                st.connected = connected;
+                st.peer = peer.map(|p| p.to_string());
+                st.lost = d.lost_packets;
+                st.frames = d.video_frames;
+            }
             if !connected && started.elapsed() > settings.connect_timeout {
                 return Err(Error::Refused(format!(
                     "no WebRTC connection within {:?} (ICE or DTLS failed)",
@@ -205,6 +222,7 @@ impl Peer {
             tokio::select! {
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { return Ok(End::Shutdown) };
+                    peer = Some(d.from);
                     super::mux::read_into(&mut self.pc, self.local, d);
                 }
                 c = self.control.recv() => match c {
