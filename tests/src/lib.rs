@@ -354,7 +354,11 @@ fn ffmpeg_publish_with(
 
 /// A GET with curl; returns (status, body). `--http2-prior-knowledge` etc. go in `extra`.
 pub fn curl(url: &str, extra: &[&str]) -> Result<(u16, Vec<u8>)> {
-    let out = run_curl(url, "-", "\n%{http_code}", extra)?;
+    status_and_body(url, run_curl(url, "-", "\n%{http_code}", extra)?)
+}
+
+/// Splits curl's output (`-o - -w "\n%{http_code}"`) into (status, body).
+fn status_and_body(url: &str, out: std::process::Output) -> Result<(u16, Vec<u8>)> {
     if !out.status.success() {
         bail!(
             "curl {url} failed: {}",
@@ -1070,20 +1074,7 @@ impl NetNs {
             .arg(url)
             .output()
             .context("running curl in the namespace")?;
-        if !out.status.success() {
-            bail!(
-                "curl {url} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let mut body = out.stdout;
-        let nl = body
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .context("curl output")?;
-        let code = std::str::from_utf8(&body[nl + 1..])?.trim().parse()?;
-        body.truncate(nl);
-        Ok((code, body))
+        status_and_body(url, out)
     }
 }
 

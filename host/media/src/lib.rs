@@ -31,6 +31,7 @@
 //! ```
 
 mod cue;
+pub mod date;
 pub mod h264;
 mod key;
 pub mod metrics;

@@ -234,7 +234,10 @@ pub(crate) fn part_start_us(playlist: &[u8], seq: u64) -> Option<u64> {
     let mut cursor: Option<u64> = None;
     for line in text.lines() {
         if let Some(date) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            cursor = parse_date_us(date);
+            // Whole milliseconds as weir writes them; µs keeps the sums exact.
+            cursor = weir_media::date::parse_date_ms(date)
+                .filter(|ms| *ms >= 0.0)
+                .map(|ms| (ms * 1000.0).round() as u64);
         } else if let Some(attrs) = line.strip_prefix("#EXT-X-PART:") {
             let duration = attrs
                 .split(',')
@@ -249,30 +252,6 @@ pub(crate) fn part_start_us(playlist: &[u8], seq: u64) -> Option<u64> {
         }
     }
     None
-}
-
-/// `2026-12-07T14:25:52.163Z` → Unix µs (UTC, as weir writes it).
-fn parse_date_us(s: &str) -> Option<u64> {
-    let s = s.trim().strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let secs: f64 = t.next()?.parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let us = (days * 86_400 + hh * 3600 + mm * 60) * 1_000_000 + (secs * 1e6).round() as i64;
-    u64::try_from(us).ok()
 }
 
 #[cfg(test)]
