@@ -126,12 +126,7 @@ async fn follow(
                     Some(a) => a,
                     None => {
                         let snap = rendition.snapshot().ok_or("the rendition ended")?;
-                        let wall = part_start_us(&snap.playlist, seq)
-                            .or_else(|| {
-                                part_start_us(&snap.playlist, seq.wrapping_sub(1)).map(|_| 0)
-                            })
-                            .unwrap_or(0);
-                        let wall = if wall == 0 { now_us() } else { wall };
+                        let wall = part_start_us(&snap.playlist, seq).unwrap_or_else(now_us);
                         anchor = Some((t_us, wall));
                         (t_us, wall)
                     }

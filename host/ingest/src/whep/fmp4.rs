@@ -91,28 +91,19 @@ pub(crate) fn parse_chunks(buf: &Bytes) -> Result<Vec<ChunkSample>, String> {
                     .ok_or("chunk: a sample without a size")?;
                 let size = usize::try_from(size).map_err(|_| "chunk: sample size")?;
                 let end = at.checked_add(size).ok_or("chunk: sample size")?;
-                let data = buf.get(at..end).ok_or_else(|| {
-                    format!(
+                if end > buf.len() {
+                    return Err(format!(
                         "chunk: sample {i} runs past the data ({end} > {})",
                         buf.len()
-                    )
-                })?;
-                let flags = entry
-                    .flags
-                    .or(if i == 0 {
-                        None
-                    } else {
-                        traf.tfhd.default_sample_flags
-                    })
-                    .or(traf.tfhd.default_sample_flags)
-                    .unwrap_or(0);
+                    ));
+                }
+                let flags = entry.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
                 out.push(ChunkSample {
                     track_id: traf.tfhd.track_id,
                     dts,
                     keyframe: flags & NON_SYNC == 0,
                     data: buf.slice(at..end),
                 });
-                let _ = data;
                 at = end;
                 let duration = entry
                     .duration

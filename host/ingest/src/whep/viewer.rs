@@ -157,9 +157,8 @@ impl Viewer {
                             sent += 1;
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
                         skipped += 1;
-                        let _ = n;
                         self.metrics
                             .whep_skips_total
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
