@@ -12,6 +12,8 @@
 // --trace (per-500 ms playhead samples), --log-requests (each request and its end, timed, to stderr), --debug (hls.js logs to stderr), --header
 // "Name: value" (an extra HTTP header on every request, e.g. a CDN's CF-IPCountry; give it
 // more than once for several), --shaka-retry (Shaka: a failure callback that retries),
+// --shaka-sequence-mode (Shaka: manifest.hls.sequenceMode, the workaround for Shaka 5.2's
+// frozen LL-HLS picture that docs/PLAYERS.md recommends),
 // --started-file PATH (write PATH once playback has started, so
 // a test can act on a playing player).
 //
@@ -130,7 +132,7 @@ try {
   await page.goto('http://localhost:9/player.html');
   await page.addScriptTag({ content: readFileSync(libs[player], 'utf8') });
 
-  await page.evaluate(({ url, player, debug, catchup, shakaRetry }) => {
+  await page.evaluate(({ url, player, debug, catchup, shakaRetry, shakaSequenceMode }) => {
     const video = document.getElementById('v');
     const w = window;
     if (debug) {
@@ -214,6 +216,7 @@ try {
       // mode: what most deployments run. --shaka-retry installs one that retries streaming
       // after network errors and SEGMENT_MISSING (1011), for diagnosis.
       p.configure({
+        ...(!shakaSequenceMode ? {} : { manifest: { hls: { sequenceMode: true } } }),
         streaming: {
           lowLatencyMode: true,
           ...(!shakaRetry ? {} : {
@@ -231,7 +234,7 @@ try {
       w.weir.level = () => null;
     }
     video.play().catch(() => {});
-  }, { url, player, debug: !!args.debug, catchup: !!args.catchup, shakaRetry: !!args['shaka-retry'] });
+  }, { url, player, debug: !!args.debug, catchup: !!args.catchup, shakaRetry: !!args['shaka-retry'], shakaSequenceMode: !!args['shaka-sequence-mode'] });
 
   const startDeadline = Date.now() + startTimeout * 1000;
   while (Date.now() < startDeadline) {
