@@ -224,6 +224,91 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
     );
 }
 
+/// A publisher whose network changed restarts ICE (RFC 9725 4.4.2): Chromium's new offer's
+/// credentials and candidates go in a PATCH, weir answers 200 with its own (and a new
+/// ETag), and the same session goes on: media keeps flowing, hls.js plays through it, and
+/// the playlist has no discontinuity and no gap (weir answered 422 to this before).
+#[test]
+fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
+    let _serial = serial();
+    if !require_tools() || !require(&["unshare", "nsenter", "ip"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ns, weir) = serve_in_namespace(dir.path(), "");
+    let base = format!("http://{}", weir.http);
+    let started = dir.path().join("started");
+    let publisher = publish(
+        &ns,
+        &base,
+        &[
+            "--codec",
+            "h264",
+            "--seconds",
+            "22",
+            "--ice-restart-after",
+            "8",
+            "--started-file",
+            &started.to_string_lossy(),
+        ],
+    );
+    assert!(
+        wait_for_file(&started, Duration::from_secs(30)),
+        "the WHIP publisher never got media flowing"
+    );
+    let master = format!("{base}/live/cam/master.m3u8");
+    let end = Instant::now() + Duration::from_secs(20);
+    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let hls = Player::start_in(&ns, "hls", &master, 14, &["--current"])
+        .unwrap()
+        .join()
+        .unwrap();
+    let (_, playlist) = ns
+        .curl(&format!("{base}/live/cam/src/index.m3u8"), &[])
+        .unwrap();
+    let playlist = String::from_utf8_lossy(&playlist).into_owned();
+    let r = report(publisher);
+    drop(weir);
+
+    let p = &r["publishes"][0];
+    let restart = &p["restart"];
+    assert_eq!(restart["status"], 200, "{r}");
+    assert!(
+        restart["etag"].as_str().is_some_and(|e| e.starts_with('"')),
+        "{r}"
+    );
+    assert_ne!(restart["ufrag"], restart["before"], "{r}");
+    assert!(
+        restart["ufrag"].as_str().is_some_and(|u| !u.is_empty()),
+        "{r}"
+    );
+    // Media went on across the restart, on the same connection.
+    let frames: Vec<u64> = p["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_u64().unwrap_or(0))
+        .collect();
+    let at = restart["second"].as_u64().unwrap() as usize;
+    assert!(at >= 5 && frames.len() >= at + 10, "{frames:?}");
+    assert!(
+        frames[frames.len() - 1] > frames[at] + 150,
+        "media stopped at the restart: {frames:?}"
+    );
+    assert_eq!(p["last"]["connectionState"], "connected", "{p}");
+    assert_eq!(p["last"]["pair"]["state"], "succeeded", "{p}");
+    assert_eq!(r["deleteStatus"], 200, "{r}");
+    assert!(hls.fatal.is_empty(), "hls.js: {:?}", hls.fatal);
+    assert!(hls.played >= 10.0, "hls.js played {:.1} s", hls.played);
+    // One session: no discontinuity, no gap.
+    assert!(
+        !playlist.contains("#EXT-X-DISCONTINUITY\n") && !playlist.contains("#EXT-X-GAP"),
+        "{playlist}"
+    );
+}
+
 /// A WHIP offer with Chromium's shape: BUNDLEd Opus audio and H.264 (packetization mode 1).
 const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n\
@@ -274,7 +359,9 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
     std::fs::write(
         &path,
         format!(
-            "[whip]\nudp = \"127.0.0.1:0\"\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n"
+            "[whip]\nudp = \"127.0.0.1:0\"\n[[whip.ice_servers]]\nurl = \"stun:stun.example.net:3478\"\n\
+             [[whip.ice_servers]]\nurl = \"turn:turn.example.net:3478?transport=udp\"\nusername = \"u1\"\n\
+             credential = \"p1\"\n[[ingest.keys]]\nkey = \"{KEY}\"\nstream = \"cam\"\n"
         ),
     )
     .unwrap();
@@ -385,6 +472,15 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
     assert_eq!(st, 201, "{answer}");
     assert!(answer.contains("H264/90000") && answer.to_ascii_lowercase().contains("opus/48000"));
     assert!(answer.contains("a=candidate:"), "{answer}");
+    // The configured STUN and TURN servers, as RFC 9725 4.6 Link headers.
+    assert!(
+        head.contains("link: <stun:stun.example.net:3478>; rel=\"ice-server\"\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains("link: <turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"u1\"; credential=\"p1\"; credential-type=\"password\"\n"),
+        "{head}"
+    );
     let location = head
         .lines()
         .find_map(|l| l.strip_prefix("location: "))
@@ -401,20 +497,63 @@ fn whip_refuses_bad_offers_tokens_and_resources_with_their_4xx_and_nothing_else_
         Some("a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 192.0.2.7 50000 typ host\r\n"),
     );
     assert_eq!(st, 204, "trickle: {got}");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .trim()
+        .to_owned();
     let (st, _, got) = request(
         "PATCH",
         &resource,
-        &[frag],
-        Some("a=ice-ufrag:other\r\na=ice-pwd:0123456789abcdefghijklmn\r\n"),
+        &[frag, "If-Match: *"],
+        Some("a=ice-ufrag:other\r\n"),
     );
-    assert_eq!(st, 422, "an ICE restart: {got}");
+    assert_eq!(st, 400, "an ICE restart without its password: {got}");
+    // An ICE restart: weir's new credentials and candidates, and a new ETag.
+    let (st, restart_head, got) = request(
+        "PATCH",
+        &resource,
+        &[frag, "If-Match: *"],
+        Some("a=ice-ufrag:other\r\na=ice-pwd:0123456789abcdefghijklmz\r\n"),
+    );
+    assert_eq!(st, 200, "an ICE restart: {got}");
+    assert!(
+        restart_head.contains("content-type: application/trickle-ice-sdpfrag"),
+        "{restart_head}"
+    );
+    let ufrag = |text: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    assert!(
+        got.contains("a=ice-pwd:") && got.contains(" typ host"),
+        "{got}"
+    );
+    assert_ne!(ufrag(&got), None, "{got}");
+    assert_ne!(ufrag(&got), ufrag(&answer), "{got}");
+    let new_etag = restart_head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_ne!(new_etag, etag);
     let (st, _, got) = request(
         "PATCH",
         &resource,
-        &[frag, "If-Match: \"nope\""],
+        &[frag, &format!("If-Match: {etag}")],
         Some("a=end-of-candidates\r\n"),
     );
-    assert_eq!(st, 412, "a stale ETag: {got}");
+    assert_eq!(st, 412, "the ETag from before the restart: {got}");
+    let (st, _, got) = request(
+        "PATCH",
+        &resource,
+        &[frag, &format!("If-Match: {new_etag}")],
+        Some("a=end-of-candidates\r\n"),
+    );
+    assert_eq!(st, 204, "the restart's ETag: {got}");
     let (st, _, _) = request("DELETE", &resource, &[], None);
     assert_eq!(st, 200);
     // The session is gone (its task ends and forgets it).

@@ -11,6 +11,9 @@
 // after ICE gathering (no trickle), as OBS does. --reload-after S reloads the page S seconds
 // in and publishes again, as a viewer reloading a publishing page would; the report then
 // has one entry per publish. --started-file PATH is written once media flows.
+// --ice-restart-after S restarts ICE S seconds into the first publish (RFC 9725 4.4.2: the
+// new offer's credentials and candidates in a PATCH, weir's in its 200), as a publisher
+// whose network changed does; the entry's `restart` says what came back.
 import { chromium } from 'playwright-core';
 import { writeFileSync } from 'node:fs';
 
@@ -25,6 +28,7 @@ const whip = args.whip;
 const codec = (args.codec || 'h264').toLowerCase();
 const seconds = Number(args.seconds || 10);
 const reloadAfter = args['reload-after'] ? Number(args['reload-after']) : null;
+const restartAfter = args['ice-restart-after'] ? Number(args['ice-restart-after']) : null;
 const origin = new URL(page_url).origin;
 
 const browser = await chromium.launch({
@@ -90,6 +94,43 @@ async function publish({ whip, codec, token }) {
   return out;
 }
 
+// Runs in the page: an ICE restart over PATCH, the answer applied to the old one.
+async function iceRestart() {
+  const pc = window.__pc;
+  const attr = (sdp, name) => (new RegExp(`a=${name}:(.*)`).exec(sdp) || [])[1]?.trim();
+  const before = attr(pc.currentRemoteDescription.sdp, 'ice-ufrag');
+  pc.restartIce();
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 3000);
+  });
+  const offer = pc.localDescription.sdp;
+  const first = offer.split(/\r?\n/);
+  const m = first.findIndex((l) => l.startsWith('m='));
+  const section = first.slice(m, first.findIndex((l, i) => i > m && l.startsWith('m=')) >>> 0);
+  const frag = [
+    `a=ice-ufrag:${attr(offer, 'ice-ufrag')}`,
+    `a=ice-pwd:${attr(offer, 'ice-pwd')}`,
+    section[0],
+    ...section.filter((l) => l.startsWith('a=mid:') || l.startsWith('a=candidate:')),
+    'a=end-of-candidates',
+    '',
+  ].join('\r\n');
+  const headers = { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' };
+  if (window.__token) headers.Authorization = `Bearer ${window.__token}`;
+  const r = await fetch(window.__location, { method: 'PATCH', headers, body: frag });
+  const text = await r.text();
+  const out = { status: r.status, etag: r.headers.get('ETag'), before, ufrag: attr(text, 'ice-ufrag') };
+  if (r.status !== 200) return { ...out, body: text };
+  const answer = pc.currentRemoteDescription.sdp
+    .replace(/a=ice-ufrag:.*\r\n/g, `a=ice-ufrag:${attr(text, 'ice-ufrag')}\r\n`)
+    .replace(/a=ice-pwd:.*\r\n/g, `a=ice-pwd:${attr(text, 'ice-pwd')}\r\n`);
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  return out;
+}
+
 async function stats() {
   const pc = window.__pc;
   if (!pc) return null;
@@ -133,16 +174,24 @@ const page = await browser.newPage();
 page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
 const token = args.token || null;
 
-async function one(duration) {
+async function one(duration, restartAt) {
   await page.goto(page_url);
   const answer = await page.evaluate(publish, { whip, codec, token });
   const entry = { answer, samples: [] };
   report.publishes.push(entry);
   if (answer.status !== 201) return false;
-  const end = Date.now() + duration * 1000;
+  const t0 = Date.now();
+  const end = t0 + duration * 1000;
   let started = false;
   while (Date.now() < end) {
     await page.waitForTimeout(1000);
+    if (restartAt !== null && !entry.restart && Date.now() - t0 >= restartAt * 1000) {
+      const at = await page.evaluate(stats);
+      entry.restart = await page.evaluate(iceRestart);
+      entry.restart.framesBefore = at && at.video ? at.video.framesEncoded : 0;
+      entry.restart.pairBefore = at && at.pair;
+      entry.restart.second = entry.samples.length;
+    }
     const s = await page.evaluate(stats);
     entry.samples.push(s);
     entry.last = s;
@@ -156,9 +205,9 @@ async function one(duration) {
 
 try {
   if (reloadAfter !== null) {
-    if (await one(reloadAfter)) await one(seconds - reloadAfter);
+    if (await one(reloadAfter, restartAfter)) await one(seconds - reloadAfter, null);
   } else {
-    await one(seconds);
+    await one(seconds, restartAfter);
   }
 } catch (e) {
   report.error = String(e);
@@ -175,5 +224,10 @@ try {
   report.deleteError = String(e);
 }
 await browser.close();
-for (const p of report.publishes) delete p.samples;
+for (const p of report.publishes) {
+  // Frames sent each second (for a restart: did media keep flowing across it).
+  p.frames = p.samples.map((x) => (x && x.video ? x.video.framesEncoded : 0));
+  p.states = p.samples.map((x) => x && x.connectionState);
+  delete p.samples;
+}
 console.log(JSON.stringify(report));

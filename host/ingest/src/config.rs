@@ -157,6 +157,68 @@ pub struct WhipConfig {
     /// Ask the publisher for a keyframe when none came for this long. Unset: the packager's
     /// segment target, so every segment can start on one.
     pub keyframe_interval_ms: Option<u64>,
+    /// STUN and TURN servers for publishers and viewers behind restrictive NATs, handed to
+    /// them as `Link: <url>; rel="ice-server"` on every WHIP and WHEP `201` (RFC 9725 4.6).
+    /// weir itself needs none (it has a reachable address, or `candidate_ips`).
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// One `[[whip.ice_servers]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]` or `turns:…`.
+    pub url: String,
+    /// TURN's long-term credentials (RFC 8489 9.2): both or neither.
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// The `Link` header value (RFC 9725 4.6, with RFC 8288's quoted parameters).
+    pub fn link(&self) -> String {
+        let mut v = format!("<{}>; rel=\"ice-server\"", self.url);
+        if let (Some(u), Some(c)) = (&self.username, &self.credential) {
+            v.push_str(&format!(
+                "; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\""
+            ));
+        }
+        v
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |why: &str| {
+            Err(Error::Config(format!(
+                "whip.ice_servers {:?}: {why}",
+                self.url
+            )))
+        };
+        let turn = self.url.starts_with("turn:") || self.url.starts_with("turns:");
+        if !turn && !self.url.starts_with("stun:") {
+            return bad("the url is stun:, turn: or turns: (RFC 7064, RFC 7065)");
+        }
+        if self.url.len() < 7 {
+            return bad("no host");
+        }
+        // Everything goes into a quoted header parameter or a <URI>.
+        let header_safe = |v: &str| {
+            v.bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\'))
+        };
+        let fields = [
+            Some(&self.url),
+            self.username.as_ref(),
+            self.credential.as_ref(),
+        ];
+        if !fields.into_iter().flatten().all(|v| header_safe(v)) {
+            return bad("url, username and credential are printable ASCII without spaces, quotes, < > or \\");
+        }
+        match (turn, &self.username, &self.credential) {
+            (true, Some(_), Some(_)) | (false, None, None) => Ok(()),
+            (true, _, _) => bad("a TURN server needs username and credential"),
+            (false, _, _) => bad("a STUN server takes no username or credential"),
+        }
+    }
 }
 
 impl Default for WhipConfig {
@@ -169,6 +231,7 @@ impl Default for WhipConfig {
             max_viewers: 500,
             max_video_kbps: 8000,
             keyframe_interval_ms: None,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -195,6 +258,9 @@ impl WhipConfig {
             return Err(Error::Config(
                 "whip.keyframe_interval_ms must be 100..=60000".into(),
             ));
+        }
+        for server in &self.ice_servers {
+            server.validate()?;
         }
         Ok(())
     }
@@ -233,6 +299,56 @@ mod tests {
             (r.app.as_str(), r.max_connections, r.max_connections_per_ip),
             ("live", 1000, 5)
         );
+    }
+
+    #[test]
+    fn ice_servers_become_link_headers_and_bad_ones_are_refused() {
+        let server = |url: &str, user: Option<&str>, pass: Option<&str>| IceServer {
+            url: url.to_owned(),
+            username: user.map(str::to_owned),
+            credential: pass.map(str::to_owned),
+        };
+        let stun = server("stun:stun.example.net:3478", None, None);
+        let turn = server(
+            "turn:turn.example.net:3478?transport=udp",
+            Some("u1"),
+            Some("p1"),
+        );
+        assert_eq!(
+            stun.link(),
+            "<stun:stun.example.net:3478>; rel=\"ice-server\""
+        );
+        assert_eq!(
+            turn.link(),
+            "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"u1\"; credential=\"p1\"; credential-type=\"password\""
+        );
+        let whip = |servers: Vec<IceServer>| WhipConfig {
+            ice_servers: servers,
+            ..WhipConfig::default()
+        };
+        whip(vec![stun.clone(), turn.clone()]).validate().unwrap();
+        for (bad, why) in [
+            (server("http://x", None, None), "stun:, turn: or turns:"),
+            (
+                server("turn:x.example", None, None),
+                "needs username and credential",
+            ),
+            (
+                server("stun:x.example", Some("u"), Some("p")),
+                "takes no username",
+            ),
+            (
+                server("turn:x.example", Some("u"), Some("p\"; x=\"y")),
+                "printable ASCII",
+            ),
+            (
+                server("stun:x>\r\nSet-Cookie: a", None, None),
+                "printable ASCII",
+            ),
+        ] {
+            let e = whip(vec![bad]).validate().unwrap_err().to_string();
+            assert!(e.contains("whip.ice_servers") && e.contains(why), "{e}");
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub mod ts;
 pub mod whep;
 pub mod whip;
 
-pub use config::{RtmpConfig, SrtConfig, WhipConfig};
+pub use config::{IceServer, RtmpConfig, SrtConfig, WhipConfig};
 pub use error::{Error, Result};
 /// Annex B → length-prefixed access units and `avcC` from SPS/PPS: [`weir_media::h264`],
 /// re-exported at the path it had when it lived here.

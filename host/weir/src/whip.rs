@@ -4,7 +4,8 @@
 //!   it) with an `application/sdp` offer → `201 Created`, the SDP answer, `Location:
 //!   /whip/session/{id}` and an `ETag`. A bearer token, when sent, must be the key.
 //! - `PATCH /whip/session/{id}` with an `application/trickle-ice-sdpfrag` → `204` (trickled
-//!   candidates); an ICE restart → `422` (publish again instead).
+//!   candidates), or, for an ICE restart (a new ufrag and password), `200` with weir's new
+//!   credentials and candidates as a trickle-ice-sdpfrag and the session's new `ETag`.
 //! - `DELETE /whip/session/{id}` → `200`: the session ends.
 //! - `OPTIONS` on any of them → `204` with CORS, `Accept-Post: application/sdp`.
 //!
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
-use weir_ingest::whip::MAX_OFFER;
+use weir_ingest::whip::{Patched, MAX_OFFER};
 use weir_ingest::{Whip, WhipError};
 use weir_media::StreamKey;
 use weir_origin::{text_response, Admission, ApiHandler, Body, Connection};
@@ -33,6 +34,16 @@ pub struct WhipHttp {
     pub whip: Whip,
     /// `Access-Control-Allow-Origin` for browser publishers (the origin's setting).
     pub cors_allow_origin: HeaderValue,
+    /// `Link: …; rel="ice-server"` values for every `201` (`whip.ice_servers`).
+    pub ice_links: Vec<HeaderValue>,
+}
+
+/// `whip.ice_servers` as `Link` header values (validated with the config: printable ASCII).
+pub fn ice_links(servers: &[weir_ingest::IceServer]) -> Vec<HeaderValue> {
+    servers
+        .iter()
+        .filter_map(|s| HeaderValue::from_str(&s.link()).ok())
+        .collect()
 }
 
 /// What a WHIP path names.
@@ -97,7 +108,7 @@ fn error_response(e: &WhipError) -> Response<Body> {
     {
         let status = match e {
             WhipError::BadOffer(_) | WhipError::BadFragment(_) => StatusCode::BAD_REQUEST,
-            WhipError::NoCodec(_) | WhipError::IceRestart => StatusCode::UNPROCESSABLE_ENTITY,
+            WhipError::NoCodec(_) | WhipError::IceRestart(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WhipError::Refused {
                 overloaded: true, ..
             } => StatusCode::SERVICE_UNAVAILABLE,
@@ -122,7 +133,7 @@ fn error_response(e: &WhipError) -> Response<Body> {
 }
 
 impl WhipHttp {
-    fn respond(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
+    async fn respond(&self, head: &http::request::Parts, body: &Bytes) -> Response<Body> {
         let Some(target) = target(head.uri.path()) else {
             return text_response(StatusCode::NOT_FOUND, "no such WHIP resource\n");
         };
@@ -166,7 +177,7 @@ impl WhipHttp {
                 };
                 match self.whip.offer(peer, local, &key, offer) {
                     Ok(answer) => {
-                        let mut r = created(answer, "/whip/session/");
+                        let mut r = created(answer, "/whip/session/", &self.ice_links);
                         r.headers_mut().insert(
                             "accept-patch",
                             HeaderValue::from_static("application/trickle-ice-sdpfrag"),
@@ -208,8 +219,21 @@ impl WhipHttp {
                 match self
                     .whip
                     .patch(id, token.map(StreamKey::new).as_ref(), fragment)
+                    .await
                 {
-                    Ok(_) => text_response(StatusCode::NO_CONTENT, ""),
+                    Ok(Patched::Trickled(_)) => text_response(StatusCode::NO_CONTENT, ""),
+                    Ok(Patched::Restarted { fragment, etag }) => {
+                        let mut r = text_response(StatusCode::OK, fragment);
+                        let h = r.headers_mut();
+                        h.insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+                        );
+                        if let Ok(v) = HeaderValue::from_str(&etag) {
+                            h.insert(header::ETAG, v);
+                        }
+                        r
+                    }
                     Err(e) => self.error(&e),
                 }
             }
@@ -241,9 +265,16 @@ fn preflight(methods: &'static str) -> Response<Body> {
 }
 
 /// `201 Created`: the SDP answer, and the session's resource under `prefix`.
-fn created(answer: weir_ingest::whip::Answer, prefix: &str) -> Response<Body> {
+fn created(
+    answer: weir_ingest::whip::Answer,
+    prefix: &str,
+    ice_links: &[HeaderValue],
+) -> Response<Body> {
     let mut r = text_response(StatusCode::CREATED, answer.sdp);
     let h = r.headers_mut();
+    for link in ice_links {
+        h.append(header::LINK, link.clone());
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
@@ -283,7 +314,7 @@ impl ApiHandler for WhipHttp {
         body: Bytes,
     ) -> weir_cache::BoxFuture<'_, Response<Body>> {
         Box::pin(async move {
-            let mut r = self.respond(&head, &body);
+            let mut r = self.respond(&head, &body).await;
             self.cors(&mut r);
             r
         })
@@ -309,6 +340,8 @@ pub struct WhepHttp {
     pub whep: weir_ingest::Whep,
     pub playback: Arc<dyn weir_origin::signed::PlaybackAuth>,
     pub cors_allow_origin: HeaderValue,
+    /// As [`WhipHttp::ice_links`].
+    pub ice_links: Vec<HeaderValue>,
 }
 
 impl WhepHttp {
@@ -367,7 +400,7 @@ impl WhepHttp {
             return error_response(&WhipError::Internal("no connection info".into()));
         };
         match self.whep.offer(conn.local.ip(), stream, offer) {
-            Ok(answer) => created(answer, "/whep/session/"),
+            Ok(answer) => created(answer, "/whep/session/", &self.ice_links),
             Err(e) => error_response(&e),
         }
     }

@@ -119,9 +119,9 @@ pub enum WhipError {
     /// 400: a PATCH body that is not a trickle-ice-sdpfrag.
     #[error("malformed ICE fragment: {0}")]
     BadFragment(String),
-    /// 422: an ICE restart, which this server does not do (publish again with a new POST).
-    #[error("ICE restart is not supported: end the session and publish again")]
-    IceRestart,
+    /// 422: an ICE restart the session could not take (publish again with a new POST).
+    #[error("ICE restart failed: {0}")]
+    IceRestart(String),
     /// 500.
     #[error("WebRTC setup failed: {0}")]
     Internal(String),
@@ -135,6 +135,17 @@ pub struct Answer {
     pub id: String,
     /// The ICE session's tag (RFC 9725 4.3.1), the answer's ufrag and password digest.
     pub etag: String,
+}
+
+/// What a PATCH did (RFC 9725 4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Trickled candidates (how many the session took): `204`.
+    Trickled(usize),
+    /// An ICE restart (the fragment had a new ufrag and password): `200` with weir's new
+    /// credentials and candidates as a trickle-ice-sdpfrag, and the session's new ETag. The
+    /// session, its stream and its media go on: no discontinuity.
+    Restarted { fragment: String, etag: String },
 }
 
 /// The WHIP sessions of one process, on one UDP socket.
@@ -206,6 +217,15 @@ impl Shared {
                 .map_err(|e| WhipError::Internal(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// A session's ETag (RFC 9725 4.3.1): a digest of weir's ICE credentials for it, so it
+    /// changes with an ICE restart.
+    pub(crate) fn etag(&self, ufrag: &str, pwd: &str) -> String {
+        let mut h = self.random.build_hasher();
+        h.write(ufrag.as_bytes());
+        h.write(pwd.as_bytes());
+        format!("\"{:016x}\"", h.finish())
     }
 
     /// 64 unpredictable bits (the std hasher's keys come from the OS's random source).
@@ -353,12 +373,7 @@ impl Whip {
         let pwd = sdp_attr(&sdp, "ice-pwd").unwrap_or_default();
         let remote_ufrag = sdp_attr(offer, "ice-ufrag").unwrap_or_default();
         let id = format!("{:016x}{:016x}", shared.random(), shared.random());
-        let etag = {
-            let mut h = shared.random.build_hasher();
-            h.write(ufrag.as_bytes());
-            h.write(pwd.as_bytes());
-            format!("\"{:016x}\"", h.finish())
-        };
+        let etag = shared.etag(&ufrag, &pwd);
 
         let (dg_tx, dg_rx) = mpsc::channel(1024);
         let (ctl_tx, ctl_rx) = mpsc::channel(16);
@@ -389,6 +404,7 @@ impl Whip {
             publishing,
             id: id.clone(),
             ufrag,
+            offer: offer.to_owned(),
             stats,
         };
         info!(resource = %id, ?video, audio, "whip session answered");
@@ -409,15 +425,17 @@ impl Whip {
         Ok(())
     }
 
-    /// PATCH with a trickle-ice-sdpfrag (RFC 8840): its candidates go to the session.
-    /// Returns whether any candidate was taken. A fragment with another ufrag is an ICE
-    /// restart ([`WhipError::IceRestart`]).
-    pub fn patch(
+    /// PATCH with a trickle-ice-sdpfrag (RFC 8840): its candidates go to the session. A
+    /// fragment with another ufrag (and its password) is an ICE restart (RFC 9725 4.4.2):
+    /// the session answers the publisher's new credentials with its own, over the same
+    /// port, and goes on — a publisher whose network changed keeps its stream with no
+    /// discontinuity.
+    pub async fn patch(
         &self,
         id: &str,
         token: Option<&StreamKey>,
         fragment: &str,
-    ) -> Result<usize, WhipError> {
+    ) -> Result<Patched, WhipError> {
         let control = self.entry(id, token)?;
         let remote_ufrag = self
             .shared
@@ -425,37 +443,44 @@ impl Whip {
             .get(id)
             .map(|e| e.remote_ufrag.clone())
             .unwrap_or_default();
-        let mut ufrag = None;
-        let mut candidates = Vec::new();
-        let mut mid: Option<String> = None;
-        for line in fragment.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
-                ufrag = Some(u.to_owned());
-            } else if let Some(m) = line.strip_prefix("a=mid:") {
-                mid = Some(m.to_owned());
-            } else if let Some(c) = line.strip_prefix("a=candidate:") {
-                candidates.push(RTCIceCandidateInit {
-                    candidate: format!("candidate:{c}"),
-                    sdp_mid: mid.clone(),
-                    ..Default::default()
-                });
-            } else if line.starts_with("a=") || line.starts_with("m=") {
-                // ice-pwd, ice-options, group, end-of-candidates: nothing to do.
-            } else {
-                return Err(WhipError::BadFragment(format!(
-                    "not an SDP attribute line: {:?}",
-                    line.chars().take(40).collect::<String>()
-                )));
+        let f = parse_fragment(fragment)?;
+        match f.ufrag {
+            Some(ufrag) if !remote_ufrag.is_empty() && ufrag != remote_ufrag => {
+                let pwd = f.pwd.ok_or_else(|| {
+                    WhipError::BadFragment("an ICE restart needs the new a=ice-pwd".into())
+                })?;
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                control
+                    .send(Control::Restart {
+                        ufrag: ufrag.clone(),
+                        pwd,
+                        candidates: f.candidates,
+                        reply,
+                    })
+                    .await
+                    .map_err(|_| WhipError::UnknownSession)?;
+                let restarted = tokio::time::timeout(Duration::from_secs(5), answer)
+                    .await
+                    .map_err(|_| WhipError::IceRestart("the session did not answer".into()))?
+                    .map_err(|_| WhipError::UnknownSession)??;
+                let etag = self.shared.etag(&restarted.ufrag, &restarted.pwd);
+                if let Some(e) = self.shared.lock().get_mut(id) {
+                    e.remote_ufrag = ufrag;
+                    e.etag = etag.clone();
+                }
+                Ok(Patched::Restarted {
+                    fragment: restarted.fragment,
+                    etag,
+                })
+            }
+            _ => {
+                let n = f.candidates.len();
+                if n > 0 {
+                    let _ = control.try_send(Control::Candidates(f.candidates));
+                }
+                Ok(Patched::Trickled(n))
             }
         }
-        if ufrag.is_some_and(|u| !remote_ufrag.is_empty() && u != remote_ufrag) {
-            return Err(WhipError::IceRestart);
-        }
-        let n = candidates.len();
-        if n > 0 {
-            let _ = control.try_send(Control::Candidates(candidates));
-        }
-        Ok(n)
     }
 
     /// The session's tag, for `If-Match` on PATCH.
@@ -659,6 +684,91 @@ fn with_video_bandwidth(sdp: &str, kbps: u32) -> String {
     }
     if pending {
         out.push_str(&format!("b=AS:{kbps}\r\n"));
+    }
+    out
+}
+
+/// A trickle-ice-sdpfrag (RFC 8840), read.
+#[derive(Debug, Default)]
+struct Fragment {
+    ufrag: Option<String>,
+    pwd: Option<String>,
+    candidates: Vec<RTCIceCandidateInit>,
+}
+
+fn parse_fragment(fragment: &str) -> Result<Fragment, WhipError> {
+    let mut f = Fragment::default();
+    let mut mid: Option<String> = None;
+    for line in fragment.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
+            f.ufrag = Some(u.to_owned());
+        } else if let Some(p) = line.strip_prefix("a=ice-pwd:") {
+            f.pwd = Some(p.to_owned());
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_owned());
+        } else if let Some(c) = line.strip_prefix("a=candidate:") {
+            f.candidates.push(RTCIceCandidateInit {
+                candidate: format!("candidate:{c}"),
+                sdp_mid: mid.clone(),
+                ..Default::default()
+            });
+        } else if line.starts_with("a=") || line.starts_with("m=") {
+            // ice-options, group, end-of-candidates: nothing to do.
+        } else {
+            return Err(WhipError::BadFragment(format!(
+                "not an SDP attribute line: {:?}",
+                line.chars().take(40).collect::<String>()
+            )));
+        }
+    }
+    Ok(f)
+}
+
+/// `sdp` (an offer) with the ICE credentials `ufrag` and `pwd` in place of its own, and
+/// without its candidates (an ICE restart's come trickled).
+pub(crate) fn with_ice_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str(&format!("a=ice-ufrag:{ufrag}"));
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str(&format!("a=ice-pwd:{pwd}"));
+        } else if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            continue;
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The trickle-ice-sdpfrag that answers an ICE restart: the answer's new credentials, and
+/// its first (bundled) media section's mid and candidates.
+pub(crate) fn answer_fragment(sdp: &str) -> String {
+    let mut out = String::new();
+    for name in ["ice-ufrag", "ice-pwd"] {
+        if let Some(v) = sdp_attr(sdp, name) {
+            out.push_str(&format!("a={name}:{v}\r\n"));
+        }
+    }
+    let mut sections = 0;
+    for line in sdp.lines().map(str::trim) {
+        if line.starts_with("m=") {
+            sections += 1;
+            if sections > 1 {
+                break;
+            }
+        } else if sections == 0
+            || !(line.starts_with("a=mid:")
+                || line.starts_with("a=candidate:")
+                || line == "a=end-of-candidates")
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
     }
     out
 }

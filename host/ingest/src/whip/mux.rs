@@ -44,6 +44,20 @@ impl Routes {
         self.lock().by_ufrag.insert(ufrag.to_owned(), tx);
     }
 
+    /// A session's ufrag changed (an ICE restart): binding requests with the new one reach
+    /// it, and the addresses it was reached from still do.
+    pub(crate) fn rekey(&self, old: &str, new: &str) {
+        let mut r = self.lock();
+        if let Some(tx) = r.by_ufrag.remove(old) {
+            r.by_ufrag.insert(new.to_owned(), tx);
+        }
+        for (u, _) in r.by_addr.values_mut() {
+            if u == old {
+                new.clone_into(u);
+            }
+        }
+    }
+
     /// Forgets a session: its ufrag and every address it was reached from.
     pub(crate) fn remove(&self, ufrag: &str) {
         let mut r = self.lock();
@@ -176,9 +190,16 @@ mod tests {
         // Now the address alone routes, and only that address.
         assert!(routes.route(a, &[22, 254, 253, 0, 0]).is_some());
         assert!(routes.route(b, &[22, 254, 253, 0, 0]).is_none());
-        routes.remove("abcd");
+        // An ICE restart: the new ufrag routes, the old one no longer does, and the address
+        // still does.
+        routes.rekey("abcd", "efgh");
+        assert!(routes.route(a, &[22, 254, 253, 0, 0]).is_some());
+        assert!(routes.route(b, &binding("abcd:xyz")).is_none());
+        assert!(routes.route(b, &binding("efgh:xyz")).is_some());
+        routes.remove("efgh");
         assert!(routes.route(a, &[22, 254, 253, 0, 0]).is_none());
-        assert!(routes.route(a, &binding("abcd:xyz")).is_none());
+        assert!(routes.route(b, &[22, 254, 253, 0, 0]).is_none());
+        assert!(routes.route(a, &binding("efgh:xyz")).is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
@@ -18,12 +19,12 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sansio::Protocol;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::depack::{Depack, Kind};
 use super::mux::Datagram;
-use super::Shared;
+use super::{Shared, WhipError};
 use crate::session::{evicted, End, Publishing};
 use crate::{Error, Result};
 
@@ -32,8 +33,23 @@ use crate::{Error, Result};
 pub(crate) enum Control {
     /// Trickled ICE candidates from the publisher (PATCH).
     Candidates(Vec<RTCIceCandidateInit>),
+    /// An ICE restart (PATCH with the publisher's new credentials): answered with weir's.
+    Restart {
+        ufrag: String,
+        pwd: String,
+        candidates: Vec<RTCIceCandidateInit>,
+        reply: oneshot::Sender<std::result::Result<Restarted, WhipError>>,
+    },
     /// DELETE: the publisher is done.
     Close,
+}
+
+/// An ICE restart's answer: weir's new credentials, and the fragment that tells them.
+#[derive(Debug)]
+pub(crate) struct Restarted {
+    pub(crate) ufrag: String,
+    pub(crate) pwd: String,
+    pub(crate) fragment: String,
 }
 
 pub(crate) struct Peer {
@@ -46,7 +62,10 @@ pub(crate) struct Peer {
     pub(crate) depack: Depack,
     pub(crate) publishing: Publishing<()>,
     pub(crate) id: String,
+    /// weir's ICE ufrag for this session (the mux routes binding requests by it).
     pub(crate) ufrag: String,
+    /// The publisher's offer: an ICE restart is this offer with new credentials.
+    pub(crate) offer: String,
     pub(crate) stats: Arc<std::sync::Mutex<super::SessionStats>>,
 }
 
@@ -233,6 +252,14 @@ impl Peer {
                             }
                         }
                     }
+                    Some(Control::Restart { ufrag, pwd, candidates, reply }) => {
+                        let restarted = self.restart_ice(&ufrag, &pwd, candidates);
+                        match &restarted {
+                            Ok(r) => info!(ufrag = %r.ufrag, "whip ice restart"),
+                            Err(e) => warn!(error = %e, "whip ice restart refused"),
+                        }
+                        let _ = reply.send(restarted);
+                    }
                     Some(Control::Close) | None => return Ok(End::Finished),
                 },
                 () = sleep => {
@@ -241,6 +268,55 @@ impl Peer {
                 () = evicted(Some(&self.publishing)) => return Ok(End::TakenOver),
             }
         }
+    }
+
+    /// Restarts ICE as the answerer (RFC 8445 9): the publisher's offer again with its new
+    /// credentials makes the peer connection restart ICE, and the answer to it carries
+    /// weir's new ones. DTLS, SRTP and the media go on; only the ICE checks start over,
+    /// from whatever address the publisher now has. The mux routes the new ufrag's binding
+    /// requests to this session.
+    fn restart_ice(
+        &mut self,
+        ufrag: &str,
+        pwd: &str,
+        candidates: Vec<RTCIceCandidateInit>,
+    ) -> std::result::Result<Restarted, WhipError> {
+        let failed = |e: &dyn std::fmt::Display| WhipError::IceRestart(e.to_string());
+        let offer = super::with_ice_credentials(&self.offer, ufrag, pwd);
+        let now = Instant::now();
+        let desc = RTCSessionDescription::offer(offer.clone())
+            .map_err(|e| WhipError::BadFragment(e.to_string()))?;
+        self.pc
+            .set_remote_description(now, desc)
+            .map_err(|e| failed(&e))?;
+        let answer = self.pc.create_answer(None).map_err(|e| failed(&e))?;
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(|e| failed(&e))?;
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| failed(&"no local description"))?;
+        let (Some(local_ufrag), Some(local_pwd)) = (
+            super::sdp_attr(&sdp, "ice-ufrag"),
+            super::sdp_attr(&sdp, "ice-pwd"),
+        ) else {
+            return Err(failed(&"the answer has no ICE credentials"));
+        };
+        for c in candidates {
+            if let Err(e) = self.pc.add_remote_candidate(c) {
+                debug!(error = %e, "restart candidate refused");
+            }
+        }
+        self.shared.routes.rekey(&self.ufrag, &local_ufrag);
+        self.ufrag.clone_from(&local_ufrag);
+        self.offer = offer;
+        Ok(Restarted {
+            fragment: super::answer_fragment(&sdp),
+            ufrag: local_ufrag,
+            pwd: local_pwd,
+        })
     }
 
     async fn flush(&mut self) {

@@ -108,3 +108,65 @@ fn a_bandwidth_ceiling_goes_in_the_video_section_after_its_connection_line() {
         "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nb=AS:500\r\na=mid:1\r\n"
     );
 }
+
+#[test]
+fn an_ice_restart_is_the_offer_again_with_new_credentials_and_gets_new_ones() {
+    // The session's steps (peer.rs `restart_ice`), on a peer connection that answered.
+    let mut pc = peer_connection(Instant::now(), VideoCodec::H264).unwrap();
+    pc.set_remote_description(
+        Instant::now(),
+        RTCSessionDescription::offer(OFFER.to_owned()).unwrap(),
+    )
+    .unwrap();
+    let answer = pc.create_answer(None).unwrap();
+    pc.set_local_description(Instant::now(), answer).unwrap();
+    let first = pc.local_description().unwrap().sdp;
+
+    let again = with_ice_credentials(OFFER, "newu", "0123456789abcdefghijklmz");
+    assert!(again.contains("a=ice-ufrag:newu\r\n") && !again.contains("a=ice-ufrag:abcd"));
+    assert!(!again.contains("a=candidate:"), "{again}");
+    pc.set_remote_description(Instant::now(), RTCSessionDescription::offer(again).unwrap())
+        .unwrap();
+    let answer = pc.create_answer(None).unwrap();
+    pc.set_local_description(Instant::now(), answer).unwrap();
+    let second = pc.local_description().unwrap().sdp;
+    for name in ["ice-ufrag", "ice-pwd"] {
+        assert_ne!(sdp_attr(&first, name), sdp_attr(&second, name), "{name}");
+    }
+    // Same media, same DTLS identity: only ICE starts over.
+    assert_eq!(
+        sdp_attr(&first, "fingerprint"),
+        sdp_attr(&second, "fingerprint")
+    );
+    assert!(answer_has(&second, VideoCodec::H264));
+
+    let frag = answer_fragment(&second);
+    let lines: Vec<&str> = frag.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("a=ice-ufrag:{}", sdp_attr(&second, "ice-ufrag").unwrap())
+    );
+    assert!(lines[1].starts_with("a=ice-pwd:"));
+    assert!(lines[2].starts_with("m="), "{frag}");
+    assert!(lines.iter().any(|l| l.starts_with("a=mid:")), "{frag}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("m=")).count(), 1);
+}
+
+#[test]
+fn a_fragment_is_read_line_by_line_and_garbage_is_refused() {
+    let f = parse_fragment(
+        "a=ice-ufrag:u\r\na=ice-pwd:p\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n\
+         a=candidate:1 1 udp 2122260223 192.0.2.7 50000 typ host\r\na=end-of-candidates\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (f.ufrag.as_deref(), f.pwd.as_deref()),
+        (Some("u"), Some("p"))
+    );
+    assert_eq!(f.candidates.len(), 1);
+    assert_eq!(f.candidates[0].sdp_mid.as_deref(), Some("0"));
+    assert!(matches!(
+        parse_fragment("a=ice-ufrag:u\r\nhello\r\n"),
+        Err(WhipError::BadFragment(_))
+    ));
+}
