@@ -274,7 +274,10 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
 
     let p = &r["publishes"][0];
     let restart = &p["restart"];
+    eprintln!("restart: {restart}\nafter: {}", p["last"]["pair"]);
     assert_eq!(restart["status"], 200, "{r}");
+    // Media now flows on the new ICE session's candidate pair.
+    assert_ne!(restart["pairBefore"]["id"], p["last"]["pair"]["id"], "{r}");
     assert!(
         restart["etag"].as_str().is_some_and(|e| e.starts_with('"')),
         "{r}"

@@ -160,6 +160,7 @@ async function stats() {
     const l = byId[pair.localCandidateId];
     const r = byId[pair.remoteCandidateId];
     out.pair = {
+      id: pair.id,
       state: pair.state,
       local: l && `${l.address}:${l.port} ${l.candidateType}`,
       remote: r && `${r.address}:${r.port} ${r.candidateType}`,
