@@ -34,6 +34,8 @@ want srt-live-transmit srt-tools
 # WebRTC tests run weir and Chromium in a private network namespace (unshare, nsenter, ip).
 want ip iproute2
 want nsenter util-linux
+# A TURN server for the WHIP relay test (coturn; the test starts its own in the namespace).
+want turnserver coturn
 want node nodejs
 want npm npm
 want python3 python3

@@ -312,6 +312,113 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
     );
 }
 
+/// STUN/TURN servers (RFC 9725 4.6): weir names a TURN server (coturn, in the namespace) in
+/// its 201's `Link: rel="ice-server"`; the publisher takes it, may only relay
+/// (iceTransportPolicy "relay", as behind a NAT that lets nothing else through) and restarts
+/// ICE: its media then reaches weir through the TURN server, on the same session.
+#[test]
+fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names() {
+    let _serial = serial();
+    if !require_tools() || !require(&["unshare", "nsenter", "ip", "turnserver"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = NetNs::new().unwrap();
+    let turn_url = format!("turn:{}:3478?transport=udp", NetNs::SERVER);
+    let cfg = config_with(
+        dir.path(),
+        &format!(
+            "[[whip.ice_servers]]\nurl = \"{turn_url}\"\nusername = \"weir\"\ncredential = \"turn-test-pass\"\n"
+        ),
+    );
+    let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
+    let turn_log = dir.path().join("turn.log");
+    let _turn = Proc {
+        child: ns
+            .command("turnserver")
+            .args([
+                "-n",
+                "--verbose",
+                &format!("--listening-ip={}", NetNs::SERVER),
+                &format!("--relay-ip={}", NetNs::SERVER),
+                "--listening-port=3478",
+                "--lt-cred-mech",
+                "--user=weir:turn-test-pass",
+                "--realm=weir.test",
+                "--no-tls",
+                "--no-dtls",
+                "--no-cli",
+                "--simple-log",
+                &format!("--log-file={}", turn_log.to_string_lossy()),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        name: "turnserver".into(),
+    };
+    let base = format!("http://{}", weir.http);
+    let started = dir.path().join("started");
+    let publisher = publish(
+        &ns,
+        &base,
+        &[
+            "--codec",
+            "h264",
+            "--seconds",
+            "18",
+            "--ice-restart-after",
+            "6",
+            "--relay",
+            "--started-file",
+            &started.to_string_lossy(),
+        ],
+    );
+    assert!(
+        wait_for_file(&started, Duration::from_secs(30)),
+        "the WHIP publisher never got media flowing"
+    );
+    let r = report(publisher);
+    drop(weir);
+    let log = std::fs::read_to_string(&turn_log).unwrap_or_default();
+
+    let p = &r["publishes"][0];
+    let restart = &p["restart"];
+    eprintln!("restart: {restart}\nafter: {}", p["last"]["pair"]);
+    assert_eq!(p["answer"]["status"], 201, "{r}");
+    assert!(
+        p["answer"]["links"]
+            .as_str()
+            .is_some_and(|l| l.contains(&format!("<{turn_url}>; rel=\"ice-server\""))),
+        "{r}"
+    );
+    assert_eq!(restart["status"], 200, "{r}");
+    assert_eq!(restart["iceServers"][0]["urls"], turn_url.as_str(), "{r}");
+    assert_eq!(restart["iceServers"][0]["username"], "weir", "{r}");
+    // The media now goes through the relay, and keeps flowing.
+    let last = &p["last"];
+    assert_eq!(last["connectionState"], "connected", "{p}");
+    assert_eq!(last["pair"]["state"], "succeeded", "{p}");
+    let local = last["pair"]["local"].as_str().unwrap_or_default();
+    assert!(local.ends_with(" relay"), "not relayed: {local} ({p})");
+    let frames: Vec<u64> = p["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_u64().unwrap_or(0))
+        .collect();
+    let at = restart["second"].as_u64().unwrap() as usize;
+    assert!(
+        frames.len() > at + 8 && frames[frames.len() - 1] > frames[at] + 150,
+        "media stopped at the switch to the relay: {frames:?}"
+    );
+    assert!(
+        log.contains("ALLOCATE") || log.contains("allocation"),
+        "coturn saw no allocation:\n{log}"
+    );
+}
+
 /// A WHIP offer with Chromium's shape: BUNDLEd Opus audio and H.264 (packetization mode 1).
 const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0 1\r\na=msid-semantic: WMS\r\n\

@@ -13,7 +13,10 @@
 // has one entry per publish. --started-file PATH is written once media flows.
 // --ice-restart-after S restarts ICE S seconds into the first publish (RFC 9725 4.4.2: the
 // new offer's credentials and candidates in a PATCH, weir's in its 200), as a publisher
-// whose network changed does; the entry's `restart` says what came back.
+// whose network changed does; the entry's `restart` says what came back. With --relay the
+// restart first takes the STUN/TURN servers of the 201's `Link: rel="ice-server"` headers
+// (RFC 9725 4.6) and relays only (iceTransportPolicy "relay"), as a publisher behind a
+// strict NAT would have to.
 import { chromium } from 'playwright-core';
 import { writeFileSync } from 'node:fs';
 
@@ -80,7 +83,8 @@ async function publish({ whip, codec, token }) {
     if (r.status === 201 || ![401, 503].includes(r.status) || performance.now() - t0 > 10000) break;
     await new Promise((res) => setTimeout(res, 500));
   }
-  const out = { status: r.status, location: r.headers.get('Location'), etag: r.headers.get('ETag'), tries, postMs: Math.round(performance.now() - t0) };
+  const out = { status: r.status, location: r.headers.get('Location'), etag: r.headers.get('ETag'), links: r.headers.get('Link'), tries, postMs: Math.round(performance.now() - t0) };
+  window.__links = out.links;
   if (r.status !== 201) return { ...out, body };
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   const location = new URL(out.location, whip).href;
@@ -95,10 +99,21 @@ async function publish({ whip, codec, token }) {
 }
 
 // Runs in the page: an ICE restart over PATCH, the answer applied to the old one.
-async function iceRestart() {
+async function iceRestart({ relay }) {
   const pc = window.__pc;
   const attr = (sdp, name) => (new RegExp(`a=${name}:(.*)`).exec(sdp) || [])[1]?.trim();
   const before = attr(pc.currentRemoteDescription.sdp, 'ice-ufrag');
+  let iceServers = null;
+  if (relay) {
+    // Link: <turn:…>; rel="ice-server"; username="u"; credential="p"; credential-type="password"
+    iceServers = (window.__links || '').split(/,\s*(?=<)/).filter((l) => /rel="ice-server"/.test(l)).map((l) => {
+      const param = (n) => (new RegExp(`${n}="([^"]*)"`).exec(l) || [])[1];
+      const server = { urls: /<([^>]*)>/.exec(l)[1] };
+      if (param('username')) Object.assign(server, { username: param('username'), credential: param('credential') });
+      return server;
+    });
+    pc.setConfiguration({ iceServers, iceTransportPolicy: 'relay' });
+  }
   pc.restartIce();
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((resolve) => {
@@ -122,7 +137,7 @@ async function iceRestart() {
   if (window.__token) headers.Authorization = `Bearer ${window.__token}`;
   const r = await fetch(window.__location, { method: 'PATCH', headers, body: frag });
   const text = await r.text();
-  const out = { status: r.status, etag: r.headers.get('ETag'), before, ufrag: attr(text, 'ice-ufrag') };
+  const out = { status: r.status, etag: r.headers.get('ETag'), before, ufrag: attr(text, 'ice-ufrag'), iceServers };
   if (r.status !== 200) return { ...out, body: text };
   const answer = pc.currentRemoteDescription.sdp
     .replace(/a=ice-ufrag:.*\r\n/g, `a=ice-ufrag:${attr(text, 'ice-ufrag')}\r\n`)
@@ -188,7 +203,7 @@ async function one(duration, restartAt) {
     await page.waitForTimeout(1000);
     if (restartAt !== null && !entry.restart && Date.now() - t0 >= restartAt * 1000) {
       const at = await page.evaluate(stats);
-      entry.restart = await page.evaluate(iceRestart);
+      entry.restart = await page.evaluate(iceRestart, { relay: !!args.relay });
       entry.restart.framesBefore = at && at.video ? at.video.framesEncoded : 0;
       entry.restart.pairBefore = at && at.pair;
       entry.restart.second = entry.samples.length;
