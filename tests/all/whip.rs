@@ -55,6 +55,70 @@ fn publish(ns: &NetNs, base: &str, extra: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// weir serving in a new namespace (with `whip`, more `[whip]` keys): its tempdir, the
+/// namespace, weir and its base URL.
+fn served(whip: &str) -> (tempfile::TempDir, NetNs, Weir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ns, weir) = serve_in_namespace(dir.path(), whip);
+    let base = format!("http://{}", weir.http);
+    (dir, ns, weir, base)
+}
+
+/// The tools a WebRTC test needs (the namespace's and `extra`); without them it is skipped
+/// (or fails, where the e2e suite is required).
+fn webrtc_tools(extra: &[&str]) -> bool {
+    require_tools() && require(&[&["unshare", "nsenter", "ip"][..], extra].concat())
+}
+
+/// [`publish`] with `--started-file`, returned once media flows (the test fails if it does
+/// not within 30 s).
+fn publish_started(ns: &NetNs, base: &str, dir: &Path, extra: &[&str]) -> std::process::Child {
+    let started = dir.join("started");
+    let path = started.to_string_lossy().into_owned();
+    let mut args = extra.to_vec();
+    args.extend(["--started-file", &path]);
+    let child = publish(ns, base, &args);
+    assert!(
+        wait_for_file(&started, Duration::from_secs(30)),
+        "the WHIP publisher never got media flowing"
+    );
+    child
+}
+
+/// Waits (up to 20 s) for `url` to answer 200 inside the namespace.
+fn wait_in(ns: &NetNs, url: &str) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while ns.curl(url, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A report's per-second counts (frames sent or shown).
+fn frames(counts: &serde_json::Value) -> Vec<u64> {
+    counts
+        .as_array()
+        .map(|a| a.iter().map(|f| f.as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default()
+}
+
+/// The first publish of a `--ice-restart-after` report, checked: the restart was answered
+/// (200), and media kept flowing after it, on a connected, succeeded pair.
+fn restarted(r: &serde_json::Value) -> &serde_json::Value {
+    let p = &r["publishes"][0];
+    let restart = &p["restart"];
+    eprintln!("restart: {restart}\nafter: {}", p["last"]["pair"]);
+    assert_eq!(restart["status"], 200, "{r}");
+    assert_eq!(p["last"]["connectionState"], "connected", "{p}");
+    assert_eq!(p["last"]["pair"]["state"], "succeeded", "{p}");
+    let frames = frames(&p["frames"]);
+    let at = restart["second"].as_u64().unwrap_or(0) as usize;
+    assert!(
+        at >= 4 && frames.len() > at + 8 && frames[frames.len() - 1] > frames[at] + 150,
+        "media stopped at the restart (second {at}): {frames:?}"
+    );
+    p
+}
+
 fn report(child: std::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -123,37 +187,19 @@ fn probe_codecs(ns: &NetNs, base: &str, dir: &Path) -> Vec<String> {
 #[test]
 fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload() {
     let _serial = serial();
-    if !require_tools() || !require(&["unshare", "nsenter", "ip", "ffprobe"]) {
+    if !webrtc_tools(&["ffprobe"]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path(), "");
-    let base = format!("http://{}", weir.http);
-    let started = dir.path().join("started");
+    let (dir, ns, weir, base) = served("");
     // Publish for 42 s, reloading the page 14 s in (a new session on the same key).
-    let publisher = publish(
+    let publisher = publish_started(
         &ns,
         &base,
-        &[
-            "--codec",
-            "h264",
-            "--seconds",
-            "42",
-            "--reload-after",
-            "14",
-            "--started-file",
-            &started.to_string_lossy(),
-        ],
-    );
-    assert!(
-        wait_for_file(&started, Duration::from_secs(30)),
-        "the WHIP publisher never got media flowing"
+        dir.path(),
+        &["--codec", "h264", "--seconds", "42", "--reload-after", "14"],
     );
     let master = format!("{base}/live/cam/master.m3u8");
-    let end = Instant::now() + Duration::from_secs(20);
-    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_in(&ns, &master);
     // hls.js (current) and a WHEP viewer from before the reload to after it.
     let whep_started = dir.path().join("whep-started");
     let viewer = watch(&ns, &base, "cam", 22, &whep_started);
@@ -204,12 +250,7 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
     // after the new session started), on one connection.
     assert_eq!(w["answer"]["status"], 201, "{w}");
     assert_eq!(w["last"]["connectionState"], "connected", "{w}");
-    let frames: Vec<u64> = w["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_u64().unwrap_or(0))
-        .collect();
+    let frames: Vec<u64> = frames(&w["frames"]);
     let n = frames.len();
     assert!(n >= 20, "{w}");
     assert!(frames[5] > 0, "no pictures before the reload: {frames:?}");
@@ -231,36 +272,21 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
 #[test]
 fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
     let _serial = serial();
-    if !require_tools() || !require(&["unshare", "nsenter", "ip"]) {
+    if !webrtc_tools(&[]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) = serve_in_namespace(dir.path(), "");
-    let base = format!("http://{}", weir.http);
-    let started = dir.path().join("started");
-    let publisher = publish(
-        &ns,
-        &base,
-        &[
-            "--codec",
-            "h264",
-            "--seconds",
-            "22",
-            "--ice-restart-after",
-            "8",
-            "--started-file",
-            &started.to_string_lossy(),
-        ],
-    );
-    assert!(
-        wait_for_file(&started, Duration::from_secs(30)),
-        "the WHIP publisher never got media flowing"
-    );
+    let (dir, ns, weir, base) = served("");
+    let args = [
+        "--codec",
+        "h264",
+        "--seconds",
+        "22",
+        "--ice-restart-after",
+        "8",
+    ];
+    let publisher = publish_started(&ns, &base, dir.path(), &args);
     let master = format!("{base}/live/cam/master.m3u8");
-    let end = Instant::now() + Duration::from_secs(20);
-    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_in(&ns, &master);
     let hls = Player::start_in(&ns, "hls", &master, 14, &["--current"])
         .unwrap()
         .join()
@@ -272,10 +298,8 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
     let r = report(publisher);
     drop(weir);
 
-    let p = &r["publishes"][0];
+    let p = restarted(&r);
     let restart = &p["restart"];
-    eprintln!("restart: {restart}\nafter: {}", p["last"]["pair"]);
-    assert_eq!(restart["status"], 200, "{r}");
     // Media now flows on the new ICE session's candidate pair.
     assert_ne!(restart["pairBefore"]["id"], p["last"]["pair"]["id"], "{r}");
     assert!(
@@ -287,21 +311,6 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
         restart["ufrag"].as_str().is_some_and(|u| !u.is_empty()),
         "{r}"
     );
-    // Media went on across the restart, on the same connection.
-    let frames: Vec<u64> = p["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_u64().unwrap_or(0))
-        .collect();
-    let at = restart["second"].as_u64().unwrap() as usize;
-    assert!(at >= 5 && frames.len() >= at + 10, "{frames:?}");
-    assert!(
-        frames[frames.len() - 1] > frames[at] + 150,
-        "media stopped at the restart: {frames:?}"
-    );
-    assert_eq!(p["last"]["connectionState"], "connected", "{p}");
-    assert_eq!(p["last"]["pair"]["state"], "succeeded", "{p}");
     assert_eq!(r["deleteStatus"], 200, "{r}");
     assert!(hls.fatal.is_empty(), "hls.js: {:?}", hls.fatal);
     assert!(hls.played >= 10.0, "hls.js played {:.1} s", hls.played);
@@ -319,7 +328,7 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
 #[test]
 fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names() {
     let _serial = serial();
-    if !require_tools() || !require(&["unshare", "nsenter", "ip", "turnserver"]) {
+    if !webrtc_tools(&["turnserver"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -359,33 +368,21 @@ fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names(
         name: "turnserver".into(),
     };
     let base = format!("http://{}", weir.http);
-    let started = dir.path().join("started");
-    let publisher = publish(
-        &ns,
-        &base,
-        &[
-            "--codec",
-            "h264",
-            "--seconds",
-            "18",
-            "--ice-restart-after",
-            "6",
-            "--relay",
-            "--started-file",
-            &started.to_string_lossy(),
-        ],
-    );
-    assert!(
-        wait_for_file(&started, Duration::from_secs(30)),
-        "the WHIP publisher never got media flowing"
-    );
+    let args = [
+        "--codec",
+        "h264",
+        "--seconds",
+        "18",
+        "--ice-restart-after",
+        "6",
+        "--relay",
+    ];
+    let publisher = publish_started(&ns, &base, dir.path(), &args);
     let r = report(publisher);
     drop(weir);
     let log = std::fs::read_to_string(&turn_log).unwrap_or_default();
 
     let p = &r["publishes"][0];
-    let restart = &p["restart"];
-    eprintln!("restart: {restart}\nafter: {}", p["last"]["pair"]);
     assert_eq!(p["answer"]["status"], 201, "{r}");
     assert!(
         p["answer"]["links"]
@@ -393,26 +390,13 @@ fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names(
             .is_some_and(|l| l.contains(&format!("<{turn_url}>; rel=\"ice-server\""))),
         "{r}"
     );
-    assert_eq!(restart["status"], 200, "{r}");
+    let p = restarted(&r);
+    let restart = &p["restart"];
     assert_eq!(restart["iceServers"][0]["urls"], turn_url.as_str(), "{r}");
     assert_eq!(restart["iceServers"][0]["username"], "weir", "{r}");
-    // The media now goes through the relay, and keeps flowing.
-    let last = &p["last"];
-    assert_eq!(last["connectionState"], "connected", "{p}");
-    assert_eq!(last["pair"]["state"], "succeeded", "{p}");
-    let local = last["pair"]["local"].as_str().unwrap_or_default();
+    // The media now goes through the relay.
+    let local = p["last"]["pair"]["local"].as_str().unwrap_or_default();
     assert!(local.ends_with(" relay"), "not relayed: {local} ({p})");
-    let frames: Vec<u64> = p["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_u64().unwrap_or(0))
-        .collect();
-    let at = restart["second"].as_u64().unwrap() as usize;
-    assert!(
-        frames.len() > at + 8 && frames[frames.len() - 1] > frames[at] + 150,
-        "media stopped at the switch to the relay: {frames:?}"
-    );
     assert!(
         log.contains("ALLOCATE") || log.contains("allocation"),
         "coturn saw no allocation:\n{log}"
@@ -714,13 +698,11 @@ fn media_sequence(url: &str) -> u64 {
 #[test]
 fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka() {
     let _serial = serial();
-    if !require_tools() || !require(&["unshare", "nsenter", "ip", "ffprobe"]) {
+    if !webrtc_tools(&["ffprobe"]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     // A video ceiling well under what Chromium sends at 640x360, to see it honoured.
-    let (ns, weir) = serve_in_namespace(dir.path(), "max_video_kbps = 150");
-    let base = format!("http://{}", weir.http);
+    let (dir, ns, weir, base) = served("max_video_kbps = 150");
     let started = dir.path().join("started");
     // The key in the path this time (`POST /whip/{key}`), and VP8 only in the offer.
     let publisher = ns
@@ -741,10 +723,7 @@ fn chromium_publishes_vp8_over_whip_and_weir_makes_it_h264_for_hlsjs_and_shaka()
         "the WHIP publisher never got media flowing"
     );
     let master = format!("{base}/live/cam/master.m3u8");
-    let end = Instant::now() + Duration::from_secs(20);
-    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_in(&ns, &master);
     // The pinned player versions here (the H.264 test plays the current ones).
     let hls = Player::start_in(&ns, "hls", &master, 12, &[])
         .unwrap()
@@ -804,21 +783,15 @@ fn watch(
 #[test]
 fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
     let _serial = serial();
-    if !require_tools() || !require(&["unshare", "nsenter", "ip", "ffmpeg"]) {
+    if !webrtc_tools(&["ffmpeg"]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (ns, weir) =
-        serve_in_namespace(dir.path(), "[api]\ntoken = \"webrtc-api-token-0123456789\"");
-    let base = format!("http://{}", weir.http);
+    let (dir, ns, weir, base) = served("[api]\ntoken = \"webrtc-api-token-0123456789\"");
     // A stream from the ffmpeg CLI over RTMP (inside the namespace), 1 s GOP, on the key
     // that publishes "cam".
     let _ff = ffmpeg_publish_in(&ns, &weir.rtmp_url(KEY), 30, "640x360", 30).unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
     let master = format!("{base}/live/cam/master.m3u8");
-    while ns.curl(&master, &[]).map(|r| r.0).unwrap_or(0) != 200 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_in(&ns, &master);
     let viewer = watch(&ns, &base, "cam", 12, &dir.path().join("started"));
     // While it plays, the operator API lists the viewer with its figures.
     std::thread::sleep(Duration::from_secs(8));
@@ -891,7 +864,7 @@ fn whep_plays_an_rtmp_stream_in_chromium_within_half_a_second_of_ingest() {
 #[test]
 fn the_dashboard_publishes_the_camera_over_whip_and_previews_it_over_whep() {
     let _serial = serial();
-    if !require_tools() || !require(&["unshare", "nsenter", "ip"]) {
+    if !webrtc_tools(&[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

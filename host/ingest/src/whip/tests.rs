@@ -5,6 +5,17 @@ use super::*;
 /// The shape of Chromium's offer (trimmed): audio and video, BUNDLE, H.264 mode 0 and 1.
 pub(crate) const OFFER: &str = include_str!("offer.sdp");
 
+/// A session's peer connection for `video`, with `offer` set as the remote description.
+fn offered(video: VideoCodec, offer: &str) -> rtc::peer_connection::RTCPeerConnection {
+    let mut pc = peer_connection(Instant::now(), video).unwrap();
+    pc.set_remote_description(
+        Instant::now(),
+        RTCSessionDescription::offer(offer.to_owned()).unwrap(),
+    )
+    .unwrap();
+    pc
+}
+
 #[test]
 fn an_offer_with_h264_mode_1_is_taken_and_says_whether_it_has_opus() {
     assert_eq!(check_offer(OFFER, true).unwrap(), (VideoCodec::H264, true));
@@ -61,12 +72,7 @@ fn sdp_attributes_are_read_line_by_line() {
 
 #[test]
 fn a_peer_connection_answers_a_browser_offer_with_h264_and_opus() {
-    let mut pc = peer_connection(Instant::now(), VideoCodec::H264).unwrap();
-    pc.set_remote_description(
-        Instant::now(),
-        RTCSessionDescription::offer(OFFER.to_owned()).unwrap(),
-    )
-    .unwrap();
+    let mut pc = offered(VideoCodec::H264, OFFER);
     let answer = pc.create_answer(None).unwrap();
     let sdp = answer.sdp.clone();
     assert!(answer_has(&sdp, VideoCodec::H264), "{sdp}");
@@ -80,12 +86,7 @@ fn a_vp8_session_answers_vp8() {
     let vp8_only = OFFER
         .replace("a=rtpmap:102 H264/90000\r\n", "")
         .replace("a=rtpmap:103 H264/90000\r\n", "");
-    let mut pc = peer_connection(Instant::now(), VideoCodec::Vp8).unwrap();
-    pc.set_remote_description(
-        Instant::now(),
-        RTCSessionDescription::offer(vp8_only).unwrap(),
-    )
-    .unwrap();
+    let mut pc = offered(VideoCodec::Vp8, &vp8_only);
     let sdp = pc.create_answer(None).unwrap().sdp;
     assert!(answer_has(&sdp, VideoCodec::Vp8), "{sdp}");
     assert!(!answer_has(&sdp, VideoCodec::H264), "{sdp}");
@@ -112,12 +113,7 @@ fn a_bandwidth_ceiling_goes_in_the_video_section_after_its_connection_line() {
 #[test]
 fn an_ice_restart_is_the_offer_again_with_new_credentials_and_gets_new_ones() {
     // The session's steps (peer.rs `restart_ice`), on a peer connection that answered.
-    let mut pc = peer_connection(Instant::now(), VideoCodec::H264).unwrap();
-    pc.set_remote_description(
-        Instant::now(),
-        RTCSessionDescription::offer(OFFER.to_owned()).unwrap(),
-    )
-    .unwrap();
+    let mut pc = offered(VideoCodec::H264, OFFER);
     let answer = pc.create_answer(None).unwrap();
     pc.set_local_description(Instant::now(), answer).unwrap();
     let first = pc.local_description().unwrap().sdp;
