@@ -321,8 +321,9 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
     );
 }
 
-/// STUN/TURN servers (RFC 9725 4.6): weir names a TURN server (coturn, in the namespace) in
-/// its 201's `Link: rel="ice-server"`; the publisher takes it, may only relay
+/// STUN/TURN servers (RFC 9725 4.6): weir names a TURN server (coturn, in the namespace, with
+/// a shared secret) in its 201's `Link: rel="ice-server"`, with TURN REST API credentials
+/// made for that answer; the publisher takes them, may only relay
 /// (iceTransportPolicy "relay", as behind a NAT that lets nothing else through) and restarts
 /// ICE: its media then reaches weir through the TURN server, on the same session.
 #[test]
@@ -337,7 +338,7 @@ fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names(
     let cfg = config_with(
         dir.path(),
         &format!(
-            "[[whip.ice_servers]]\nurl = \"{turn_url}\"\nusername = \"weir\"\ncredential = \"turn-test-pass\"\n"
+            "[[whip.ice_servers]]\nurl = \"{turn_url}\"\nsecret = \"turn-test-secret\"\nttl_s = 600\n"
         ),
     );
     let weir = Weir::start_in(&ns, &format!("{}:0", NetNs::SERVER), &["-c", &cfg]).unwrap();
@@ -351,8 +352,8 @@ fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names(
                 &format!("--listening-ip={}", NetNs::SERVER),
                 &format!("--relay-ip={}", NetNs::SERVER),
                 "--listening-port=3478",
-                "--lt-cred-mech",
-                "--user=weir:turn-test-pass",
+                "--use-auth-secret",
+                "--static-auth-secret=turn-test-secret",
                 "--realm=weir.test",
                 "--no-tls",
                 "--no-dtls",
@@ -393,7 +394,16 @@ fn a_publisher_that_may_only_relay_publishes_through_the_turn_server_weir_names(
     let p = restarted(&r);
     let restart = &p["restart"];
     assert_eq!(restart["iceServers"][0]["urls"], turn_url.as_str(), "{r}");
-    assert_eq!(restart["iceServers"][0]["username"], "weir", "{r}");
+    // TURN REST API credentials, made for this answer: `{expiry}:weir`, ten minutes on.
+    let user = restart["iceServers"][0]["username"]
+        .as_str()
+        .unwrap_or_default();
+    let expiry: u64 = user
+        .strip_suffix(":weir")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    let now = unix_ms() / 1000;
+    assert!(expiry > now + 500 && expiry <= now + 600, "{user}");
     // The media now goes through the relay.
     let local = p["last"]["pair"]["local"].as_str().unwrap_or_default();
     assert!(local.ends_with(" relay"), "not relayed: {local} ({p})");

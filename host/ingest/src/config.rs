@@ -169,16 +169,35 @@ pub struct WhipConfig {
 pub struct IceServer {
     /// `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]` or `turns:…`.
     pub url: String,
-    /// TURN's long-term credentials (RFC 8489 9.2): both or neither.
+    /// TURN's long-term credentials (RFC 8489 9.2): both or neither. Every publisher and
+    /// viewer is told them; prefer `secret`.
     pub username: Option<String>,
     pub credential: Option<String>,
+    /// TURN's shared secret (coturn `static-auth-secret` with `use-auth-secret`): each 201
+    /// gets its own credentials that expire after `ttl_s`, as the TURN REST API has them
+    /// (username `{expiry}:weir`, credential base64 HMAC-SHA1 of it under the secret).
+    pub secret: Option<String>,
+    /// How long `secret` credentials last, seconds (default one day).
+    pub ttl_s: Option<u64>,
 }
 
+/// How long TURN REST API credentials last by default.
+const TURN_TTL_S: u64 = 86_400;
+
 impl IceServer {
-    /// The `Link` header value (RFC 9725 4.6, with RFC 8288's quoted parameters).
-    pub fn link(&self) -> String {
+    /// The `Link` header value (RFC 9725 4.6, with RFC 8288's quoted parameters), for an
+    /// answer at `now_unix` (seconds).
+    pub fn link(&self, now_unix: u64) -> String {
         let mut v = format!("<{}>; rel=\"ice-server\"", self.url);
-        if let (Some(u), Some(c)) = (&self.username, &self.credential) {
+        let credentials = match (&self.secret, &self.username, &self.credential) {
+            (Some(secret), _, _) => {
+                let expiry = now_unix.saturating_add(self.ttl_s.unwrap_or(TURN_TTL_S));
+                turn_rest_credentials(secret, expiry)
+            }
+            (None, Some(u), Some(c)) => Some((u.clone(), c.clone())),
+            _ => None,
+        };
+        if let Some((u, c)) = credentials {
             v.push_str(&format!(
                 "; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\""
             ));
@@ -213,12 +232,29 @@ impl IceServer {
         if !fields.into_iter().flatten().all(|v| header_safe(v)) {
             return bad("url, username and credential are printable ASCII without spaces, quotes, < > or \\");
         }
-        match (turn, &self.username, &self.credential) {
-            (true, Some(_), Some(_)) | (false, None, None) => Ok(()),
-            (true, _, _) => bad("a TURN server needs username and credential"),
-            (false, _, _) => bad("a STUN server takes no username or credential"),
+        if self.secret.as_deref() == Some("") || self.ttl_s == Some(0) {
+            return bad("secret and ttl_s may not be empty or 0");
+        }
+        match (turn, &self.username, &self.credential, &self.secret) {
+            (true, Some(_), Some(_), None)
+            | (true, None, None, Some(_))
+            | (false, None, None, None) => Ok(()),
+            (true, _, _, _) => bad("a TURN server needs username and credential, or a secret"),
+            (false, _, _, _) => bad("a STUN server takes no username, credential or secret"),
         }
     }
+}
+
+/// TURN REST API credentials (draft-uberti-behave-turn-rest; coturn's `use-auth-secret`):
+/// `{expiry}:weir`, and the base64 HMAC-SHA1 of that under `secret`.
+fn turn_rest_credentials(secret: &str, expiry: u64) -> Option<(String, String)> {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let username = format!("{expiry}:weir");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(username.as_bytes());
+    let credential = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    Some((username, credential))
 }
 
 impl Default for WhipConfig {
@@ -307,6 +343,8 @@ mod tests {
             url: url.to_owned(),
             username: user.map(str::to_owned),
             credential: pass.map(str::to_owned),
+            secret: None,
+            ttl_s: None,
         };
         let stun = server("stun:stun.example.net:3478", None, None);
         let turn = server(
@@ -315,18 +353,43 @@ mod tests {
             Some("p1"),
         );
         assert_eq!(
-            stun.link(),
+            stun.link(0),
             "<stun:stun.example.net:3478>; rel=\"ice-server\""
         );
         assert_eq!(
-            turn.link(),
+            turn.link(0),
             "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"u1\"; credential=\"p1\"; credential-type=\"password\""
         );
         let whip = |servers: Vec<IceServer>| WhipConfig {
             ice_servers: servers,
             ..WhipConfig::default()
         };
-        whip(vec![stun.clone(), turn.clone()]).validate().unwrap();
+        // A shared secret: TURN REST API credentials per answer. The digest is Python's
+        // base64.b64encode(hmac.new(b"s3cret", b"1700086400:weir", "sha1").digest()).
+        let rest = IceServer {
+            secret: Some("s3cret".into()),
+            ..server("turn:turn.example.net", None, None)
+        };
+        assert_eq!(
+            rest.link(1_700_000_000),
+            "<turn:turn.example.net>; rel=\"ice-server\"; username=\"1700086400:weir\"; credential=\"ww7FNb+PEGFpeirdX9Hj2i7aIuE=\"; credential-type=\"password\""
+        );
+        let short = IceServer {
+            ttl_s: Some(600),
+            ..rest.clone()
+        };
+        assert!(short
+            .link(1_700_000_000)
+            .contains("username=\"1700000600:weir\""));
+        whip(vec![stun.clone(), turn.clone(), rest.clone()])
+            .validate()
+            .unwrap();
+        let with_both = IceServer {
+            username: Some("u".into()),
+            credential: Some("p".into()),
+            ..rest.clone()
+        };
+        assert!(whip(vec![with_both]).validate().is_err());
         for (bad, why) in [
             (server("http://x", None, None), "stun:, turn: or turns:"),
             (

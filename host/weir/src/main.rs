@@ -543,7 +543,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             "/whip",
             Arc::new(whip::WhipHttp {
                 whip: whip.clone(),
-                ice_links: whip::ice_links(&config.whip.ice_servers),
+                ice_servers: config.whip.ice_servers.clone().into(),
                 cors_allow_origin: http::HeaderValue::from_str(&config.server.cors_allow_origin)
                     .unwrap_or_else(|_| http::HeaderValue::from_static("*")),
             }),
@@ -555,7 +555,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
             "/whep/",
             Arc::new(whip::WhepHttp {
                 whep: whep.clone(),
-                ice_links: whip::ice_links(&config.whip.ice_servers),
+                ice_servers: config.whip.ice_servers.clone().into(),
                 playback: Arc::clone(&playback) as Arc<dyn weir_origin::signed::PlaybackAuth>,
                 cors_allow_origin: http::HeaderValue::from_str(&config.server.cors_allow_origin)
                     .unwrap_or_else(|_| http::HeaderValue::from_static("*")),

@@ -34,15 +34,21 @@ pub struct WhipHttp {
     pub whip: Whip,
     /// `Access-Control-Allow-Origin` for browser publishers (the origin's setting).
     pub cors_allow_origin: HeaderValue,
-    /// `Link: …; rel="ice-server"` values for every `201` (`whip.ice_servers`).
-    pub ice_links: Vec<HeaderValue>,
+    /// `whip.ice_servers`: a `Link: …; rel="ice-server"` each on every `201`.
+    pub ice_servers: Arc<[weir_ingest::IceServer]>,
 }
 
-/// `whip.ice_servers` as `Link` header values (validated with the config: printable ASCII).
-pub fn ice_links(servers: &[weir_ingest::IceServer]) -> Vec<HeaderValue> {
+/// `servers` as `Link` header values for an answer now (validated with the config: printable
+/// ASCII; TURN REST API credentials are made for this answer).
+fn ice_links(servers: &[weir_ingest::IceServer]) -> Vec<HeaderValue> {
+    // The HTTP handler is a driver: TURN REST API credentials expire from now.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     servers
         .iter()
-        .filter_map(|s| HeaderValue::from_str(&s.link()).ok())
+        .filter_map(|s| HeaderValue::from_str(&s.link(now)).ok())
         .collect()
 }
 
@@ -177,7 +183,8 @@ impl WhipHttp {
                 };
                 match self.whip.offer(peer, local, &key, offer) {
                     Ok(answer) => {
-                        let mut r = created(answer, "/whip/session/", &self.ice_links);
+                        let mut r =
+                            created(answer, "/whip/session/", &ice_links(&self.ice_servers));
                         r.headers_mut().insert(
                             "accept-patch",
                             HeaderValue::from_static("application/trickle-ice-sdpfrag"),
@@ -340,8 +347,8 @@ pub struct WhepHttp {
     pub whep: weir_ingest::Whep,
     pub playback: Arc<dyn weir_origin::signed::PlaybackAuth>,
     pub cors_allow_origin: HeaderValue,
-    /// As [`WhipHttp::ice_links`].
-    pub ice_links: Vec<HeaderValue>,
+    /// As [`WhipHttp::ice_servers`].
+    pub ice_servers: Arc<[weir_ingest::IceServer]>,
 }
 
 impl WhepHttp {
@@ -400,7 +407,7 @@ impl WhepHttp {
             return error_response(&WhipError::Internal("no connection info".into()));
         };
         match self.whep.offer(conn.local.ip(), stream, offer) {
-            Ok(answer) => created(answer, "/whep/session/", &self.ice_links),
+            Ok(answer) => created(answer, "/whep/session/", &ice_links(&self.ice_servers)),
             Err(e) => error_response(&e),
         }
     }
