@@ -28,7 +28,8 @@ fn start_date_ms(playlist: &str, id: u32) -> u64 {
         .lines()
         .find(|l| l.starts_with(&tag))
         .unwrap_or_else(|| panic!("no DATERANGE for cue {id}:\n{playlist}"));
-    parse_date_ms(&line[tag.len()..])
+    let date = line[tag.len()..].split('"').next().unwrap_or_default();
+    parse_date_ms(date)
 }
 
 #[test]

@@ -459,20 +459,12 @@ pub fn edge_pdt_ms(playlist: &str) -> u64 {
     edge
 }
 
-/// `2027-01-15T08:00:00.000Z` in Unix milliseconds.
+/// `2027-01-15T08:00:00.000Z` in Unix milliseconds (weir-media's PROGRAM-DATE-TIME parser).
 pub fn parse_date_ms(s: &str) -> u64 {
-    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap();
-    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-    let (hh, mm, ss, ms) = (n(11..13), n(14..16), n(17..19), n(20..23));
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    (((days * 24 + hh) * 60 + mm) * 60 + ss) as u64 * 1000 + ms as u64
+    let ms = weir_media::date::parse_date_ms(s).unwrap();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // whole ms, after 1970
+    let ms = ms.round() as u64;
+    ms
 }
 
 pub fn secs(s: f64) -> Duration {
