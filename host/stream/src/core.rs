@@ -494,6 +494,22 @@ impl StreamCore {
             );
             ids.push(id);
         }
+        // One numbering for the whole ladder, chosen now. Each rung's packager starts when
+        // that rung's first encoded output arrives, the rungs a few hundred milliseconds
+        // apart; a clock read at each would number rungs that straddle a second boundary one
+        // apart for their whole life: the same media under different media sequence
+        // numbers, which rendition reports, blocking reloads with another rung's `_HLS_msn`
+        // and players' switching all assume away. The encoder starts every rung on the same
+        // source frame with aligned IDRs, so the same first number is the same media. After
+        // a restart with `server.state_dir`, every rung starts above all of their
+        // reservations.
+        let first = ids
+            .iter()
+            .map(|id| self.renditions[id.0].reserve_numbers(now.unix_ms))
+            .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)));
+        for id in &ids {
+            self.renditions[id.0].number_from(first);
+        }
         let mut slate_ids = Vec::new();
         let mut slate_rungs = Vec::new();
         if self.slate {

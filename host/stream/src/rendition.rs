@@ -101,6 +101,9 @@ pub(crate) struct RenditionCore {
     startable: bool,
     /// The rendition's numbering reservation (with `server.state_dir`).
     numbering: Option<Box<dyn Reservation>>,
+    /// Where its packager's numbering starts, when the stream chose it for a ladder of
+    /// renditions (see [`Self::number_from`]); otherwise the clock when the packager starts.
+    first_numbers: Option<(u64, u64)>,
     /// The last sample from its feed (never from the stand-by slate), or the last attach.
     pub last_media: Instant,
     /// The feed is past `loss_timeout`.
@@ -155,11 +158,29 @@ impl RenditionCore {
             hold_playlist: None,
             startable: false,
             numbering,
+            first_numbers: None,
             last_media: now,
             lost: false,
             frame_rate: None,
             fps_probe: None,
         }
+    }
+
+    /// The (msn, part sequence) its packager would start from at `unix_ms`: the clock's
+    /// ([`wall_clock_start`]), or above what an earlier run of this rendition reserved.
+    /// Reserves them.
+    pub(crate) fn reserve_numbers(&mut self, unix_ms: u64) -> (u64, u64) {
+        let clock = wall_clock_start(unix_ms, &self.settings);
+        match self.numbering.as_mut() {
+            Some(n) => n.start(clock),
+            None => clock,
+        }
+    }
+
+    /// Numbers its packager from `first` (msn, part sequence) when it starts, whenever that
+    /// is, rather than from the clock then: the renditions of a ladder share one numbering.
+    pub(crate) fn number_from(&mut self, first: (u64, u64)) {
+        self.first_numbers = Some(first);
     }
 
     fn emit(&self, cx: &mut Cx<'_>, event: RenditionOutput) {
@@ -425,10 +446,9 @@ impl RenditionCore {
             self.publish_multivariant(cx);
             return true;
         }
-        let clock = wall_clock_start(cx.now.unix_ms, &self.settings);
-        let (msn, seq) = match self.numbering.as_mut() {
-            Some(n) => n.start(clock),
-            None => clock,
+        let (msn, seq) = match self.first_numbers.take() {
+            Some(first) => first,
+            None => self.reserve_numbers(cx.now.unix_ms),
         };
         match Packager::new(self.settings.clone(), tracks.clone(), msn, seq) {
             Ok(mut p) => {

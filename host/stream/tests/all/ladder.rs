@@ -2,7 +2,9 @@
 //! routed to them, and an encoder that dies is restarted on the same rungs after a
 //! back-off, its timestamps continuing.
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_encoder::EncoderEvent;
@@ -12,7 +14,11 @@ use weir_stream::{Input, StreamKind, StreamOptions, StreamPolicy};
 use crate::harness::*;
 
 fn transcoded(slate: bool) -> Harness {
-    let s = weir_stream::StreamSettings {
+    transcoded_at(transcoded_settings(slate), T0_UNIX_MS)
+}
+
+fn transcoded_settings(slate: bool) -> weir_stream::StreamSettings {
+    weir_stream::StreamSettings {
         policy: StreamPolicy {
             default: StreamOptions {
                 slate,
@@ -21,13 +27,18 @@ fn transcoded(slate: bool) -> Harness {
             ..StreamPolicy::default()
         },
         ..settings(2000, 500)
-    };
-    Harness::new(
-        s,
+    }
+}
+
+/// A transcoded stream whose wall clock starts at `unix_ms`.
+fn transcoded_at(settings: weir_stream::StreamSettings, unix_ms: u64) -> Harness {
+    Harness::starting_at(
+        settings,
         StreamKind::Transcoded {
             audio_bitrate: 128_000,
             pattern: false,
         },
+        unix_ms,
     )
 }
 
@@ -213,4 +224,92 @@ fn the_publishers_media_goes_to_the_encoder_and_its_tracks_are_kept_for_a_restar
     ))));
     assert_eq!(h.events().last(), Some(&Event::ToEncoder("cue")));
     assert_eq!(h.metrics.cues.load(Ordering::Relaxed), 1);
+}
+
+/// The rungs' packagers start as each rung's first encoded output arrives, a few hundred
+/// milliseconds apart (the bigger picture takes longer); across a one-second boundary of the
+/// wall clock their numbering still agrees: the same media sequence number is the same media
+/// on every rung, as rendition reports and players' switching assume (a full e2e run once
+/// found 1080p's segment n starting at 4.18 s and 480p's at 6.18 s).
+#[test]
+fn rungs_that_start_either_side_of_a_second_boundary_are_numbered_alike() {
+    // The wall clock is 200 ms before a whole second (half a 2 s target: the clock's
+    // numbering step) when the ladder is announced; the second rung's output starts 400 ms
+    // later, past it.
+    let h = rungs_started_apart(transcoded_at(transcoded_settings(false), T0_UNIX_MS + 800));
+    let (hi, lo) = first_segments(&h);
+    assert_eq!(hi, lo);
+}
+
+/// Announces the ladder, then feeds the 720p rung from 0 s and the 360p rung from 400 ms
+/// (the same media), for 9 s.
+fn rungs_started_apart(mut h: Harness) -> Harness {
+    h.input(Input::Attach);
+    h.input(Input::Media(Source::video(Duration::ZERO).next_event()));
+    h.input(Input::Encoder(EncoderEvent::Ladder(rungs())));
+    let mut a = Source::new(vec![video_track(1280, 720), audio_track()], Duration::ZERO);
+    let mut b = Source::new(
+        vec![video_track(640, 360), audio_track()],
+        Duration::from_millis(400),
+    );
+    h.progress(
+        secs(9.0),
+        &mut [(&mut a, Feed::Rung(0)), (&mut b, Feed::Rung(1))],
+    );
+    h
+}
+
+/// Each rung's first segment: (msn, parts).
+fn first_segments(h: &Harness) -> ((u64, Range<u64>), (u64, Range<u64>)) {
+    let hi = &h.rendition("720p").segments;
+    let lo = &h.rendition("360p").segments;
+    assert!(hi.len() >= 3 && lo.len() >= 3, "720p {hi:?}, 360p {lo:?}");
+    (hi[0].clone(), lo[0].clone())
+}
+
+/// Reservations as `server.state_dir` keeps them: the 360p rung's earlier run reached
+/// further than the clock says now (a clock that stepped back).
+#[derive(Debug)]
+struct Reserved(u64, u64);
+
+struct Reservation {
+    floor: Option<(u64, u64)>,
+}
+
+impl weir_stream::Reservations for Reserved {
+    fn rendition(
+        &self,
+        _stream: &str,
+        rendition: &str,
+        _settings: &weir_packager::Settings,
+    ) -> Option<Box<dyn weir_stream::Reservation>> {
+        let floor = (rendition == "360p").then_some((self.0, self.1));
+        Some(Box::new(Reservation { floor }))
+    }
+}
+
+impl weir_stream::Reservation for Reservation {
+    fn start(&mut self, clock: (u64, u64)) -> (u64, u64) {
+        match self.floor {
+            Some(f) => (clock.0.max(f.0), clock.1.max(f.1)),
+            None => clock,
+        }
+    }
+
+    fn cover(&mut self, _used: (u64, u64)) {}
+}
+
+/// After a restart with `server.state_dir`, one rung's reservation may be above the clock;
+/// every rung then starts above it, not that rung alone.
+#[test]
+fn a_ladder_starts_above_every_rungs_reservation() {
+    // The clock's numbers now: msn 1_800_000_000, part 7_200_000_000.
+    let settings = weir_stream::StreamSettings {
+        numbering: Some(Arc::new(Reserved(1_800_000_007, 7_200_000_031))),
+        ..transcoded_settings(false)
+    };
+    let h = rungs_started_apart(transcoded_at(settings, T0_UNIX_MS));
+    let (hi, lo) = first_segments(&h);
+    assert_eq!(hi, lo);
+    assert_eq!(hi, (1_800_000_007, 7_200_000_031..7_200_000_035));
 }
