@@ -119,6 +119,20 @@ fn restarted(r: &serde_json::Value) -> &serde_json::Value {
     p
 }
 
+/// A player's playhead every 500 ms (`--trace`), for a run whose playback falls short.
+fn print_trace(p: &PlayReport) {
+    eprintln!(
+        "[{}] played {:.1} s, stalls {:?}, latency p50 {:?}, nonfatal {:?}, events {:?}, trace (wall ms, currentTime, latency ms): {:?}",
+        p.player,
+        p.played,
+        p.stalls,
+        p.latency.p50,
+        p.nonfatal,
+        p.events,
+        p.trace.iter().map(|x| (x.wall, x.t, x.latency)).collect::<Vec<_>>()
+    );
+}
+
 fn report(child: std::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -203,10 +217,11 @@ fn chromium_publishes_h264_over_whip_and_hlsjs_and_shaka_play_it_across_a_reload
     // hls.js (current) and a WHEP viewer from before the reload to after it.
     let whep_started = dir.path().join("whep-started");
     let viewer = watch(&ns, &base, "cam", 22, &whep_started);
-    let hls = Player::start_in(&ns, "hls", &master, 14, &["--current"])
+    let hls = Player::start_in(&ns, "hls", &master, 14, &["--current", "--trace"])
         .unwrap()
         .join()
         .unwrap();
+    print_trace(&hls);
     // Shaka (current) on the second session.
     let shaka = Player::start_in(&ns, "shaka", &master, 12, &["--current"])
         .unwrap()
@@ -287,7 +302,7 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
     let publisher = publish_started(&ns, &base, dir.path(), &args);
     let master = format!("{base}/live/cam/master.m3u8");
     wait_in(&ns, &master);
-    let hls = Player::start_in(&ns, "hls", &master, 14, &["--current"])
+    let hls = Player::start_in(&ns, "hls", &master, 14, &["--current", "--trace"])
         .unwrap()
         .join()
         .unwrap();
@@ -297,6 +312,7 @@ fn chromium_restarts_ice_over_patch_and_the_same_session_goes_on() {
     let playlist = String::from_utf8_lossy(&playlist).into_owned();
     let r = report(publisher);
     drop(weir);
+    print_trace(&hls);
 
     let p = restarted(&r);
     let restart = &p["restart"];

@@ -207,6 +207,7 @@ async function one(duration, restartAt) {
       entry.restart.framesBefore = at && at.video ? at.video.framesEncoded : 0;
       entry.restart.pairBefore = at && at.pair;
       entry.restart.second = entry.samples.length;
+      entry.restart.wall = Date.now();
     }
     const s = await page.evaluate(stats);
     entry.samples.push(s);

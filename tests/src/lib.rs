@@ -423,6 +423,10 @@ pub struct PlayReport {
     /// hls.js's HLS Interstitial events, in order (hls.js only).
     #[serde(default)]
     pub interstitials: Vec<InterstitialEvent>,
+    /// The video element's `playing`, `waiting`, `seeking`, `seeked` and `loadedmetadata`
+    /// events: "<s since page load> <event> t=<currentTime> …".
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// One hls.js `LEVEL_SWITCHED`: when (s since page load), which level, its size.

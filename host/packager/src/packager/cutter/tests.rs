@@ -357,3 +357,54 @@ fn every_sample_lands_in_exactly_one_part_without_crossing_its_end() {
         }
     }
 }
+
+/// Frames lost upstream (a WebRTC publisher's packets that never came) leave no hole in the
+/// video's timeline: the frame before them lasts until the next one, so players hold the
+/// picture rather than stall on a hole in the buffer (hls.js waits seconds before it jumps
+/// one).
+#[test]
+fn lost_frames_leave_no_hole_in_the_timeline() {
+    let mut p = Packager::new(
+        settings(2000, 500),
+        vec![video_track(), audio_track()],
+        0,
+        0,
+    )
+    .unwrap();
+    let mut a = 0;
+    for i in (0..150).filter(|i| !(40..46).contains(i)) {
+        let t_ms = i * 1000 / 30;
+        while a * 1024 * 1000 / 48_000 < t_ms {
+            p.push(T0 + (a * 1024 * 1000 / 48_000) as u64, audio(1, a))
+                .unwrap();
+            a += 1;
+        }
+        p.push(T0 + t_ms as u64, video(i, 30)).unwrap();
+    }
+    let out = drain(&mut p);
+    let mut end = None;
+    for o in &out {
+        let Output::Chunk { bytes, .. } = o else {
+            continue;
+        };
+        let mut buf = bytes.as_ref();
+        while !buf.is_empty() {
+            let mp4_atom::Any::Moof(moof) =
+                <mp4_atom::Any as mp4_atom::Decode>::decode(&mut buf).unwrap()
+            else {
+                continue;
+            };
+            for traf in moof.traf.iter().filter(|t| t.tfhd.track_id == 1) {
+                let mut t = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                if let Some(e) = end {
+                    assert_eq!(t, e, "a hole in the video timeline");
+                }
+                for s in traf.trun[0].samples.iter() {
+                    t += u64::from(s.duration.unwrap_or(0));
+                }
+                end = Some(t);
+            }
+        }
+    }
+    assert!(end.is_some_and(|e| e >= 140 * 3000), "{end:?}");
+}
