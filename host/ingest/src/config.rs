@@ -154,8 +154,11 @@ pub struct WhipConfig {
     /// The most video bitrate a WHIP publisher may send, kbit/s (`b=AS` in the answer,
     /// which browsers and OBS take as their ceiling).
     pub max_video_kbps: u32,
-    /// Ask the publisher for a keyframe when none came for this long. Unset: the packager's
-    /// segment target, so every segment can start on one.
+    /// Ask the publisher for a keyframe when none came for this long. Unset: 0.4 of a part
+    /// target before the segment target, so that the keyframe, which comes a frame or two
+    /// after the request, lands in the segment's last part and the packager cuts there
+    /// (a keyframe asked for at the target landed just after it, and left every segment a
+    /// last part of a frame or two, which hls.js can pass over and stall).
     pub keyframe_interval_ms: Option<u64>,
     /// STUN and TURN servers for publishers and viewers behind restrictive NATs, handed to
     /// them as `Link: <url>; rel="ice-server"` on every WHIP and WHEP `201` (RFC 9725 4.6).
@@ -301,15 +304,17 @@ impl WhipConfig {
         Ok(())
     }
 
-    /// The sessions' settings; `segment_target` is the keyframe interval when none is set.
-    pub fn settings(&self, segment_target: Duration) -> crate::WhipSettings {
+    /// The sessions' settings; the keyframe interval, when none is set, comes from the
+    /// packager's targets (see `keyframe_interval_ms`).
+    pub fn settings(&self, segment_target: Duration, part_target: Duration) -> crate::WhipSettings {
         crate::WhipSettings {
             candidate_ips: self.candidate_ips.clone(),
             max_sessions: self.max_sessions,
             max_video_kbps: Some(self.max_video_kbps),
-            keyframe_interval: self
-                .keyframe_interval_ms
-                .map_or(segment_target, Duration::from_millis),
+            keyframe_interval: self.keyframe_interval_ms.map_or_else(
+                || segment_target.saturating_sub(part_target * 2 / 5),
+                Duration::from_millis,
+            ),
             ..crate::WhipSettings::default()
         }
     }

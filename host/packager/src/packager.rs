@@ -121,6 +121,8 @@ pub struct Packager {
     part: Option<OpenPart>,
     /// Decode time and end of the latest primary sample.
     last_primary: Option<u64>,
+    /// Timeline position of the primary track's latest keyframe (see `EARLY_CUT_PARTS`).
+    last_keyframe: Option<u64>,
     primary_end: u64,
     /// End of the latest completed part, real or gap: where a gap continues.
     parts_end: u64,
@@ -210,6 +212,7 @@ impl Packager {
             byterange_parts: false,
             part: None,
             last_primary: None,
+            last_keyframe: None,
             primary_end: 0,
             parts_end: 0,
             media_end: 0,

@@ -472,7 +472,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         true => Some(
             weir_ingest::Whip::bind(
                 config.whip.udp,
-                config.whip.settings(config.segment_target()),
+                config
+                    .whip
+                    .settings(config.segment_target(), config.part_target()),
                 Arc::clone(&handler),
                 keys.clone(),
                 whip::transcoders(

@@ -28,6 +28,20 @@ mod tests;
 /// so it never moves a cut by a whole frame.
 pub const CUT_TOLERANCE: Duration = Duration::from_millis(5);
 
+/// A keyframe up to half a part target before the segment target already ends the segment,
+/// when none came in the part target before it.
+///
+/// Keyframes a publisher sends when asked (WebRTC's, on weir's PLI) come a frame or two
+/// after the request. Asked for at the target, they landed just after it, and every segment
+/// ended with a part of one or two frames after its last whole part: hls.js 1.7.4 passes
+/// over a part shorter than its `maxFragLookUpTolerance` (250 ms) in some states (at its
+/// start, the part hinted when it reached the live edge), stalls at the hole that leaves
+/// and only seeks over it seconds later (see hls.js issues 4919 and 5028). WHIP sessions now
+/// ask a little early (`weir_ingest` sets the interval to 0.4 part target before the
+/// segment target), and the cut takes the keyframe: the last part is 0.3–0.4 of a part
+/// target instead. Keyframes every part, or on whole seconds, cut where they did.
+const EARLY_CUT_PARTS: u32 = 2;
+
 /// Samples of secondary tracks held while waiting for the first primary keyframe (about 5 s
 /// of AAC), so audio that arrives just before the keyframe but plays after it is kept.
 const MAX_HELD_BEFORE_START: usize = 256;
@@ -190,8 +204,17 @@ impl Packager {
             // push() only gets here with a session running.
             return Err(Error::Finished);
         };
+        // Early only after a keyframe-less stretch of a part target or more: where keyframes
+        // are dense (every part, audio-only) the next one comes soon enough.
+        let early = match self.last_keyframe {
+            Some(k) if t.saturating_sub(k) < self.part_target => 0,
+            _ => self.part_target / u64::from(EARLY_CUT_PARTS),
+        };
         let segment_cut = sample.keyframe
-            && t.saturating_sub(segment.start) + self.tolerance >= self.segment_target;
+            && t.saturating_sub(segment.start) + self.tolerance + early >= self.segment_target;
+        if sample.keyframe {
+            self.last_keyframe = Some(t);
+        }
         // Cut before this sample would carry the part past its target: parts never exceed
         // PART-TARGET (beyond the tolerance), as RFC 8216bis requires.
         let sample_len = match sample.duration {

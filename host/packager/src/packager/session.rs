@@ -111,6 +111,7 @@ impl Packager {
         });
         self.gapping = false;
         self.last_primary = None;
+        self.last_keyframe = None;
         self.primary_end = time;
         self.open_segment(time, false);
         self.open_part(time, true);
@@ -216,6 +217,7 @@ impl Packager {
         }
         self.media_end = self.media_end.max(end);
         self.last_primary = None;
+        self.last_keyframe = None;
         self.discontinuity_pending = true;
     }
 
@@ -347,6 +349,7 @@ impl Packager {
         self.held.clear();
         self.session = None;
         self.last_primary = None;
+        self.last_keyframe = None;
         self.gapping = false;
         self.discontinuity_pending = self.anchor.is_some();
         // Cues timed on the old session's clock that never found a date are meaningless now.

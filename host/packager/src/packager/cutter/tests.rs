@@ -408,3 +408,34 @@ fn lost_frames_leave_no_hole_in_the_timeline() {
     }
     assert!(end.is_some_and(|e| e >= 140 * 3000), "{end:?}");
 }
+
+/// 20 fps video whose keyframes come every `gop` frames: the segments' durations.
+fn segments_with_gop(gop: i64) -> Vec<Duration> {
+    let mut p = Packager::new(settings(2000, 500), vec![video_track()], 0, 0).unwrap();
+    for i in 0..200 {
+        let mut s = video(i, gop);
+        s.dts = i * 4500;
+        p.push(T0 + i as u64 * 50, s).unwrap();
+    }
+    completed_segments(&drain(&mut p))
+        .into_iter()
+        .map(|s| s.1)
+        .collect()
+}
+
+/// A keyframe a little before the segment target (a WHIP publisher's, asked for early so it
+/// lands there) ends the segment, so its last part is not a frame or two long; one more than
+/// half a part early does not, and keyframes at the target cut where they always did.
+#[test]
+fn a_keyframe_up_to_half_a_part_before_the_target_ends_the_segment() {
+    let ms = |d: &[Duration]| d.iter().map(|d| d.as_millis()).collect::<Vec<_>>();
+    // Every 1.85 s: cut there.
+    assert_eq!(ms(&segments_with_gop(37)[..3]), [1850, 1850, 1850]);
+    // Every 1.7 s: too early, the segment waits for the next one (3.4 s).
+    assert_eq!(ms(&segments_with_gop(34)[..2]), [3400, 3400]);
+    // Every 2 s and every 0.5 s: at the target.
+    assert_eq!(ms(&segments_with_gop(40)[..3]), [2000, 2000, 2000]);
+    assert_eq!(ms(&segments_with_gop(10)[..3]), [2000, 2000, 2000]);
+    // Every 0.45 s (dense): 2.25 s, never the early 1.8 s.
+    assert_eq!(ms(&segments_with_gop(9)[..2]), [2250, 2250]);
+}
