@@ -774,6 +774,8 @@ fn warn_if_ingest_is_open(config: &Config) {
     for (proto, on, addr) in [
         ("rtmp", config.rtmp.enabled, config.rtmp.listen),
         ("srt", config.srt.enabled, config.srt.listen),
+        // WHIP publishes through the HTTP listener.
+        ("whip", config.whip.enabled, config.server.http),
     ] {
         if public(on, addr) {
             warn!(
