@@ -86,7 +86,9 @@ impl Default for WhipSettings {
         Self {
             candidate_ips: Vec::new(),
             max_sessions: 100,
-            keyframe_interval: Duration::from_secs(2),
+            // For the packager's default targets (2 s segments of 500 ms parts): 0.4 part
+            // target early (see `WhipConfig::keyframe_interval_ms`).
+            keyframe_interval: Duration::from_millis(1800),
             connect_timeout: Duration::from_secs(15),
             sink_timeout: Duration::from_secs(5),
             max_video_kbps: None,
