@@ -312,7 +312,7 @@ impl WhipConfig {
             max_sessions: self.max_sessions,
             max_video_kbps: Some(self.max_video_kbps),
             keyframe_interval: self.keyframe_interval_ms.map_or_else(
-                || segment_target.saturating_sub(part_target * 2 / 5),
+                || crate::whip::keyframe_interval(segment_target, part_target),
                 Duration::from_millis,
             ),
             ..crate::WhipSettings::default()

@@ -26,8 +26,9 @@ const MIN_WINDOW_SEGMENTS: u32 = 3;
 /// How one rendition is cut and how much of it the playlist keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// A segment ends at the first keyframe at or after this much media, less half a part
-    /// target (see `cutter::EARLY_CUT_PARTS`). Longer GOPs make longer segments (and raise
+    /// A segment ends at the first keyframe at or after this much media, or up to half a
+    /// part target before it when no keyframe came in the part target before that one (see
+    /// `cutter::EARLY_CUT_PARTS`). Longer GOPs make longer segments (and raise
     /// `EXT-X-TARGETDURATION`).
     pub segment_target: Duration,
     /// Parts are cut so that none is longer than this (`EXT-X-PART-INF:PART-TARGET`).

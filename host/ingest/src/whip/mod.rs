@@ -81,14 +81,23 @@ pub struct WhipSettings {
     pub max_video_kbps: Option<u32>,
 }
 
+/// When to ask for a keyframe, unless configured: 0.4 part target before the segment
+/// target, so the keyframe, which comes a frame or two after the request, lands in the
+/// segment's last part and the packager cuts there (see `WhipConfig::keyframe_interval_ms`).
+pub fn keyframe_interval(segment_target: Duration, part_target: Duration) -> Duration {
+    segment_target.saturating_sub(part_target * 2 / 5)
+}
+
 impl Default for WhipSettings {
     fn default() -> Self {
         Self {
             candidate_ips: Vec::new(),
             max_sessions: 100,
-            // For the packager's default targets (2 s segments of 500 ms parts): 0.4 part
-            // target early (see `WhipConfig::keyframe_interval_ms`).
-            keyframe_interval: Duration::from_millis(1800),
+            // For the packager's default targets: 2 s segments of 500 ms parts.
+            keyframe_interval: keyframe_interval(
+                Duration::from_secs(2),
+                Duration::from_millis(500),
+            ),
             connect_timeout: Duration::from_secs(15),
             sink_timeout: Duration::from_secs(5),
             max_video_kbps: None,
