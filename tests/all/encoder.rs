@@ -309,14 +309,6 @@ fn contribution_loss_is_covered_by_held_frames_then_the_slate_and_the_picture_re
     shows_slate_only_during_the_loss(&s, settled, lost_at, back_at);
 }
 
-/// Waits until `path` exists (a player's `--started-file`), at most `timeout`.
-fn wait_for_file(path: &Path, timeout: Duration) {
-    let end = std::time::Instant::now() + timeout;
-    while !path.exists() && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// What the player displayed (its trace's picture colours): the programme before the loss
 /// (from `settled`), the slate during it (allowing for the player's latency and the hold),
 /// the programme again after the return.

@@ -141,17 +141,6 @@ fn report(child: std::process::Child) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("whip.mjs report {line:?}: {e}"))
 }
 
-fn wait_for_file(path: &Path, timeout: Duration) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 /// The codec names ffprobe sees in the newest segment of `rendition` (init + segment).
 fn probe_codecs(ns: &NetNs, base: &str, dir: &Path) -> Vec<String> {
     let playlist_url = format!("{base}/live/cam/src/index.m3u8");

@@ -1090,3 +1090,16 @@ impl Drop for NetNs {
             .status();
     }
 }
+
+/// Waits until `path` exists (a player's or publisher's `--started-file`), at most
+/// `timeout`; whether it does.
+pub fn wait_for_file(path: &Path, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
